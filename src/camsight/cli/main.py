@@ -1,0 +1,249 @@
+"""``camsight``: index recorded footage and inspect what was found."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from dataclasses import asdict
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from camsight.cli.output import err_console, fail, out_console, progress_bar, setup_logging
+from camsight.config import Config, load_config
+from camsight.errors import CamsightError
+
+app = typer.Typer(
+    help="camsight: find, follow and search people and vehicles in your camera footage.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect and check configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+class DetectorChoice(str, Enum):
+    ssd = "ssd"
+    yolox = "yolox"
+
+
+DataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="Data directory (default: CAMSIGHT_DATA or the per-user data folder).",
+                 show_default=False),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML config file (default: CAMSIGHT_CONFIG, else built-in defaults).",
+                 show_default=False),
+]
+
+
+def _open(data: Path | None, config: Config | None = None):  # noqa: ANN202
+    from camsight.store.db import open_store
+
+    return open_store(data or (config.data_dir if config else None))
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details to stderr.")] = False,
+) -> None:
+    setup_logging(verbose)
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Video files to index.", show_default=False)],
+    camera: Annotated[str | None, typer.Option(help="Camera name (default: each file's name).")] = None,
+    fps: Annotated[str | None, typer.Option(
+        help="Analysis rate: frames per second, or 'native' for every frame [default: 5].")] = None,
+    detector: Annotated[DetectorChoice | None, typer.Option(help="Detector backend [default: ssd].")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model file for the detector.")] = None,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    force: Annotated[bool, typer.Option(help="Index again even if already indexed.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Index video files: detect, track and store every person and vehicle.
+
+    Example: camsight index lobby.mp4 --camera lobby --fps 5
+    """
+    from camsight.pipeline.indexer import Indexer, IndexResult, IndexSettings
+    from camsight.sources.video_file import parse_fps
+
+    cfg = load_config(config)
+    overrides: dict = {}
+    if fps is not None:
+        parsed = parse_fps(fps)
+        overrides["index"] = cfg.index.model_copy(update={"fps": parsed or "native"})
+    det_update: dict = {}
+    if detector is not None:
+        det_update["backend"] = detector.value
+    if model is not None:
+        det_update["model"] = model
+    if det_update:
+        overrides["detector"] = cfg.detector.model_copy(update=det_update)
+    cfg = cfg.model_copy(update=overrides)
+    settings = IndexSettings.from_config(cfg)
+    store = _open(data, cfg)
+    indexer = Indexer(store, settings)
+    results: list[IndexResult] = []
+    failures: list[str] = []
+    interrupted = False
+    with progress_bar() as bar:
+        for path in paths:
+            task = bar.add_task(path.name, total=None, frames=0)
+
+            def report(t: float, total: float | None, frames: int, task=task) -> None:  # noqa: ANN001
+                bar.update(task, completed=t, total=total, frames=frames)
+
+            try:
+                result = indexer.index(path, camera, force=force, progress=report)
+            except CamsightError as exc:
+                failures.append(str(exc))
+                bar.update(task, description=f"[red]{path.name} (failed)")
+                bar.stop_task(task)
+                continue
+            except KeyboardInterrupt:
+                interrupted = True
+                bar.stop_task(task)
+                break
+            if result.status != "skipped":
+                bar.update(task, completed=result.video_seconds, total=result.video_seconds)
+            else:
+                bar.update(task, total=1, completed=1, description=f"{path.name} (skipped)")
+            results.append(result)
+    store.close()
+    if json_out:
+        out_console.print_json(json.dumps([asdict(r) | {"speed": r.speed} for r in results]))
+    else:
+        _print_summary(results)
+    for r in results:
+        if r.message and r.status == "damaged":
+            err_console.print(f"[bold red]error:[/] {r.message}", soft_wrap=True)
+    for message in failures:
+        err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    if interrupted:
+        err_console.print("interrupted: what was finished is stored; run the same command again to finish")
+        raise SystemExit(130)
+    if failures or any(r.status == "damaged" for r in results):
+        raise SystemExit(1)
+
+
+def _print_summary(results) -> None:  # noqa: ANN001
+    if not results:
+        return
+    table = Table(title="Indexed", title_justify="left")
+    for col in ("file", "camera", "status", "video", "analysed", "detected", "tracks", "speed"):
+        table.add_column(col, justify="right" if col in ("video", "analysed", "detected", "speed") else "left")
+    for r in results:
+        tracks = ", ".join(f"{n} {label}" for label, n in sorted(r.tracks.items())) or "-"
+        table.add_row(
+            Path(r.path).name, r.camera, r.status if not r.message or r.status != "skipped" else r.message,
+            f"{r.video_seconds:.1f}s" if r.status != "skipped" else "-",
+            str(r.frames_analysed) if r.status != "skipped" else "-",
+            str(r.frames_detected) if r.status != "skipped" else "-",
+            tracks if r.status != "skipped" else "-",
+            f"{r.speed:.1f}x" if r.status != "skipped" else "-",
+        )
+    out_console.print(table)
+
+
+@app.command()
+def tracks(
+    camera: Annotated[str | None, typer.Option(help="Only this camera.")] = None,
+    label: Annotated[str | None, typer.Option("--class", help="Only this class, e.g. person.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many tracks.")] = None,
+    data: DataOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List stored tracks.
+
+    Example: camsight tracks --camera lobby --json
+    """
+    from camsight.store.repository import list_tracks
+
+    store = _open(data)
+    rows = list_tracks(store, camera=camera, label=label, limit=limit)
+    store.close()
+    if json_out:
+        out_console.print_json(json.dumps([asdict(r) for r in rows]))
+        return
+    if not rows:
+        err_console.print("no tracks stored" + (f" for camera {camera!r}" if camera else ""))
+        return
+    table = Table()
+    for col in ("id", "camera", "class", "start", "end", "frames", "heading", "speed px/s", "carried"):
+        table.add_column(col)
+    for r in rows:
+        carried = ", ".join(sorted(r.carried)) or ("by #" + str(r.carrier_track) if r.carrier_track else "")
+        table.add_row(
+            str(r.id), r.camera, r.label, f"{r.start:.1f}s", f"{r.end:.1f}s",
+            f"{r.first_frame}-{r.last_frame}", r.heading, f"{r.speed_px_s:.0f}", carried,
+        )
+    out_console.print(table)
+
+
+@app.command("export-mot")
+def export_mot(
+    out: Annotated[Path, typer.Argument(help="Output text file (MOT15 format).", show_default=False)],
+    camera: Annotated[str, typer.Option(help="Camera whose video to export.", show_default=False)],
+    source: Annotated[str | None, typer.Option(
+        help="The video's file name or path, when the camera has several.")] = None,
+    data: DataOpt = None,
+) -> None:
+    """Write the person tracks of an indexed video in MOT15 format.
+
+    Rows are frame,id,left,top,width,height,conf,-1,-1,-1; frame 1 is the
+    first decoded frame. Example: camsight export-mot --camera pets pets.txt
+    """
+    from camsight.store.repository import mot_rows
+
+    store = _open(data)
+    rows = list(mot_rows(store, camera, source))
+    store.close()
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            for frame, tid, left, top, w, h, conf in rows:
+                writer.writerow([frame, tid, f"{left:.2f}", f"{top:.2f}", f"{w:.2f}", f"{h:.2f}",
+                                 f"{conf:.4f}", -1, -1, -1])
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        fail(f"cannot write {out}: {exc.strerror}")
+    err_console.print(f"wrote {len(rows)} rows to {out}")
+
+
+@config_app.command("check")
+def config_check(
+    path: Annotated[Path | None, typer.Argument(help="Config file (default: CAMSIGHT_CONFIG).")] = None,
+) -> None:
+    """Validate a config file; errors name the file, line and key."""
+    cfg = load_config(path)
+    out_console.print(f"config OK ({path or os.environ.get('CAMSIGHT_CONFIG') or 'built-in defaults'})")
+    if path is None and not os.environ.get("CAMSIGHT_CONFIG"):
+        out_console.print_json(cfg.model_dump_json())
+
+
+def run() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit."""
+    try:
+        app()
+    except CamsightError as exc:
+        fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    run()

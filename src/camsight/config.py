@@ -1,0 +1,124 @@
+"""Configuration: a YAML file validated by pydantic, unknown keys rejected.
+
+Errors name the file, the line and the key, e.g.
+``camsight.yaml:4: detector.backnd: unknown key``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from camsight.errors import ConfigError
+
+CONFIG_ENV = "CAMSIGHT_CONFIG"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DetectorConfig(StrictModel):
+    backend: Literal["ssd", "yolox"] = "ssd"
+    model: Path | None = None
+    confidence: Annotated[float, Field(gt=0, lt=1)] | None = None
+
+
+class MotionConfig(StrictModel):
+    enabled: bool = True
+    pixel_threshold: Annotated[int, Field(ge=1, le=255)] = 18
+    area_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.0015
+    max_skip: Annotated[float, Field(gt=0)] = 2.0
+
+
+class TrackingConfig(StrictModel):
+    lost_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    activation: Annotated[float, Field(gt=0, lt=1)] = 0.45
+    high_confidence: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    min_iou: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    min_hits: Annotated[int, Field(ge=1, le=10)] = 2
+    thumbnails_per_track: Annotated[int, Field(ge=1, le=10)] = 3
+
+
+class IndexConfig(StrictModel):
+    #: Frames analysed per second of video, or "native" for every frame.
+    fps: Annotated[float, Field(gt=0, le=240)] | Literal["native"] = 5.0
+
+
+class Config(StrictModel):
+    data_dir: Path | None = None
+    detector: DetectorConfig = DetectorConfig()
+    motion: MotionConfig = MotionConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    index: IndexConfig = IndexConfig()
+
+
+def _key_lines(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
+    """Map each key path in a YAML document to its 1-based line."""
+    lines: dict[tuple, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*prefix, key.value)
+            lines[path] = key.start_mark.line + 1
+            lines.update(_key_lines(value, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[(*prefix, i)] = item.start_mark.line + 1
+            lines.update(_key_lines(item, (*prefix, i)))
+    return lines
+
+
+def parse_config(text: str, origin: str = "<config>") -> Config:
+    """Validate config text; raise :class:`ConfigError` naming file, line and key."""
+    try:
+        node = yaml.compose(text)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{origin}:{mark.line + 1}" if mark else origin
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML ({problem})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}:1: the config must be a mapping of keys to values")
+    lines = _key_lines(node) if node is not None else {}
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems: dict[str, list[str]] = {}
+        for err in exc.errors():
+            # Union members add their own tags (``constrained-float``,
+            # ``literal['native']``) to the location; drop them so the
+            # message names the user's key, and merge the alternatives.
+            loc = tuple(p for p in err["loc"] if isinstance(p, int) or str(p).isidentifier())
+            doc_loc = loc
+            while doc_loc and doc_loc not in lines:
+                doc_loc = doc_loc[:-1]
+            where = f"{origin}:{lines.get(doc_loc, 1)}: {'.'.join(str(p) for p in loc)}"
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.setdefault(where, []).append(msg)
+        raise ConfigError(
+            "; ".join(f"{where}: {' or '.join(msgs)}" for where, msgs in problems.items())
+        ) from None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Load ``path``, else ``CAMSIGHT_CONFIG``, else the defaults."""
+    if path is None:
+        env = os.environ.get(CONFIG_ENV)
+        if not env:
+            return Config()
+        path = Path(env)
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    return parse_config(text, str(path))

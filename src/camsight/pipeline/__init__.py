@@ -1,0 +1,1 @@
+"""Stages wired together: source -> motion gate -> detector -> tracker -> builder -> store."""

@@ -1,0 +1,255 @@
+"""Indexing a recorded video file into the store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from camsight.config import Config
+from camsight.errors import SourceError
+from camsight.sources.video_file import VideoFile, fingerprint
+from camsight.store import repository as repo
+from camsight.store.db import Store
+from camsight.tracking.builder import TrackBuilder
+from camsight.tracking.records import TrackRecord
+from camsight.tracking.tracker import MultiClassTracker, TrackedBox, TrackerSettings
+from camsight.vision.detector import Detector, create_detector
+from camsight.vision.motion import MotionGate, MotionSettings
+
+log = logging.getLogger(__name__)
+
+STAGES = ("decode", "motion", "detect", "track", "store")
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Everything that changes what indexing produces.
+
+    Two runs with equal settings on the same file give the same tracks, so
+    the store can skip a file already indexed with these settings.
+    """
+
+    fps: float | None = 5.0
+    detector: str = "ssd"
+    model: str | None = None
+    confidence: float | None = None
+    motion: MotionSettings | None = field(default_factory=MotionSettings)
+    tracker: TrackerSettings = field(default_factory=TrackerSettings)
+    thumbnails_per_track: int = 3
+
+    @classmethod
+    def from_config(cls, config: Config) -> IndexSettings:
+        m, t = config.motion, config.tracking
+        return cls(
+            fps=None if config.index.fps == "native" else float(config.index.fps),
+            detector=config.detector.backend,
+            model=str(config.detector.model) if config.detector.model else None,
+            confidence=config.detector.confidence,
+            motion=MotionSettings(
+                pixel_threshold=m.pixel_threshold, area_fraction=m.area_fraction, max_skip=m.max_skip
+            ) if m.enabled else None,
+            tracker=TrackerSettings(
+                lost_seconds=t.lost_seconds, activation=t.activation,
+                high_confidence=t.high_confidence, min_iou=t.min_iou, min_hits=t.min_hits,
+            ),
+            thumbnails_per_track=t.thumbnails_per_track,
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def key(self) -> str:
+        blob = json.dumps(self.as_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class IndexResult:
+    """What one file's indexing did; ``status`` is complete, damaged or skipped."""
+
+    path: str
+    camera: str
+    status: str
+    source_id: int | None = None
+    message: str | None = None
+    video_seconds: float = 0.0
+    frames_decoded: int = 0
+    frames_analysed: int = 0
+    frames_detected: int = 0
+    tracks: dict[str, int] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def speed(self) -> float:
+        """Video seconds indexed per wall-clock second (a multiple of real time)."""
+        return self.video_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+#: Called with (seconds of video done, total seconds or None, frames decoded).
+ProgressFn = Callable[[float, float | None, int], None]
+
+FLUSH_SECONDS = 2.0
+
+
+class Indexer:
+    """Indexes files into a store with one detector, reused across files.
+
+    >>> indexer = Indexer(store, IndexSettings(detector="yolox", model="yolox_nano.onnx"))  # doctest: +SKIP
+    >>> indexer.index(Path("lobby.mp4"), camera="lobby").tracks  # doctest: +SKIP
+    {'person': 12}
+    """
+
+    def __init__(self, store: Store, settings: IndexSettings, detector: Detector | None = None):
+        self.store = store
+        self.settings = settings
+        self._detector = detector
+
+    @property
+    def detector(self) -> Detector:
+        # Loaded on first use so a run that only skips files pays nothing.
+        if self._detector is None:
+            s = self.settings
+            self._detector = create_detector(
+                s.detector,  # type: ignore[arg-type]
+                Path(s.model) if s.model else None,
+                confidence=s.confidence,
+            )
+        return self._detector
+
+    def index(
+        self,
+        path: Path,
+        camera: str | None = None,
+        *,
+        force: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> IndexResult:
+        """Index one file; raises :class:`SourceError` when nothing in it can be used."""
+        path = Path(path)
+        camera = camera or path.stem
+        started = time.perf_counter()
+        with VideoFile(path) as video:
+            info = video.info
+            plan = repo.plan_source(
+                self.store,
+                camera=camera,
+                uri=str(path.resolve()),
+                fingerprint=fingerprint(path),
+                settings_key=self.settings.key(),
+                settings=self.settings.as_dict(),
+                width=info.width,
+                height=info.height,
+                native_fps=info.fps,
+                duration=info.duration,
+                force=force,
+            )
+            if plan.source_id is None:
+                return IndexResult(str(path), camera, "skipped", message=plan.reason)
+            try:
+                result = self._run(video, camera, plan, progress)
+            except SourceError:
+                repo.discard_source(self.store, plan.source_id)
+                raise
+        result.wall_seconds = time.perf_counter() - started
+        if plan.replaced and result.message is None:
+            result.message = "re-indexed (earlier run was interrupted or used other settings)"
+        return result
+
+    def _run(
+        self, video: VideoFile, camera: str, plan: repo.SourcePlan, progress: ProgressFn | None
+    ) -> IndexResult:
+        s = self.settings
+        info = video.info
+        source_id = plan.source_id
+        assert source_id is not None
+        detector = self.detector
+        analysis_fps = s.fps or info.fps
+        tracker = MultiClassTracker(analysis_fps, s.tracker)
+        builder = TrackBuilder(
+            (info.width, info.height),
+            end_after=s.tracker.lost_seconds + 2.0 / analysis_fps,
+            crops_per_track=s.thumbnails_per_track,
+        )
+        gate = MotionGate(s.motion) if s.motion is not None else None
+        timing = dict.fromkeys(STAGES, 0.0)
+        counts = {"frames_analysed": 0, "frames_detected": 0}
+        pending: list[TrackRecord] = []
+        last_boxes: list[TrackedBox] = []
+        last_flush = time.perf_counter()
+        last_t = 0.0
+
+        def flush(records: list[TrackRecord]) -> None:
+            t0 = time.perf_counter()
+            fields = {**counts, "frames_decoded": video.decoded}
+            repo.save_tracks(self.store, source_id, plan.camera_id, records, fields)
+            timing["store"] += time.perf_counter() - t0
+
+        frames = video.frames(s.fps)
+        t_mark = time.perf_counter()
+        for frame in frames:
+            now = time.perf_counter()
+            timing["decode"] += now - t_mark
+            last_t = frame.t
+            counts["frames_analysed"] += 1
+            moving = True
+            if gate is not None:
+                moving = gate.check(frame.image, frame.t)
+                t1 = time.perf_counter()
+                timing["motion"] += t1 - now
+                now = t1
+            if moving:
+                detections = detector.detect(frame.image)
+                t1 = time.perf_counter()
+                timing["detect"] += t1 - now
+                now = t1
+                counts["frames_detected"] += 1
+                last_boxes = tracker.update(detections, frame.t)
+            # With no motion the scene is as it was: the last boxes still
+            # hold, and the tracker is not told about a frame it did not see,
+            # so still objects keep their tracks.
+            pending.extend(builder.update(frame, last_boxes, detected=moving))
+            timing["track"] += time.perf_counter() - now
+            if pending and time.perf_counter() - last_flush > FLUSH_SECONDS:
+                flush(pending)
+                pending = []
+                last_flush = time.perf_counter()
+            if progress is not None:
+                progress(frame.t, info.duration, video.decoded)
+            t_mark = time.perf_counter()
+        timing["decode"] += time.perf_counter() - t_mark
+        t0 = time.perf_counter()
+        pending.extend(builder.finish())
+        timing["track"] += time.perf_counter() - t0
+        flush(pending)
+
+        status, message = "complete", None
+        problems = list(video.errors)
+        end_gap = (info.duration or 0) - last_t
+        if info.duration and end_gap > max(1.0, 3.0 / info.fps):
+            problems.insert(0, f"video ends at {last_t:.1f}s of {info.duration:.1f}s (truncated?)")
+        if problems:
+            status = "damaged"
+            message = f"{video.path}: damaged video, indexed what could be decoded: {problems[0]}"
+            log.warning("damaged source", extra={"source": str(video.path), "problem": problems[0]})
+        repo.finish_source(
+            self.store, source_id, status,
+            {**counts, "frames_decoded": video.decoded}, message,
+        )
+        return IndexResult(
+            path=str(video.path),
+            camera=camera,
+            status=status,
+            source_id=source_id,
+            message=message,
+            video_seconds=last_t + 1.0 / info.fps if counts["frames_analysed"] else 0.0,
+            frames_decoded=video.decoded,
+            tracks=repo.count_tracks(self.store, source_id),
+            stage_seconds=timing,
+            **counts,
+        )

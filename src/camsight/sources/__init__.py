@@ -1,0 +1,1 @@
+"""Video sources: decoded frames with real timestamps."""

@@ -1,0 +1,1 @@
+"""Storage: SQL (SQLite by default) plus a media folder under one data directory."""

@@ -1,0 +1,157 @@
+"""SQLAlchemy 2 models. Portable SQL only, so PostgreSQL can serve them too."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Camera(Base):
+    __tablename__ = "cameras"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="file")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    sources: Mapped[list[Source]] = relationship(back_populates="camera")
+
+
+class Source(Base):
+    """One indexed video file (or, later, one live session) of a camera.
+
+    ``status`` is ``indexing`` while work is under way (or was interrupted),
+    ``complete`` when every frame was analysed, ``damaged`` when the file
+    ended early and what could be decoded was indexed.
+    """
+
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("camera_id", "fingerprint", name="uq_source_camera_file"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    uri: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="indexing")
+    settings_key: Mapped[str] = mapped_column(String(64))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    native_fps: Mapped[float] = mapped_column(Float)
+    duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    frames_decoded: Mapped[int] = mapped_column(Integer, default=0)
+    frames_analysed: Mapped[int] = mapped_column(Integer, default=0)
+    frames_detected: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    wallclock_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    camera: Mapped[Camera] = relationship(back_populates="sources")
+    tracks: Mapped[list[Track]] = relationship(
+        back_populates="source", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Track(Base):
+    __tablename__ = "tracks"
+    __table_args__ = (
+        UniqueConstraint("source_id", "local_id", name="uq_track_local"),
+        Index("ix_tracks_camera_start", "camera_id", "start_t"),
+        Index("ix_tracks_label", "label"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    local_id: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(32))
+    start_t: Mapped[float] = mapped_column(Float)
+    end_t: Mapped[float] = mapped_column(Float)
+    first_frame: Mapped[int] = mapped_column(Integer)
+    last_frame: Mapped[int] = mapped_column(Integer)
+    num_observations: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    speed_px_s: Mapped[float] = mapped_column(Float)
+    speed_bh_s: Mapped[float] = mapped_column(Float)
+    max_speed_px_s: Mapped[float] = mapped_column(Float)
+    direction_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    heading: Mapped[str] = mapped_column(String(16))
+    displacement_px: Mapped[float] = mapped_column(Float)
+    path_px: Mapped[float] = mapped_column(Float)
+    carrier_local_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    carried: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    labels_seen: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+    source: Mapped[Source] = relationship(back_populates="tracks")
+    observations: Mapped[list[ObservationRow]] = relationship(
+        back_populates="track",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ObservationRow.frame",
+    )
+    thumbnails: Mapped[list[Thumbnail]] = relationship(
+        back_populates="track",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Thumbnail.rank",
+    )
+
+
+class ObservationRow(Base):
+    __tablename__ = "observations"
+    __table_args__ = (Index("ix_observations_track_frame", "track_id", "frame"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    frame: Mapped[int] = mapped_column(Integer)
+    t: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float] = mapped_column(Float)
+    detected: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    track: Mapped[Track] = relationship(back_populates="observations")
+
+
+class Thumbnail(Base):
+    __tablename__ = "thumbnails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    frame: Mapped[int] = mapped_column(Integer)
+    t: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    quality: Mapped[float] = mapped_column(Float)
+    #: Relative to the data directory's media folder.
+    path: Mapped[str] = mapped_column(Text)
+
+    track: Mapped[Track] = relationship(back_populates="thumbnails")

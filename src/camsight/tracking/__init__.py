@@ -1,0 +1,1 @@
+"""Stable identities across frames and per-track records."""

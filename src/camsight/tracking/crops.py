@@ -1,0 +1,97 @@
+"""Choosing the best crops of a track: sharp, large, unoccluded, whole."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from camsight.tracking.records import Box, Crop
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def occlusion(boxes: np.ndarray) -> np.ndarray:
+    """For each box, the share of its area covered by the others in the frame."""
+    n = len(boxes)
+    if n < 2:
+        return np.zeros(n)
+    x1 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    y1 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    x2 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
+    y2 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    np.fill_diagonal(inter, 0)
+    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-9)
+    return np.clip(inter.max(axis=1) / area, 0, 1)
+
+
+def crop_region(box: Box, size: tuple[int, int], margin: float = 0.1) -> tuple[int, int, int, int]:
+    """Integer crop rectangle around ``box`` with a margin, clipped to the frame."""
+    w, h = size
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    return (
+        max(0, int(x1 - mx)),
+        max(0, int(y1 - my)),
+        min(w, int(np.ceil(x2 + mx))),
+        min(h, int(np.ceil(y2 + my))),
+    )
+
+
+def quality(
+    image: np.ndarray, box: Box, confidence: float, occluded: float, size: tuple[int, int]
+) -> float:
+    """Score a box as a thumbnail: larger, sharper, whole and unoccluded is better."""
+    w, h = size
+    x1, y1, x2, y2 = box
+    area = max(x2 - x1, 1) * max(y2 - y1, 1)
+    x1i, y1i, x2i, y2i = crop_region(box, size, 0.0)
+    patch = image[y1i:y2i, x1i:x2i]
+    if patch.size == 0:
+        return 0.0
+    grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
+    sharp = float(cv2.Laplacian(grey, cv2.CV_32F).var())
+    sharpness = sharp / (sharp + 100.0)
+    # A box touching the frame edge is probably cut off.
+    edge = 2.0
+    touches = (x1 <= edge) + (y1 <= edge) + (x2 >= w - edge) + (y2 >= h - edge)
+    whole = 0.5**touches
+    return float(np.sqrt(area) * (0.3 + 0.7 * sharpness) * whole * (1 - occluded) ** 2 * confidence)
+
+
+class CropKeeper:
+    """Keeps the ``k`` best crops of one track, spread over time.
+
+    A new candidate within ``min_gap`` seconds of a kept crop competes with
+    that crop only, so the kept crops are not near-copies of one moment.
+    """
+
+    def __init__(self, k: int = 3, min_gap: float = 1.0) -> None:
+        self.k = k
+        self.min_gap = min_gap
+        self.crops: list[Crop] = []
+
+    def worth(self, q: float, t: float) -> bool:
+        """Whether a candidate with quality ``q`` at ``t`` would be kept (cheap pre-check)."""
+        near = [c for c in self.crops if abs(c.t - t) < self.min_gap]
+        if near:
+            return q > max(c.quality for c in near)
+        return len(self.crops) < self.k or q > min(c.quality for c in self.crops)
+
+    def offer(self, crop: Crop) -> None:
+        if not self.worth(crop.quality, crop.t):
+            return
+        self.crops = [c for c in self.crops if abs(c.t - crop.t) >= self.min_gap]
+        self.crops.append(crop)
+        self.crops.sort(key=lambda c: -c.quality)
+        del self.crops[self.k :]

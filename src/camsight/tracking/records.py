@@ -1,0 +1,85 @@
+"""What the track builder hands to the store: one record per finished track."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A track's box in one analysed frame.
+
+    ``detected`` is false when the box was carried over from the last
+    detection because the motion gate skipped the detector for this frame.
+    """
+
+    frame: int
+    t: float
+    box: Box
+    confidence: float
+    detected: bool = True
+
+
+@dataclass(slots=True)
+class Crop:
+    """A candidate thumbnail: the image inside ``box`` (plus a margin)."""
+
+    frame: int
+    t: float
+    box: Box
+    quality: float
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class Kinematics:
+    """Movement in image space.
+
+    ``direction_deg`` is the heading of the overall displacement in image
+    coordinates (0 = right, 90 = down the picture); ``speed_px_s`` the mean
+    speed along the smoothed path, ``speed_bh_s`` the same in box heights a
+    second, which does not depend on distance from the camera.
+    """
+
+    speed_px_s: float
+    speed_bh_s: float
+    max_speed_px_s: float
+    direction_deg: float | None
+    heading: str
+    displacement_px: float
+    path_px: float
+
+
+@dataclass
+class TrackRecord:
+    """Everything known about one track when it ends."""
+
+    local_id: int
+    label: str
+    observations: list[Observation]
+    crops: list[Crop]
+    kinematics: Kinematics
+    confidence: float
+    carrier_local_id: int | None = None
+    carried: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    labels_seen: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def start_t(self) -> float:
+        return self.observations[0].t
+
+    @property
+    def end_t(self) -> float:
+        return self.observations[-1].t
+
+    @property
+    def first_frame(self) -> int:
+        return self.observations[0].frame
+
+    @property
+    def last_frame(self) -> int:
+        return self.observations[-1].frame

@@ -1,0 +1,1 @@
+"""Detection, motion gating and model resolution."""

