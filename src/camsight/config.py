@@ -37,10 +37,10 @@ class MotionConfig(StrictModel):
 
 class TrackingConfig(StrictModel):
     lost_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
-    activation: Annotated[float, Field(gt=0, lt=1)] = 0.45
-    high_confidence: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    min_iou: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    activation: Annotated[float, Field(gt=0, lt=1)] = 0.6
     min_hits: Annotated[int, Field(ge=1, le=10)] = 2
+    appearance_weight: Annotated[float, Field(ge=0, le=10)] = 2.0
+    appearance_memory: Annotated[float, Field(ge=0, lt=1)] = 0.8
     thumbnails_per_track: Annotated[int, Field(ge=1, le=10)] = 3
 
 

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -28,20 +28,26 @@ config_app = typer.Typer(help="Inspect and check configuration.", no_args_is_hel
 app.add_typer(config_app, name="config")
 
 
-class DetectorChoice(str, Enum):
+class DetectorChoice(StrEnum):
     ssd = "ssd"
     yolox = "yolox"
 
 
 DataOpt = Annotated[
     Path | None,
-    typer.Option("--data", help="Data directory (default: CAMSIGHT_DATA or the per-user data folder).",
-                 show_default=False),
+    typer.Option(
+        "--data",
+        help="Data directory (default: CAMSIGHT_DATA or the per-user data folder).",
+        show_default=False,
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", help="YAML config file (default: CAMSIGHT_CONFIG, else built-in defaults).",
-                 show_default=False),
+    typer.Option(
+        "--config",
+        help="YAML config file (default: CAMSIGHT_CONFIG, else built-in defaults).",
+        show_default=False,
+    ),
 ]
 
 
@@ -62,8 +68,10 @@ def main(
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Video files to index.", show_default=False)],
     camera: Annotated[str | None, typer.Option(help="Camera name (default: each file's name).")] = None,
-    fps: Annotated[str | None, typer.Option(
-        help="Analysis rate: frames per second, or 'native' for every frame [default: 5].")] = None,
+    fps: Annotated[
+        str | None,
+        typer.Option(help="Analysis rate: frames per second, or 'native' for every frame [default: 5]."),
+    ] = None,
     detector: Annotated[DetectorChoice | None, typer.Option(help="Detector backend [default: ssd].")] = None,
     model: Annotated[Path | None, typer.Option(help="Model file for the detector.")] = None,
     data: DataOpt = None,
@@ -142,11 +150,14 @@ def _print_summary(results) -> None:  # noqa: ANN001
         return
     table = Table(title="Indexed", title_justify="left")
     for col in ("file", "camera", "status", "video", "analysed", "detected", "tracks", "speed"):
-        table.add_column(col, justify="right" if col in ("video", "analysed", "detected", "speed") else "left")
+        numeric = col in ("video", "analysed", "detected", "speed")
+        table.add_column(col, justify="right" if numeric else "left")
     for r in results:
         tracks = ", ".join(f"{n} {label}" for label, n in sorted(r.tracks.items())) or "-"
         table.add_row(
-            Path(r.path).name, r.camera, r.status if not r.message or r.status != "skipped" else r.message,
+            Path(r.path).name,
+            r.camera,
+            r.status if not r.message or r.status != "skipped" else r.message,
             f"{r.video_seconds:.1f}s" if r.status != "skipped" else "-",
             str(r.frames_analysed) if r.status != "skipped" else "-",
             str(r.frames_detected) if r.status != "skipped" else "-",
@@ -185,8 +196,15 @@ def tracks(
     for r in rows:
         carried = ", ".join(sorted(r.carried)) or ("by #" + str(r.carrier_track) if r.carrier_track else "")
         table.add_row(
-            str(r.id), r.camera, r.label, f"{r.start:.1f}s", f"{r.end:.1f}s",
-            f"{r.first_frame}-{r.last_frame}", r.heading, f"{r.speed_px_s:.0f}", carried,
+            str(r.id),
+            r.camera,
+            r.label,
+            f"{r.start:.1f}s",
+            f"{r.end:.1f}s",
+            f"{r.first_frame}-{r.last_frame}",
+            r.heading,
+            f"{r.speed_px_s:.0f}",
+            carried,
         )
     out_console.print(table)
 
@@ -195,8 +213,9 @@ def tracks(
 def export_mot(
     out: Annotated[Path, typer.Argument(help="Output text file (MOT15 format).", show_default=False)],
     camera: Annotated[str, typer.Option(help="Camera whose video to export.", show_default=False)],
-    source: Annotated[str | None, typer.Option(
-        help="The video's file name or path, when the camera has several.")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="The video's file name or path, when the camera has several.")
+    ] = None,
     data: DataOpt = None,
 ) -> None:
     """Write the person tracks of an indexed video in MOT15 format.
@@ -214,8 +233,20 @@ def export_mot(
         with tmp.open("w", newline="") as fh:
             writer = csv.writer(fh)
             for frame, tid, left, top, w, h, conf in rows:
-                writer.writerow([frame, tid, f"{left:.2f}", f"{top:.2f}", f"{w:.2f}", f"{h:.2f}",
-                                 f"{conf:.4f}", -1, -1, -1])
+                writer.writerow(
+                    [
+                        frame,
+                        tid,
+                        f"{left:.2f}",
+                        f"{top:.2f}",
+                        f"{w:.2f}",
+                        f"{h:.2f}",
+                        f"{conf:.4f}",
+                        -1,
+                        -1,
+                        -1,
+                    ]
+                )
         os.replace(tmp, out)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -52,10 +52,15 @@ class IndexSettings:
             confidence=config.detector.confidence,
             motion=MotionSettings(
                 pixel_threshold=m.pixel_threshold, area_fraction=m.area_fraction, max_skip=m.max_skip
-            ) if m.enabled else None,
+            )
+            if m.enabled
+            else None,
             tracker=TrackerSettings(
-                lost_seconds=t.lost_seconds, activation=t.activation,
-                high_confidence=t.high_confidence, min_iou=t.min_iou, min_hits=t.min_hits,
+                lost_seconds=t.lost_seconds,
+                activation=t.activation,
+                min_hits=t.min_hits,
+                appearance_weight=t.appearance_weight,
+                appearance_memory=t.appearance_memory,
             ),
             thumbnails_per_track=t.thumbnails_per_track,
         )
@@ -105,7 +110,7 @@ class Indexer:
     {'person': 12}
     """
 
-    def __init__(self, store: Store, settings: IndexSettings, detector: Detector | None = None):
+    def __init__(self, store: Store, settings: IndexSettings, detector: Detector | None = None) -> None:
         self.store = store
         self.settings = settings
         self._detector = detector
@@ -209,7 +214,7 @@ class Indexer:
                 timing["detect"] += t1 - now
                 now = t1
                 counts["frames_detected"] += 1
-                last_boxes = tracker.update(detections, frame.t)
+                last_boxes = tracker.update(detections, frame.image, frame.t)
             # With no motion the scene is as it was: the last boxes still
             # hold, and the tracker is not told about a frame it did not see,
             # so still objects keep their tracks.
@@ -238,8 +243,11 @@ class Indexer:
             message = f"{video.path}: damaged video, indexed what could be decoded: {problems[0]}"
             log.warning("damaged source", extra={"source": str(video.path), "problem": problems[0]})
         repo.finish_source(
-            self.store, source_id, status,
-            {**counts, "frames_decoded": video.decoded}, message,
+            self.store,
+            source_id,
+            status,
+            {**counts, "frames_decoded": video.decoded},
+            message,
         )
         return IndexResult(
             path=str(video.path),

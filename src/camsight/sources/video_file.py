@@ -202,7 +202,7 @@ class VideoFile:
                     if start > 0:
                         if t + 1e-6 < start:
                             continue
-                        index = int(round(t * self.info.fps))
+                        index = round(t * self.info.fps)
                     index += 1
                     if rate.take(t):
                         yield Frame(index=index, t=t, image=frame.to_ndarray(format="bgr24"))

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -104,6 +105,8 @@ class Track(Base):
     carrier_local_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     carried: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     labels_seen: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    #: float32 colour descriptor (tracking.appearance), for "more like this".
+    appearance: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
     source: Mapped[Source] = relationship(back_populates="tracks")
     observations: Mapped[list[ObservationRow]] = relationship(

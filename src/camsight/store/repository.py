@@ -125,8 +125,17 @@ def save_tracks(
             write_jpeg(media_dir / rel.name, crop.image)
             x1, y1, x2, y2 = crop.box
             rows.append(
-                dict(rank=rank, frame=crop.frame, t=crop.t, x1=x1, y1=y1, x2=x2, y2=y2,
-                     quality=crop.quality, path=rel.as_posix())
+                dict(
+                    rank=rank,
+                    frame=crop.frame,
+                    t=crop.t,
+                    x1=x1,
+                    y1=y1,
+                    x2=x2,
+                    y2=y2,
+                    quality=crop.quality,
+                    path=rel.as_posix(),
+                )
             )
         thumbs[rec.local_id] = rows
     with store.session() as session:
@@ -153,14 +162,24 @@ def save_tracks(
                 carrier_local_id=rec.carrier_local_id,
                 carried=rec.carried,
                 labels_seen=rec.labels_seen,
+                appearance=None if rec.appearance is None else rec.appearance.astype("<f4").tobytes(),
             )
             session.add(track)
             session.flush()
             session.execute(
                 insert(ObservationRow),
                 [
-                    dict(track_id=track.id, frame=o.frame, t=o.t, x1=o.box[0], y1=o.box[1],
-                         x2=o.box[2], y2=o.box[3], confidence=o.confidence, detected=o.detected)
+                    dict(
+                        track_id=track.id,
+                        frame=o.frame,
+                        t=o.t,
+                        x1=o.box[0],
+                        y1=o.box[1],
+                        x2=o.box[2],
+                        y2=o.box[3],
+                        confidence=o.confidence,
+                        detected=o.detected,
+                    )
                     for o in rec.observations
                 ],
             )
@@ -235,23 +254,36 @@ def list_tracks(
         if limit is not None:
             query = query.limit(limit)
         rows = session.execute(query).all()
-        first_thumb = dict(
-            session.execute(
-                select(Thumbnail.track_id, Thumbnail.path).where(
-                    Thumbnail.rank == 0, Thumbnail.track_id.in_([r[0].id for r in rows])
-                )
-            ).all()
-        ) if rows else {}
+        first_thumb = (
+            dict(
+                session.execute(
+                    select(Thumbnail.track_id, Thumbnail.path).where(
+                        Thumbnail.rank == 0, Thumbnail.track_id.in_([r[0].id for r in rows])
+                    )
+                ).all()
+            )
+            if rows
+            else {}
+        )
         carrier_ids = _carrier_ids(session, [r[0] for r in rows])
         return [
             TrackSummary(
-                id=t.id, camera=cam, source=uri, source_status=status, local_id=t.local_id,
-                label=t.label, start=round(t.start_t, 3), end=round(t.end_t, 3),
-                first_frame=t.first_frame, last_frame=t.last_frame,
-                observations=t.num_observations, confidence=round(t.confidence, 3),
+                id=t.id,
+                camera=cam,
+                source=uri,
+                source_status=status,
+                local_id=t.local_id,
+                label=t.label,
+                start=round(t.start_t, 3),
+                end=round(t.end_t, 3),
+                first_frame=t.first_frame,
+                last_frame=t.last_frame,
+                observations=t.num_observations,
+                confidence=round(t.confidence, 3),
                 heading=t.heading,
                 direction_deg=None if t.direction_deg is None else round(t.direction_deg, 1),
-                speed_px_s=round(t.speed_px_s, 1), carried=_carried_ids(t, carrier_ids),
+                speed_px_s=round(t.speed_px_s, 1),
+                carried=_carried_ids(t, carrier_ids),
                 carrier_track=carrier_ids.get((t.source_id, t.carrier_local_id)),
                 thumbnail=str(store.media / first_thumb[t.id]) if t.id in first_thumb else None,
             )
@@ -280,9 +312,7 @@ def _carried_ids(track: Track, ids: dict[tuple[int, int], int]) -> dict:
 
 
 def sources_of_camera(session: Session, camera: Camera) -> list[Source]:
-    return list(
-        session.scalars(select(Source).where(Source.camera_id == camera.id).order_by(Source.id))
-    )
+    return list(session.scalars(select(Source).where(Source.camera_id == camera.id).order_by(Source.id)))
 
 
 def mot_rows(store: Store, camera: str, source: str | None = None) -> Iterator[tuple]:
@@ -304,8 +334,13 @@ def mot_rows(store: Store, camera: str, source: str | None = None) -> Iterator[t
         src = sources[0]
         rows = session.execute(
             select(
-                ObservationRow.frame, Track.local_id, ObservationRow.x1, ObservationRow.y1,
-                ObservationRow.x2, ObservationRow.y2, ObservationRow.confidence,
+                ObservationRow.frame,
+                Track.local_id,
+                ObservationRow.x1,
+                ObservationRow.y1,
+                ObservationRow.x2,
+                ObservationRow.y2,
+                ObservationRow.confidence,
             )
             .join(Track, ObservationRow.track_id == Track.id)
             .where(Track.source_id == src.id, Track.label == "person")

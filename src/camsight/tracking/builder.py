@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from camsight.sources.frame import Frame
+from camsight.tracking.appearance import normalise
 from camsight.tracking.crops import CropKeeper, crop_region, occlusion, quality
 from camsight.tracking.kinematics import kinematics
 from camsight.tracking.records import Crop, Observation, TrackRecord
@@ -25,6 +26,7 @@ class _Open:
     carried_track: dict[str, Counter[int]] = field(default_factory=dict)
     carriers: Counter[int] = field(default_factory=Counter)
     detected_frames: int = 0
+    appearance_sum: np.ndarray | None = None
     confidence_sum: float = 0.0
 
 
@@ -52,9 +54,7 @@ def carried_by(items: np.ndarray, people: np.ndarray, min_share: float = 0.5) ->
     area = np.maximum((items[:, 2] - items[:, 0]) * (items[:, 3] - items[:, 1]), 1e-9)
     share = inter / area[:, None]
     # Among people covering the object, prefer the one whose centre is nearest.
-    dist = np.abs(
-        ((items[:, None, 0] + items[:, None, 2]) - (people[None, :, 0] + people[None, :, 2])) / 2
-    )
+    dist = np.abs(((items[:, None, 0] + items[:, None, 2]) - (people[None, :, 0] + people[None, :, 2])) / 2)
     score = np.where(share >= min_share, share - 1e-3 * dist, -np.inf)
     best = score.argmax(axis=1)
     ok = np.isfinite(score[np.arange(len(items)), best])
@@ -70,7 +70,7 @@ class TrackBuilder:
     still recover is never cut in two.
     """
 
-    def __init__(self, frame_size: tuple[int, int], end_after: float, crops_per_track: int = 3):
+    def __init__(self, frame_size: tuple[int, int], end_after: float, crops_per_track: int = 3) -> None:
         self.frame_size = frame_size
         self.end_after = end_after
         self.crops_per_track = crops_per_track
@@ -95,6 +95,10 @@ class TrackBuilder:
                 st.labels[b.label] += 1
                 st.detected_frames += 1
                 st.confidence_sum += b.confidence
+                if b.appearance is not None:
+                    st.appearance_sum = (
+                        b.appearance.copy() if st.appearance_sum is None else st.appearance_sum + b.appearance
+                    )
         if detected and boxes:
             self._offer_crops(frame, boxes, states)
             self._associate_carried(boxes, states)
@@ -163,6 +167,7 @@ class TrackBuilder:
                         for lab, n in st.carried.items()
                     },
                     labels_seen=dict(st.labels),
+                    appearance=None if st.appearance_sum is None else normalise(st.appearance_sum),
                 )
             )
         return records

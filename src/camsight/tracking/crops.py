@@ -48,9 +48,7 @@ def crop_region(box: Box, size: tuple[int, int], margin: float = 0.1) -> tuple[i
     )
 
 
-def quality(
-    image: np.ndarray, box: Box, confidence: float, occluded: float, size: tuple[int, int]
-) -> float:
+def quality(image: np.ndarray, box: Box, confidence: float, occluded: float, size: tuple[int, int]) -> float:
     """Score a box as a thumbnail: larger, sharper, whole and unoccluded is better."""
     w, h = size
     x1, y1, x2, y2 = box

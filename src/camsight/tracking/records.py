@@ -67,6 +67,8 @@ class TrackRecord:
     carrier_local_id: int | None = None
     carried: dict[str, dict[str, float | int]] = field(default_factory=dict)
     labels_seen: dict[str, int] = field(default_factory=dict)
+    #: Mean colour descriptor over the detected frames (see tracking.appearance).
+    appearance: np.ndarray | None = None
 
     @property
     def start_t(self) -> float:

@@ -11,6 +11,10 @@ VEHICLES = ("bicycle", "car", "motorcycle", "bus", "truck")
 CARRIED = ("backpack", "handbag", "suitcase", "umbrella")
 #: Every class camsight detects; a detector reports nothing else.
 CLASSES: tuple[str, ...] = (PERSON, *VEHICLES, *CARRIED)
+#: Detectors keep weak boxes too: the tracker starts tracks only from
+#: confident ones but uses weak ones to keep a partly hidden object's track
+#: alive (ByteTrack's two-stage association).
+DEFAULT_CONFIDENCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,7 @@ class Detections:
     def select(self, mask: np.ndarray) -> Detections:
         """Keep the boxes where ``mask`` is true."""
         idx = np.flatnonzero(mask)
-        return Detections(
-            self.xyxy[idx], self.confidence[idx], tuple(self.labels[i] for i in idx)
-        )
+        return Detections(self.xyxy[idx], self.confidence[idx], tuple(self.labels[i] for i in idx))
 
     def of(self, *labels: str) -> Detections:
         """Keep the boxes whose label is one of ``labels``."""

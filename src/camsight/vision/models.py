@@ -67,6 +67,4 @@ def resolve_model(
         if found is not None:
             return found
     looked = f"{MODELS_ENV}={directory}" if directory else f"{MODELS_ENV} is not set"
-    raise ModelError(
-        f"no {what} model found (looked for {', '.join(filenames)}; {looked}): {how_to_get}"
-    )
+    raise ModelError(f"no {what} model found (looked for {', '.join(filenames)}; {looked}): {how_to_get}")

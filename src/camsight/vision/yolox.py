@@ -8,13 +8,21 @@ import cv2
 import numpy as np
 
 from camsight.errors import ModelError
-from camsight.vision.detections import CLASSES, Detections
+from camsight.vision.detections import CLASSES, DEFAULT_CONFIDENCE, Detections
 from camsight.vision.models import resolve_model
 
 #: COCO-80 index -> camsight class, for the classes camsight keeps.
 COCO80 = {
-    0: "person", 1: "bicycle", 2: "car", 3: "motorcycle", 5: "bus", 7: "truck",
-    24: "backpack", 25: "umbrella", 26: "handbag", 28: "suitcase",
+    0: "person",
+    1: "bicycle",
+    2: "car",
+    3: "motorcycle",
+    5: "bus",
+    7: "truck",
+    24: "backpack",
+    25: "umbrella",
+    26: "handbag",
+    28: "suitcase",
 }
 _KEEP = np.array(sorted(COCO80), dtype=np.int64)
 assert set(COCO80.values()) == set(CLASSES)
@@ -41,9 +49,7 @@ class YoloxDetector:
     ) -> None:
         import onnxruntime as ort
 
-        self.model_path = resolve_model(
-            model, MODEL_FILES, package=None, what="YOLOX", how_to_get=HOW_TO_GET
-        )
+        self.model_path = resolve_model(model, MODEL_FILES, package=None, what="YOLOX", how_to_get=HOW_TO_GET)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -57,15 +63,13 @@ class YoloxDetector:
         inp = self._session.get_inputs()[0]
         shape = inp.shape
         if len(shape) != 4 or not all(isinstance(s, int) for s in shape[2:]):
-            raise ModelError(
-                f"{self.model_path} is not a YOLOX export with a fixed NCHW input (got {shape})"
-            )
+            raise ModelError(f"{self.model_path} is not a YOLOX export with a fixed NCHW input (got {shape})")
         self._input_name = inp.name
         self.input_hw = (int(shape[2]), int(shape[3]))
         out = self._session.get_outputs()[0].shape
         if len(out) != 3 or out[-1] != 85:
             raise ModelError(f"{self.model_path} does not output COCO YOLOX rows (got {out})")
-        self.confidence = 0.3 if confidence is None else confidence
+        self.confidence = DEFAULT_CONFIDENCE if confidence is None else confidence
         self.nms_iou = nms_iou
         self._grid, self._stride = _grids(self.input_hw)
 
@@ -92,7 +96,7 @@ class YoloxDetector:
 def _letterbox(image: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, float]:
     h, w = image.shape[:2]
     ratio = min(hw[0] / h, hw[1] / w)
-    nh, nw = int(round(h * ratio)), int(round(w * ratio))
+    nh, nw = round(h * ratio), round(w * ratio)
     canvas = np.full((hw[0], hw[1], 3), 114, np.uint8)
     canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
     blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
@@ -118,9 +122,7 @@ def _nms(boxes: np.ndarray, conf: np.ndarray, labels: list[str], iou: float) -> 
         return Detections.empty()
     xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
     class_ids = [CLASSES.index(lab) for lab in labels]
-    idx = cv2.dnn.NMSBoxesBatched(
-        xywh.tolist(), conf.tolist(), class_ids, 0.0, iou
-    )
+    idx = cv2.dnn.NMSBoxesBatched(xywh.tolist(), conf.tolist(), class_ids, 0.0, iou)
     idx = np.asarray(idx, dtype=np.int64).reshape(-1)
     return Detections(
         boxes[idx].astype(np.float32),

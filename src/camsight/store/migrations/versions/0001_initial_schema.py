@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 01:48:05.323548
+Create Date: 2026-11-23
 """
 
 from alembic import op
@@ -70,6 +70,7 @@ def upgrade() -> None:
     sa.Column('carrier_local_id', sa.Integer(), nullable=True),
     sa.Column('carried', sa.JSON(), nullable=False),
     sa.Column('labels_seen', sa.JSON(), nullable=False),
+    sa.Column('appearance', sa.LargeBinary(), nullable=True),
     sa.ForeignKeyConstraint(['camera_id'], ['cameras.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['source_id'], ['sources.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
