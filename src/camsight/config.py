@@ -37,7 +37,10 @@ class MotionConfig(StrictModel):
 
 class TrackingConfig(StrictModel):
     lost_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
-    activation: Annotated[float, Field(gt=0, lt=1)] = 0.6
+    #: Detection confidence that starts a track, per class group.
+    activation: dict[
+        Literal["person", "vehicle", "bicycle", "carried"], Annotated[float, Field(gt=0, lt=1)]
+    ] = Field(default_factory=lambda: {"person": 0.6, "vehicle": 0.3, "bicycle": 0.4, "carried": 0.4})
     min_hits: Annotated[int, Field(ge=1, le=10)] = 2
     appearance_weight: Annotated[float, Field(ge=0, le=10)] = 2.0
     appearance_memory: Annotated[float, Field(ge=0, lt=1)] = 0.8

@@ -102,6 +102,13 @@ def index(
     settings = IndexSettings.from_config(cfg)
     store = _open(data, cfg)
     indexer = Indexer(store, settings)
+    try:
+        # Load the model before touching any file, so a missing or broken
+        # model is one clear error rather than one failure per file.
+        indexer.detector  # noqa: B018
+    except CamsightError:
+        store.close()
+        raise
     results: list[IndexResult] = []
     failures: list[str] = []
     interrupted = False

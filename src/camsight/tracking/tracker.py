@@ -12,7 +12,7 @@ of its detections.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,6 +29,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "bicycle": ("bicycle",),
     "carried": CARRIED,
 }
+DEFAULT_ACTIVATION = {"person": 0.6, "vehicle": 0.3, "bicycle": 0.4, "carried": 0.4}
 #: Carried objects are too small for colour histograms to tell them apart.
 _NO_APPEARANCE = {"carried"}
 
@@ -38,15 +39,16 @@ class TrackerSettings:
     """Tracker tuning.
 
     ``lost_seconds``: how long an unseen track may be recovered;
-    ``activation``: detection confidence that starts a track (and that
-    splits BoT-SORT's high/low association stages); ``min_hits``:
+    ``activation``: per class group, the detection confidence that starts a
+    track (and splits BoT-SORT's high/low association stages) — vehicles seen
+    from above score lower than people seen from the side; ``min_hits``:
     detections before a track is confirmed; ``appearance_weight``: exponent
     of the colour similarity in the association score (0 disables it);
     ``appearance_memory``: how slowly a track's colours follow new boxes.
     """
 
     lost_seconds: float = 2.0
-    activation: float = 0.6
+    activation: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ACTIVATION))
     min_hits: int = 2
     appearance_weight: float = 2.0
     appearance_memory: float = 0.8
@@ -135,8 +137,8 @@ class MultiClassTracker:
                 # trackers counts its buffer in 30 fps frames.
                 lost_track_buffer=max(1, round(s.lost_seconds * 30)),
                 frame_rate=fps,
-                track_activation_threshold=s.activation,
-                high_conf_det_threshold=s.activation,
+                track_activation_threshold=s.activation.get(group, DEFAULT_ACTIVATION[group]),
+                high_conf_det_threshold=s.activation.get(group, DEFAULT_ACTIVATION[group]),
                 minimum_consecutive_frames=s.min_hits,
                 enable_cmc=False,  # fixed cameras: no camera motion to compensate
                 appearance_weight=0.0 if group in _NO_APPEARANCE else s.appearance_weight,

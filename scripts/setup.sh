@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up camsight in ./.venv on a fresh Debian machine (idempotent, quick when done).
+#   bash scripts/setup.sh         # runtime only
+#   bash scripts/setup.sh --dev   # plus test and benchmark tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+[[ "${1:-}" == "--dev" ]] && extras="[dev]"
+
+# opencv-python needs libGL and glib from the system.
+missing=()
+ldconfig -p | grep -q 'libGL.so.1' || missing+=(libgl1)
+ldconfig -p | grep -q 'libglib-2.0.so.0' || missing+=(libglib2.0-0)
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "setup: installing ${missing[*]} with apt-get" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "setup: camsight needs Python 3.11 or newer ($python is $("$python" --version 2>&1))" >&2
+  exit 1
+fi
+[[ -x .venv/bin/python ]] || "$python" -m venv .venv
+stamp=".venv/.camsight-installed${extras}"
+if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+  echo "setup: installing camsight${extras} into .venv" >&2
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 \
+    | grep -v "^WARNING: Location" >&2 || true
+  .venv/bin/python -c 'import camsight, cv2, av, onnxruntime, trackers' \
+    || { echo "setup: install failed" >&2; exit 1; }
+  touch "$stamp"
+fi
