@@ -15,7 +15,6 @@ from pathlib import Path
 
 import motmetrics as mm
 import numpy as np
-
 from common import GT, VTEST, backend_args, camsight, require_shared
 
 LAST_FRAME = 400
@@ -52,12 +51,24 @@ def score(gt_path: Path, hyp_path: Path) -> dict[str, float]:
     for frame in range(1, LAST_FRAME + 1):
         g, h = gt[gt[:, 0] == frame], hyp[hyp[:, 0] == frame]
         acc.update(
-            g[:, 1].astype(int).tolist(), h[:, 1].astype(int).tolist(),
-            iou_distance(g[:, 2:6], h[:, 2:6]), frameid=frame,
+            g[:, 1].astype(int).tolist(),
+            h[:, 1].astype(int).tolist(),
+            iou_distance(g[:, 2:6], h[:, 2:6]),
+            frameid=frame,
         )
     mh = mm.metrics.create()
-    names = ["mota", "idf1", "motp", "recall", "precision", "num_switches", "num_false_positives",
-             "num_misses", "mostly_tracked", "num_unique_objects"]
+    names = [
+        "mota",
+        "idf1",
+        "motp",
+        "recall",
+        "precision",
+        "num_switches",
+        "num_false_positives",
+        "num_misses",
+        "mostly_tracked",
+        "num_unique_objects",
+    ]
     summary = mh.compute(acc, metrics=names, name="x")
     return {n: float(summary[n].iloc[0]) for n in names}
 
@@ -71,13 +82,24 @@ def main() -> None:
     for backend in args.backends:
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(tmp) / "data"
-            camsight("index", str(VTEST), "--camera", "pets", "--fps", "native", "--data", str(data),
-                     *backend_args(backend))
+            camsight(
+                "index",
+                str(VTEST),
+                "--camera",
+                "pets",
+                "--fps",
+                "native",
+                "--data",
+                str(data),
+                *backend_args(backend),
+            )
             out = Path(tmp) / "pets.txt"
             camsight("export-mot", "--camera", "pets", "--data", str(data), str(out))
             m = score(GT, out)
-        print(f"{backend:8} {m['mota']:6.3f} {m['idf1']:6.3f} {m['recall']:6.3f} {m['precision']:6.3f} "
-              f"{int(m['num_switches']):5d} {int(m['num_false_positives']):5d} {int(m['num_misses']):5d}")
+        print(
+            f"{backend:8} {m['mota']:6.3f} {m['idf1']:6.3f} {m['recall']:6.3f} {m['precision']:6.3f} "
+            f"{int(m['num_switches']):5d} {int(m['num_false_positives']):5d} {int(m['num_misses']):5d}"
+        )
     print("targets: MOTA >= 0.70 and IDF1 >= 0.70 with the best backend")
 
 

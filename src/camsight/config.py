@@ -47,6 +47,13 @@ class TrackingConfig(StrictModel):
     thumbnails_per_track: Annotated[int, Field(ge=1, le=10)] = 3
 
 
+class AttributesConfig(StrictModel):
+    #: Compute appearance attributes (clothing colours, posture...) for search.
+    enabled: bool = True
+    #: Use the pose model for body regions and posture (else box proportions).
+    pose: bool = True
+
+
 class IndexConfig(StrictModel):
     #: Frames analysed per second of video, or "native" for every frame.
     fps: Annotated[float, Field(gt=0, le=240)] | Literal["native"] = 5.0
@@ -58,6 +65,7 @@ class Config(StrictModel):
     motion: MotionConfig = MotionConfig()
     tracking: TrackingConfig = TrackingConfig()
     index: IndexConfig = IndexConfig()
+    attributes: AttributesConfig = AttributesConfig()
 
 
 def _key_lines(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:

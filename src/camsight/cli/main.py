@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -259,6 +260,87 @@ def export_mot(
         tmp.unlink(missing_ok=True)
         fail(f"cannot write {out}: {exc.strerror}")
     err_console.print(f"wrote {len(rows)} rows to {out}")
+
+
+def _parse_when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        fail(f"{option} must be an ISO date or time such as 2026-11-20 or 2026-11-20T18:00, got {value!r}")
+    return when if when.tzinfo else when.astimezone()
+
+
+@app.command()
+def search(
+    query: Annotated[
+        str | None, typer.Argument(help="What to look for, in plain words.", show_default=False)
+    ] = None,
+    like: Annotated[
+        int | None, typer.Option("--like", help="Find tracks that look like this track id.")
+    ] = None,
+    camera: Annotated[list[str] | None, typer.Option(help="Only this camera (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only after this time (ISO, local time).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only before this time (ISO, local time).")] = None,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--class",
+            help="Only this class: person, car, van, bus, motorcycle, bicycle, vehicle (repeatable).",
+        ),
+    ] = None,
+    same_camera: Annotated[bool, typer.Option(help="With --like: only the same camera.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many results.")] = 20,
+    data: DataOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the hits as a JSON list.")] = False,
+) -> None:
+    """Search indexed footage by description, best match first, each with why it matched.
+
+    Examples: camsight search "woman wearing a red hat";
+    camsight search "white van" --since 2026-11-20T18:00; camsight search --like 42
+    """
+    from camsight.search.engine import SearchEngine
+
+    if (query is None) == (like is None):
+        fail("give either a QUERY or --like TRACK_ID (not both)")
+    when_from, when_to = _parse_when(since, "--since"), _parse_when(until, "--until")
+    store = _open(data)
+    engine = SearchEngine(store)
+    try:
+        if like is not None:
+            result = engine.more_like(like, same_camera=same_camera, limit=limit)
+        else:
+            assert query is not None
+            result = engine.search(
+                query, cameras=camera or (), since=when_from, until=when_to, classes=label or (), limit=limit
+            )
+    finally:
+        store.close()
+    err_console.print(f"[bold]looking for:[/] {result.interpretation}", soft_wrap=True)
+    for note in result.notes:
+        err_console.print(f"[dim]{note}[/]", soft_wrap=True)
+    if json_out:
+        out_console.print_json(json.dumps([h.to_dict() for h in result.hits]))
+        return
+    if not result.hits:
+        err_console.print("no matching tracks")
+        return
+    table = Table(show_lines=False)
+    for col in ("#", "track", "camera", "class", "time", "match", "score", "why"):
+        table.add_column(col)
+    for rank, h in enumerate(result.hits, 1):
+        span = f"{h.start:.1f}-{h.end:.1f}s" if isinstance(h.start, float) else f"{h.start} - {h.end}"
+        why = (
+            ", ".join(f"{e['term']} {e['score']:.2f} {'✓' if e['matched'] else '✗'}" for e in h.explanation)
+            or "-"
+        )
+        table.add_row(str(rank), str(h.track_id), h.camera, h.label, span, h.match, f"{h.score:.2f}", why)
+    out_console.print(table)
+    err_console.print(
+        f"{len(result.hits)} shown of {result.candidates} candidates, {result.full_matches} full matches; "
+        "thumbnails: camsight search ... --json"
+    )
 
 
 @config_app.command("check")

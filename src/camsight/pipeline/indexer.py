@@ -7,8 +7,10 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from camsight.config import Config
 from camsight.errors import SourceError
@@ -21,9 +23,12 @@ from camsight.tracking.tracker import MultiClassTracker, TrackedBox, TrackerSett
 from camsight.vision.detector import Detector, create_detector
 from camsight.vision.motion import MotionGate, MotionSettings
 
+if TYPE_CHECKING:
+    from camsight.analytics.attributes import AttributeExtractor
+
 log = logging.getLogger(__name__)
 
-STAGES = ("decode", "motion", "detect", "track", "store")
+STAGES = ("decode", "motion", "detect", "track", "attributes", "store")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class IndexSettings:
     motion: MotionSettings | None = field(default_factory=MotionSettings)
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
     thumbnails_per_track: int = 3
+    attributes: bool = True
+    pose: bool = True
 
     @classmethod
     def from_config(cls, config: Config) -> IndexSettings:
@@ -63,6 +70,8 @@ class IndexSettings:
                 appearance_memory=t.appearance_memory,
             ),
             thumbnails_per_track=t.thumbnails_per_track,
+            attributes=config.attributes.enabled,
+            pose=config.attributes.pose,
         )
 
     def as_dict(self) -> dict:
@@ -114,6 +123,15 @@ class Indexer:
         self.store = store
         self.settings = settings
         self._detector = detector
+        self._extractor: AttributeExtractor | None = None
+
+    @property
+    def extractor(self) -> AttributeExtractor | None:
+        if self._extractor is None and self.settings.attributes:
+            from camsight.analytics.attributes import AttributeExtractor
+
+            self._extractor = AttributeExtractor(use_pose=self.settings.pose)
+        return self._extractor
 
     @property
     def detector(self) -> Detector:
@@ -133,9 +151,15 @@ class Indexer:
         camera: str | None = None,
         *,
         force: bool = False,
+        recorded_at: datetime | None = None,
         progress: ProgressFn | None = None,
     ) -> IndexResult:
-        """Index one file; raises :class:`SourceError` when nothing in it can be used."""
+        """Index one file; raises :class:`SourceError` when nothing in it can be used.
+
+        ``recorded_at`` is when the recording started (default: the file's
+        creation_time tag, else its modification time minus its duration);
+        it gives tracks wall-clock times for time-based search.
+        """
         path = Path(path)
         camera = camera or path.stem
         started = time.perf_counter()
@@ -152,6 +176,7 @@ class Indexer:
                 height=info.height,
                 native_fps=info.fps,
                 duration=info.duration,
+                wallclock_start=recorded_at or info.recorded_at,
                 force=force,
             )
             if plan.source_id is None:
@@ -181,7 +206,12 @@ class Indexer:
             end_after=s.tracker.lost_seconds + 2.0 / analysis_fps,
             crops_per_track=s.thumbnails_per_track,
         )
-        gate = MotionGate(s.motion) if s.motion is not None else None
+        gate = None
+        if s.motion is not None:
+            # The tracker drops a track unseen for lost_seconds; the gate must
+            # look again well before that, or still objects would get new ids.
+            max_skip = min(s.motion.max_skip, 0.75 * s.tracker.lost_seconds)
+            gate = MotionGate(replace(s.motion, max_skip=max_skip))
         timing = dict.fromkeys(STAGES, 0.0)
         counts = {"frames_analysed": 0, "frames_detected": 0}
         pending: list[TrackRecord] = []
@@ -189,8 +219,16 @@ class Indexer:
         last_flush = time.perf_counter()
         last_t = 0.0
 
+        extractor = self.extractor
+
         def flush(records: list[TrackRecord]) -> None:
             t0 = time.perf_counter()
+            if extractor is not None:
+                for rec in records:
+                    rec.attributes = extractor.extract(rec)
+                t1 = time.perf_counter()
+                timing["attributes"] += t1 - t0
+                t0 = t1
             fields = {**counts, "frames_decoded": video.decoded}
             repo.save_tracks(self.store, source_id, plan.camera_id, records, fields)
             timing["store"] += time.perf_counter() - t0
@@ -204,7 +242,7 @@ class Indexer:
             counts["frames_analysed"] += 1
             moving = True
             if gate is not None:
-                moving = gate.check(frame.image, frame.t)
+                moving = gate.check(frame.gray, frame.t)
                 t1 = time.perf_counter()
                 timing["motion"] += t1 - now
                 now = t1

@@ -6,6 +6,7 @@ import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +28,9 @@ class VideoInfo:
     duration: float | None
     frames: int | None
     codec: str
+    #: When recording started: the container's creation_time tag if it has
+    #: one, else the file's modification time minus its duration.
+    recorded_at: datetime | None = None
 
 
 class AnalysisRate:
@@ -144,6 +148,7 @@ class VideoFile:
             duration=duration,
             frames=self._stream.frames or None,
             codec=ctx.name,
+            recorded_at=_recorded_at(self._container, self.path, duration),
         )
         self.errors: list[str] = []
         #: Frames decoded so far by :meth:`frames` (all of them, not only analysed ones).
@@ -205,7 +210,7 @@ class VideoFile:
                         index = round(t * self.info.fps)
                     index += 1
                     if rate.take(t):
-                        yield Frame(index=index, t=t, image=frame.to_ndarray(format="bgr24"))
+                        yield Frame(index, t, av_frame=frame)
         except av.error.FFmpegError as exc:
             if decoded == 0:
                 raise SourceError(f"{self.path}: cannot decode video ({_reason(exc)})") from None
@@ -218,6 +223,20 @@ class VideoFile:
         for frame in self.frames(None, start=t):
             return frame
         raise SourceError(f"{self.path}: no frame at {t:.3f}s")
+
+
+def _recorded_at(container: av.container.InputContainer, path: Path, duration: float | None) -> datetime:
+    tag = container.metadata.get("creation_time")
+    if tag:
+        try:
+            value = datetime.fromisoformat(tag.replace("Z", "+00:00"))
+            # Muxers write 1970 or 1904 when they had no clock: not a real time.
+            if value.year >= 2000:
+                return value if value.tzinfo else value.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    end = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    return end - timedelta(seconds=duration or 0.0)
 
 
 def _reason(exc: BaseException) -> str:

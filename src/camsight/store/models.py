@@ -82,6 +82,7 @@ class Track(Base):
         UniqueConstraint("source_id", "local_id", name="uq_track_local"),
         Index("ix_tracks_camera_start", "camera_id", "start_t"),
         Index("ix_tracks_label", "label"),
+        Index("ix_tracks_start_at", "start_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -107,6 +108,13 @@ class Track(Base):
     labels_seen: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     #: float32 colour descriptor (tracking.appearance), for "more like this".
     appearance: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: Wall-clock span: the source's start time plus start_t/end_t.
+    start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    end_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: Appearance attributes with scores (analytics.attributes.TrackAttributes as a dict).
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: Facet scores as uint8 (0-255) in analytics.vocabulary.FACETS order, for the search index.
+    facets: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
     source: Mapped[Source] = relationship(back_populates="tracks")
     observations: Mapped[list[ObservationRow]] = relationship(
@@ -121,6 +129,26 @@ class Track(Base):
         passive_deletes=True,
         order_by="Thumbnail.rank",
     )
+
+
+class TrackEmbedding(Base):
+    """A vision-language embedding of a track's best crop, per model."""
+
+    __tablename__ = "track_embeddings"
+
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    #: float32, L2-normalised.
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Meta(Base):
+    """Small key/value state, e.g. the tracks revision that search indexes follow."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class ObservationRow(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, func, insert, select
@@ -12,10 +13,25 @@ from sqlalchemy.orm import Session
 from camsight.errors import NotFoundError
 from camsight.store.db import Store
 from camsight.store.media import remove_source_media, source_media_dir, write_jpeg
-from camsight.store.models import Camera, ObservationRow, Source, Thumbnail, Track, utcnow
+from camsight.store.models import Camera, Meta, ObservationRow, Source, Thumbnail, Track, utcnow
 from camsight.tracking.records import TrackRecord
 
 FINAL = ("complete", "damaged")
+REVISION_KEY = "tracks_revision"
+
+
+def bump_revision(session: Session) -> None:
+    """Mark that tracks changed, so search indexes built earlier are rebuilt."""
+    row = session.get(Meta, REVISION_KEY)
+    if row is None:
+        session.add(Meta(key=REVISION_KEY, value="1"))
+    else:
+        row.value = str(int(row.value) + 1)
+
+
+def tracks_revision(session: Session) -> int:
+    row = session.get(Meta, REVISION_KEY)
+    return int(row.value) if row is not None else 0
 
 
 def camera_by_name(session: Session, name: str) -> Camera | None:
@@ -62,6 +78,7 @@ def plan_source(
     height: int,
     native_fps: float,
     duration: float | None,
+    wallclock_start: datetime | None = None,
     force: bool = False,
 ) -> SourcePlan:
     """Register a file for indexing, or say why it needs none.
@@ -83,6 +100,7 @@ def plan_source(
             replaced = True
             old_id = old.id
             session.execute(delete(Source).where(Source.id == old_id))
+            bump_revision(session)
             session.flush()
         src = Source(
             camera_id=cam.id,
@@ -95,6 +113,7 @@ def plan_source(
             height=height,
             native_fps=native_fps,
             duration=duration,
+            wallclock_start=wallclock_start,
         )
         session.add(src)
         session.flush()
@@ -139,8 +158,11 @@ def save_tracks(
             )
         thumbs[rec.local_id] = rows
     with store.session() as session:
+        src = session.get(Source, source_id)
+        clock = src.wallclock_start if src is not None else None
         for rec in records:
             k = rec.kinematics
+            attrs = rec.attributes
             track = Track(
                 source_id=source_id,
                 camera_id=camera_id,
@@ -163,6 +185,10 @@ def save_tracks(
                 carried=rec.carried,
                 labels_seen=rec.labels_seen,
                 appearance=None if rec.appearance is None else rec.appearance.astype("<f4").tobytes(),
+                start_at=None if clock is None else clock + timedelta(seconds=rec.start_t),
+                end_at=None if clock is None else clock + timedelta(seconds=rec.end_t),
+                attributes=None if attrs is None else attrs.to_dict(),
+                facets=None if attrs is None else attrs.facet_vector().tobytes(),
             )
             session.add(track)
             session.flush()
@@ -188,6 +214,8 @@ def save_tracks(
                     insert(Thumbnail), [dict(track_id=track.id, **r) for r in thumbs[rec.local_id]]
                 )
         _update_source(session, source_id, progress)
+        if records:
+            bump_revision(session)
     return len(records)
 
 
@@ -210,6 +238,7 @@ def discard_source(store: Store, source_id: int) -> None:
     """Remove a source that yielded nothing usable, rows and files."""
     with store.session() as session:
         session.execute(delete(Source).where(Source.id == source_id))
+        bump_revision(session)
     remove_source_media(store.media, source_id)
 
 

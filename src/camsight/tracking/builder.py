@@ -119,7 +119,7 @@ class TrackBuilder:
                 continue
             x1, y1, x2, y2 = crop_region(b.xyxy, self.frame_size)
             image = frame.image[y1:y2, x1:x2].copy()
-            st.crops.offer(Crop(frame.index, frame.t, b.xyxy, q, image))
+            st.crops.offer(Crop(frame.index, frame.t, b.xyxy, q, image, origin=(x1, y1)))
 
     def _associate_carried(self, boxes: list[TrackedBox], states: list[_Open]) -> None:
         people = [i for i, b in enumerate(boxes) if b.label == PERSON]

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from camsight.analytics.attributes_model import TrackAttributes
+
 Box = tuple[float, float, float, float]
 
 
@@ -33,6 +35,14 @@ class Crop:
     box: Box
     quality: float
     image: np.ndarray
+    #: Top-left corner of ``image`` in the frame, to map ``box`` into the crop.
+    origin: tuple[int, int] = (0, 0)
+
+    def local_box(self) -> Box:
+        """``box`` in the crop's own pixel coordinates."""
+        ox, oy = self.origin
+        x1, y1, x2, y2 = self.box
+        return (x1 - ox, y1 - oy, x2 - ox, y2 - oy)
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,8 @@ class TrackRecord:
     labels_seen: dict[str, int] = field(default_factory=dict)
     #: Mean colour descriptor over the detected frames (see tracking.appearance).
     appearance: np.ndarray | None = None
+    #: Filled by the attribute extractor before the record is stored.
+    attributes: TrackAttributes | None = None
 
     @property
     def start_t(self) -> float:

@@ -44,17 +44,15 @@ class MotionGate:
         self.last_fraction = 0.0
 
     def _small(self, image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        width = min(self.settings.width, w)
-        height = max(1, round(h * width / w))
-        grey = cv2.cvtColor(
-            cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA),
-            cv2.COLOR_BGR2GRAY,
-        )
-        return cv2.GaussianBlur(grey, (5, 5), 0)
+        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        h, w = grey.shape
+        # A whole-number reduction keeps OpenCV's area resize on its fast path.
+        factor = max(1, w // self.settings.width)
+        small = cv2.resize(grey, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+        return cv2.GaussianBlur(small, (5, 5), 0)
 
     def check(self, image: np.ndarray, t: float) -> bool:
-        """True when ``image`` (seen at ``t`` seconds) should go to the detector."""
+        """True when ``image`` (BGR or grey, seen at ``t`` seconds) should go to the detector."""
         small = self._small(image)
         ref = self._reference
         if ref is None or ref.shape != small.shape or t - self._reference_t >= self.settings.max_skip:

@@ -54,6 +54,9 @@ class YoloxDetector:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        # Spinning worker threads burn the CPU that decoding and tracking
+        # need between two detections on a 2-core box.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 str(self.model_path), options, providers=["CPUExecutionProvider"]

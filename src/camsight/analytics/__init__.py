@@ -1,0 +1,1 @@
+"""Per-track appearance attributes computed at index time."""

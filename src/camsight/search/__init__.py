@@ -1,0 +1,1 @@
+"""Search footage by description."""
