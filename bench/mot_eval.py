@@ -76,6 +76,7 @@ def score(gt_path: Path, hyp_path: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["yolox", "ssd"])
+    parser.add_argument("--config", type=Path, help="camsight config file for indexing")
     args = parser.parse_args()
     require_shared()
     print(f"{'backend':8} {'MOTA':>6} {'IDF1':>6} {'recall':>6} {'prec':>6} {'IDsw':>5} {'FP':>5} {'FN':>5}")
@@ -92,6 +93,7 @@ def main() -> None:
                 "--data",
                 str(data),
                 *backend_args(backend),
+                *(["--config", str(args.config)] if args.config else []),
             )
             out = Path(tmp) / "pets.txt"
             camsight("export-mot", "--camera", "pets", "--data", str(data), str(out))

@@ -44,7 +44,12 @@ class TrackingConfig(StrictModel):
     min_hits: Annotated[int, Field(ge=1, le=10)] = 2
     appearance_weight: Annotated[float, Field(ge=0, le=10)] = 2.0
     appearance_memory: Annotated[float, Field(ge=0, lt=1)] = 0.8
+    #: Lowest fused (overlap x confidence x colour) similarity that continues a track.
+    min_similarity: Annotated[float, Field(gt=0, lt=1)] = 0.2
     thumbnails_per_track: Annotated[int, Field(ge=1, le=10)] = 3
+    #: Seconds after a track is lost in which a new track that starts nearby
+    #: and looks the same continues it (0 turns linking off).
+    link_seconds: Annotated[float, Field(ge=0, le=30)] = 3.0
 
 
 class AttributesConfig(StrictModel):
@@ -52,6 +57,16 @@ class AttributesConfig(StrictModel):
     enabled: bool = True
     #: Use the pose model for body regions and posture (else box proportions).
     pose: bool = True
+
+
+class EmbeddingsConfig(StrictModel):
+    #: An installed vision-language model (name or folder) to embed crops
+    #: with at index time and queries with at search time; off when null.
+    #: Install one with `camsight models pull NAME`.
+    model: str | None = None
+    #: Share of the ranking score given to visual similarity when both it
+    #: and attribute facets are available.
+    weight: Annotated[float, Field(ge=0, le=1)] = 0.3
 
 
 class IndexConfig(StrictModel):
@@ -66,6 +81,7 @@ class Config(StrictModel):
     tracking: TrackingConfig = TrackingConfig()
     index: IndexConfig = IndexConfig()
     attributes: AttributesConfig = AttributesConfig()
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
 
 
 def _key_lines(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:

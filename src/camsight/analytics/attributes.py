@@ -16,7 +16,7 @@ from camsight.analytics.attributes_model import TrackAttributes
 from camsight.analytics.colour import colour_scores
 from camsight.analytics.vocabulary import COLOURS, VEHICLE_LABELS, VEHICLE_TYPES
 from camsight.tracking.records import Crop, TrackRecord
-from camsight.vision.pose import PoseEstimator, body_regions, posture
+from camsight.vision.pose import PoseEstimator, body_regions, posture, rect_slices, region_mask
 
 #: Head colours that are just as likely hair or skin as a hat or hood; they
 #: count for little as headwear evidence.
@@ -73,11 +73,14 @@ class AttributeExtractor:
             used_pose += int(pose is not None and getattr(pose, "reliable", True))
             w = max(crop.quality, 1e-3)
             weight_total += w
-            for region, rbox in regions.items():
-                pixels = _cut(crop.image, rbox)
-                if pixels is None:
+            for region, rect in regions.items():
+                pixels = crop.image[rect_slices(rect, crop.image.shape)]
+                if pixels.shape[0] < 2 or pixels.shape[1] < 2:
                     continue
-                for colour, s in colour_scores(pixels).items():
+                # With keypoints, only torso / leg pixels count: the pavement
+                # between the legs would otherwise make every trouser grey.
+                mask = region_mask(region, rect, pose, crop.image.shape) if region != "headwear" else None
+                for colour, s in colour_scores(pixels, mask).items():
                     sums[region][colour] += w * s
             for name, s in posture(pose, box).items():
                 postures[name] += w * s

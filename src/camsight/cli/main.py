@@ -6,7 +6,7 @@ import csv
 import json
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from camsight.cli.models_cmd import models_app
 from camsight.cli.output import err_console, fail, out_console, progress_bar, setup_logging
 from camsight.config import Config, load_config
 from camsight.errors import CamsightError
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect and check configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
 
 
 class DetectorChoice(StrEnum):
@@ -77,6 +79,22 @@ def index(
     model: Annotated[Path | None, typer.Option(help="Model file for the detector.")] = None,
     data: DataOpt = None,
     config: ConfigOpt = None,
+    start: Annotated[float, typer.Option(min=0, help="Start this many seconds into each file.")] = 0.0,
+    end: Annotated[float | None, typer.Option(min=0, help="Stop this many seconds into each file.")] = None,
+    recorded_at: Annotated[
+        str | None,
+        typer.Option(
+            "--recorded-at",
+            help="When the recording started (ISO, local time); default: the file's "
+            "creation_time tag, else its modification time minus its length.",
+        ),
+    ] = None,
+    embeddings: Annotated[
+        str | None,
+        typer.Option(
+            help="Also embed crops with this installed vision-language model (see `camsight models`)."
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Index again even if already indexed.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -99,14 +117,20 @@ def index(
         det_update["model"] = model
     if det_update:
         overrides["detector"] = cfg.detector.model_copy(update=det_update)
+    if embeddings is not None:
+        overrides["embeddings"] = cfg.embeddings.model_copy(update={"model": embeddings})
     cfg = cfg.model_copy(update=overrides)
-    settings = IndexSettings.from_config(cfg)
+    if end is not None and end <= start:
+        fail(f"--end ({end}) must be after --start ({start})")
+    settings = replace(IndexSettings.from_config(cfg), start=start, end=end)
+    when = _parse_when(recorded_at, "--recorded-at")
     store = _open(data, cfg)
     indexer = Indexer(store, settings)
     try:
         # Load the model before touching any file, so a missing or broken
         # model is one clear error rather than one failure per file.
         indexer.detector  # noqa: B018
+        indexer.encoder  # noqa: B018
     except CamsightError:
         store.close()
         raise
@@ -121,7 +145,7 @@ def index(
                 bar.update(task, completed=t, total=total, frames=frames)
 
             try:
-                result = indexer.index(path, camera, force=force, progress=report)
+                result = indexer.index(path, camera, force=force, recorded_at=when, progress=report)
             except CamsightError as exc:
                 failures.append(str(exc))
                 bar.update(task, description=f"[red]{path.name} (failed)")
@@ -292,7 +316,11 @@ def search(
     ] = None,
     same_camera: Annotated[bool, typer.Option(help="With --like: only the same camera.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many results.")] = 20,
+    embeddings: Annotated[
+        str | None, typer.Option(help="Fuse visual similarity from this installed vision-language model.")
+    ] = None,
     data: DataOpt = None,
+    config: ConfigOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the hits as a JSON list.")] = False,
 ) -> None:
     """Search indexed footage by description, best match first, each with why it matched.
@@ -305,8 +333,15 @@ def search(
     if (query is None) == (like is None):
         fail("give either a QUERY or --like TRACK_ID (not both)")
     when_from, when_to = _parse_when(since, "--since"), _parse_when(until, "--until")
-    store = _open(data)
-    engine = SearchEngine(store)
+    cfg = load_config(config)
+    encoder = None
+    model = embeddings or cfg.embeddings.model
+    if model:
+        from camsight.search.embeddings import load_encoder
+
+        encoder = load_encoder(model)
+    store = _open(data, cfg)
+    engine = SearchEngine(store, encoder=encoder, embedding_weight=cfg.embeddings.weight)
     try:
         if like is not None:
             result = engine.more_like(like, same_camera=same_camera, limit=limit)

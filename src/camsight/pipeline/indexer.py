@@ -17,7 +17,7 @@ from camsight.errors import SourceError
 from camsight.sources.video_file import VideoFile, fingerprint
 from camsight.store import repository as repo
 from camsight.store.db import Store
-from camsight.tracking.builder import TrackBuilder
+from camsight.tracking.builder import LinkSettings, TrackBuilder
 from camsight.tracking.records import TrackRecord
 from camsight.tracking.tracker import MultiClassTracker, TrackedBox, TrackerSettings
 from camsight.vision.detector import Detector, create_detector
@@ -25,6 +25,7 @@ from camsight.vision.motion import MotionGate, MotionSettings
 
 if TYPE_CHECKING:
     from camsight.analytics.attributes import AttributeExtractor
+    from camsight.search.embeddings import DualEncoder
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,21 @@ class IndexSettings:
     """
 
     fps: float | None = 5.0
+    #: Index only this part of the file (seconds from its start).
+    start: float = 0.0
+    end: float | None = None
     detector: str = "ssd"
     model: str | None = None
     confidence: float | None = None
     motion: MotionSettings | None = field(default_factory=MotionSettings)
     tracker: TrackerSettings = field(default_factory=TrackerSettings)
     thumbnails_per_track: int = 3
+    #: Seconds after losing a track in which a new tracker id may continue it (0: never).
+    link_seconds: float = 3.0
     attributes: bool = True
     pose: bool = True
+    #: Vision-language model (name or folder) whose crop embeddings are stored.
+    embeddings: str | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> IndexSettings:
@@ -68,10 +76,13 @@ class IndexSettings:
                 min_hits=t.min_hits,
                 appearance_weight=t.appearance_weight,
                 appearance_memory=t.appearance_memory,
+                min_similarity=t.min_similarity,
             ),
             thumbnails_per_track=t.thumbnails_per_track,
+            link_seconds=t.link_seconds,
             attributes=config.attributes.enabled,
             pose=config.attributes.pose,
+            embeddings=config.embeddings.model,
         )
 
     def as_dict(self) -> dict:
@@ -124,6 +135,15 @@ class Indexer:
         self.settings = settings
         self._detector = detector
         self._extractor: AttributeExtractor | None = None
+        self._encoder: DualEncoder | None = None
+
+    @property
+    def encoder(self) -> DualEncoder | None:
+        if self._encoder is None and self.settings.embeddings:
+            from camsight.search.embeddings import load_encoder
+
+            self._encoder = load_encoder(self.settings.embeddings)
+        return self._encoder
 
     @property
     def extractor(self) -> AttributeExtractor | None:
@@ -201,10 +221,12 @@ class Indexer:
         detector = self.detector
         analysis_fps = s.fps or info.fps
         tracker = MultiClassTracker(analysis_fps, s.tracker)
+        link = LinkSettings(seconds=s.link_seconds) if s.link_seconds > 0 else None
         builder = TrackBuilder(
             (info.width, info.height),
-            end_after=s.tracker.lost_seconds + 2.0 / analysis_fps,
+            end_after=s.tracker.lost_seconds + s.link_seconds + 2.0 / analysis_fps,
             crops_per_track=s.thumbnails_per_track,
+            link=link,
         )
         gate = None
         if s.motion is not None:
@@ -220,6 +242,7 @@ class Indexer:
         last_t = 0.0
 
         extractor = self.extractor
+        encoder = self.encoder
 
         def flush(records: list[TrackRecord]) -> None:
             t0 = time.perf_counter()
@@ -229,13 +252,23 @@ class Indexer:
                 t1 = time.perf_counter()
                 timing["attributes"] += t1 - t0
                 t0 = t1
+            if encoder is not None:
+                with_crops = [rec for rec in records if rec.crops]
+                vectors = encoder.embed_images([rec.crops[0].image for rec in with_crops])
+                for rec, vec in zip(with_crops, vectors, strict=True):
+                    rec.embedding, rec.embedding_model = vec, encoder.name
+                t1 = time.perf_counter()
+                timing["attributes"] += t1 - t0
+                t0 = t1
             fields = {**counts, "frames_decoded": video.decoded}
             repo.save_tracks(self.store, source_id, plan.camera_id, records, fields)
             timing["store"] += time.perf_counter() - t0
 
-        frames = video.frames(s.fps)
+        frames = video.frames(s.fps, start=s.start)
         t_mark = time.perf_counter()
         for frame in frames:
+            if s.end is not None and frame.t >= s.end:
+                break
             now = time.perf_counter()
             timing["decode"] += now - t_mark
             last_t = frame.t
@@ -273,7 +306,7 @@ class Indexer:
 
         status, message = "complete", None
         problems = list(video.errors)
-        end_gap = (info.duration or 0) - last_t
+        end_gap = (min(info.duration, s.end) if info.duration and s.end else (info.duration or 0)) - last_t
         if info.duration and end_gap > max(1.0, 3.0 / info.fps):
             problems.insert(0, f"video ends at {last_t:.1f}s of {info.duration:.1f}s (truncated?)")
         if problems:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from camsight.analytics.vocabulary import FACET_INDEX, VEHICLE_LABELS
 from camsight.errors import CamsightError, NotFoundError
-from camsight.search.index import FacetIndex, IndexCache
+from camsight.search.index import EmbeddingIndex, FacetIndex, IndexCache
 from camsight.search.query import parse_query
 from camsight.search.query_model import ParsedQuery, TimeOfDay
 from camsight.store.db import Store
@@ -109,10 +109,12 @@ class SearchEngine:
     'person · upper: red'
     """
 
-    def __init__(self, store: Store, encoder: Any = None) -> None:
+    def __init__(self, store: Store, encoder: Any = None, embedding_weight: float = 0.3) -> None:
+        """``encoder``: an optional vision-language DualEncoder fused with the attributes."""
         self.store = store
         self.index_cache = IndexCache(store)
         self.encoder = encoder
+        self.embedding_weight = embedding_weight
 
     # -- public API -------------------------------------------------------
 
@@ -126,8 +128,15 @@ class SearchEngine:
         classes: Sequence[str] = (),
         limit: int = 20,
         now: datetime | None = None,
+        query_vector: np.ndarray | None = None,
+        embedding_model: str | None = None,
     ) -> SearchResult:
-        """Parse ``text`` and search; explicit filters replace what the text said."""
+        """Parse ``text`` and search; explicit filters replace what the text said.
+
+        With a vision-language encoder (or a ready ``query_vector`` from
+        ``embedding_model``), visual similarity of each track's best crop to
+        the text is fused with the attribute score.
+        """
         started = _time.perf_counter()
         index = self.index_cache.get()
         query = parse_query(text, now=now, cameras=list(index.camera_names))
@@ -142,11 +151,24 @@ class SearchEngine:
             overrides["classes"] = _expand_classes(classes)
         if overrides:
             query = replace(query, **overrides)
-        result = self.run(query, limit=limit, index=index)
+        if query_vector is None and self.encoder is not None:
+            query_vector = self.encoder.embed_texts([text])[0]
+            embedding_model = self.encoder.name
+        visual = None
+        if query_vector is not None and embedding_model:
+            visual = (self.index_cache.embeddings(embedding_model), query_vector)
+        result = self.run(query, limit=limit, index=index, visual=visual)
         result.seconds = _time.perf_counter() - started
         return result
 
-    def run(self, query: ParsedQuery, *, limit: int = 20, index: FacetIndex | None = None) -> SearchResult:
+    def run(
+        self,
+        query: ParsedQuery,
+        *,
+        limit: int = 20,
+        index: FacetIndex | None = None,
+        visual: tuple[EmbeddingIndex, np.ndarray] | None = None,
+    ) -> SearchResult:
         """Search with an already parsed (or hand-built) query."""
         if not 1 <= limit <= MAX_LIMIT:
             raise SearchError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
@@ -179,6 +201,30 @@ class SearchEngine:
             # Nothing to weigh: newest first, the order a VMS user expects.
             start = index.start_at[candidates]
             combined = np.nan_to_num(start - np.nanmin(start), nan=0.0) if len(start) else start
+        similarity = None
+        if visual is not None and len(candidates):
+            emb, qvec = visual
+            similarity = emb.scores(index.track_ids[candidates], qvec)
+            has = ~np.isnan(similarity)
+            if has.any():
+                lo, hi = float(np.nanmin(similarity)), float(np.nanmax(similarity))
+                # Cosine ranges differ per model and query: rescale to [0, 1]
+                # over the candidates before mixing with attribute scores.
+                rel = np.where(has, (similarity - lo) / (hi - lo if hi > lo else 1.0), 0.0)
+                if len(terms):
+                    w = self.embedding_weight
+                    combined = np.where(has, (1 - w) * combined + w * rel, combined)
+                else:
+                    combined = rel
+                    keep = has
+                    candidates, combined, n_matched, similarity = (
+                        candidates[keep],
+                        combined[keep],
+                        n_matched[keep],
+                        similarity[keep],
+                    )
+                    scores, matched = scores[:, keep], matched[:, keep]
+            notes.append(f"visual similarity from {emb.model} fused with the attribute scores")
         full = n_matched == len(terms)
         # Full matches first, then by how many facets match, then by confidence.
         order = np.lexsort((-combined, -n_matched, ~full))[:limit]
@@ -195,13 +241,26 @@ class SearchEngine:
                         }
                         for j, t in enumerate(terms)
                     ],
-                    float(combined[i]) if len(terms) else 1.0,
+                    float(combined[i]) if len(terms) or similarity is not None else 1.0,
                     bool(full[i]),
                 )
                 for i in order
             ],
             query,
         )
+        if similarity is not None:
+            position = {int(index.track_ids[candidates[i]]): i for i in order}
+            for hit in hits:
+                i = position[hit.track_id]
+                if not np.isnan(similarity[i]):
+                    hit.explanation.append(
+                        {
+                            "term": "visual similarity",
+                            "words": query.text,
+                            "score": round(float(similarity[i]), 3),
+                            "matched": None,
+                        }
+                    )
         if query.not_analysed:
             notes.append(
                 "not analysed (camsight does not compute these, so they did not change the results): "

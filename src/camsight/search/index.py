@@ -20,7 +20,7 @@ from sqlalchemy import select
 from camsight.analytics.vocabulary import FACETS
 from camsight.store import repository as repo
 from camsight.store.db import Store
-from camsight.store.models import Camera, Track
+from camsight.store.models import Camera, Track, TrackEmbedding
 from camsight.vision.detections import CLASSES
 
 _NAN = np.float64("nan")
@@ -117,6 +117,44 @@ def _load_cached(store: Store, revision: int) -> FacetIndex | None:
         return None
 
 
+@dataclass
+class EmbeddingIndex:
+    """Vision-language embeddings of one model, rows sorted by track id."""
+
+    revision: int
+    model: str
+    track_ids: np.ndarray  # int64, ascending
+    vectors: np.ndarray  # float32 (N, dim), unit rows
+
+    def scores(self, track_ids: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Cosine similarity to ``query`` per track id; NaN where a track has no embedding."""
+        out = np.full(len(track_ids), np.nan, np.float32)
+        if len(self.track_ids) == 0 or len(track_ids) == 0:
+            return out
+        pos = np.searchsorted(self.track_ids, track_ids)
+        pos = np.clip(pos, 0, len(self.track_ids) - 1)
+        found = self.track_ids[pos] == track_ids
+        out[found] = self.vectors[pos[found]] @ query.astype(np.float32)
+        return out
+
+
+def build_embeddings(store: Store, model: str) -> EmbeddingIndex:
+    with store.session() as session:
+        revision = repo.tracks_revision(session)
+        rows = session.execute(
+            select(TrackEmbedding.track_id, TrackEmbedding.vector)
+            .where(TrackEmbedding.model == model)
+            .order_by(TrackEmbedding.track_id)
+        ).all()
+    if not rows:
+        return EmbeddingIndex(revision, model, np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
+    dim = len(rows[0][1]) // 4
+    rows = [r for r in rows if len(r[1]) == dim * 4]
+    ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+    vectors = np.frombuffer(b"".join(r[1] for r in rows), "<f4").reshape(len(rows), dim)
+    return EmbeddingIndex(revision, model, ids, vectors)
+
+
 class IndexCache:
     """Keeps the index of one store current; thread-safe for the API server."""
 
@@ -126,7 +164,18 @@ class IndexCache:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._index: FacetIndex | None = None
+        self._embeddings: dict[str, EmbeddingIndex] = {}
         self._lock = threading.Lock()
+
+    def embeddings(self, model: str) -> EmbeddingIndex:
+        """The embeddings of ``model``, rebuilt when tracks changed."""
+        with self.store.session() as session:
+            revision = repo.tracks_revision(session)
+        with self._lock:
+            cached = self._embeddings.get(model)
+            if cached is None or cached.revision != revision:
+                cached = self._embeddings[model] = build_embeddings(self.store, model)
+            return cached
 
     def get(self) -> FacetIndex:
         with self.store.session() as session:

@@ -13,7 +13,16 @@ from sqlalchemy.orm import Session
 from camsight.errors import NotFoundError
 from camsight.store.db import Store
 from camsight.store.media import remove_source_media, source_media_dir, write_jpeg
-from camsight.store.models import Camera, Meta, ObservationRow, Source, Thumbnail, Track, utcnow
+from camsight.store.models import (
+    Camera,
+    Meta,
+    ObservationRow,
+    Source,
+    Thumbnail,
+    Track,
+    TrackEmbedding,
+    utcnow,
+)
 from camsight.tracking.records import TrackRecord
 
 FINAL = ("complete", "damaged")
@@ -209,6 +218,14 @@ def save_tracks(
                     for o in rec.observations
                 ],
             )
+            if rec.embedding is not None and rec.embedding_model:
+                session.add(
+                    TrackEmbedding(
+                        track_id=track.id,
+                        model=rec.embedding_model,
+                        vector=rec.embedding.astype("<f4").tobytes(),
+                    )
+                )
             if thumbs[rec.local_id]:
                 session.execute(
                     insert(Thumbnail), [dict(track_id=track.id, **r) for r in thumbs[rec.local_id]]

@@ -62,18 +62,43 @@ def carried_by(items: np.ndarray, people: np.ndarray, min_share: float = 0.5) ->
     return out
 
 
+@dataclass(frozen=True)
+class LinkSettings:
+    """When a new tracker id continues a track the tracker lost.
+
+    ``seconds``: longest gap; ``similarity``: colour appearance needed
+    (Bhattacharyya coefficient of the descriptors); ``distance``: how far
+    (in box heights, plus as much again per second of gap) the new track may
+    start from where the old one was last seen.
+    """
+
+    seconds: float = 3.0
+    similarity: float = 0.85
+    distance: float = 1.5
+
+
 class TrackBuilder:
     """Accumulates boxes per track and emits a record when a track ends.
 
     A track ends when it has not been seen for ``end_after`` seconds, which
-    should exceed the tracker's own patience so a track the tracker could
-    still recover is never cut in two.
+    should exceed the tracker's own patience plus the link window, so a track
+    the tracker could still recover, or that a new id continues, is never
+    cut in two. A person who walks behind a pillar and comes out under a new
+    tracker id is one track for the user: the new id is linked to the lost
+    track when it starts close by, soon after, and looks the same.
     """
 
-    def __init__(self, frame_size: tuple[int, int], end_after: float, crops_per_track: int = 3) -> None:
+    def __init__(
+        self,
+        frame_size: tuple[int, int],
+        end_after: float,
+        crops_per_track: int = 3,
+        link: LinkSettings | None = None,
+    ) -> None:
         self.frame_size = frame_size
         self.end_after = end_after
         self.crops_per_track = crops_per_track
+        self.link = link
         self._open: dict[tuple[str, int], _Open] = {}
         self._next_id = 1
 
@@ -83,12 +108,18 @@ class TrackBuilder:
 
     def update(self, frame: Frame, boxes: list[TrackedBox], detected: bool) -> list[TrackRecord]:
         """Add one analysed frame; returns the tracks that ended before it."""
-        states = []
+        states: list[_Open] = []
+        present = {b.key for b in boxes}
         for b in boxes:
             st = self._open.get(b.key)
+            if st is not None and any(st is s for s in states):
+                st = None  # two ids on one state in one frame: the link was wrong
+            if st is None and detected:
+                st = self._relink(b, frame.t, present, states)
             if st is None:
-                st = self._open[b.key] = _Open(self._next_id, crops=CropKeeper(self.crops_per_track))
+                st = _Open(self._next_id, crops=CropKeeper(self.crops_per_track))
                 self._next_id += 1
+            self._open[b.key] = st
             st.observations.append(Observation(frame.index, frame.t, b.xyxy, b.confidence, detected))
             states.append(st)
             if detected:
@@ -103,6 +134,34 @@ class TrackBuilder:
             self._offer_crops(frame, boxes, states)
             self._associate_carried(boxes, states)
         return self._close(lambda st: frame.t - st.observations[-1].t > self.end_after)
+
+    def _relink(self, box: TrackedBox, t: float, present: set, taken: list[_Open]) -> _Open | None:
+        """A lost track that ``box`` (a new tracker id) continues, if one fits."""
+        link = self.link
+        if link is None or box.appearance is None:
+            return None
+        group = box.key[0]
+        x1, y1, x2, y2 = box.xyxy
+        height = max(y2 - y1, 1.0)
+        best: tuple[float, tuple[str, int]] | None = None
+        for key, st in self._open.items():
+            if key[0] != group or key in present or st.appearance_sum is None or any(st is s for s in taken):
+                continue
+            last = st.observations[-1]
+            gap = t - last.t
+            if gap <= 0 or gap > link.seconds:
+                continue
+            lx1, ly1, lx2, ly2 = last.box
+            scale = max(height, ly2 - ly1, 1.0)
+            dist = np.hypot((x1 + x2 - lx1 - lx2) / 2, (y2 - ly2)) / scale
+            if dist > link.distance * (1 + gap):
+                continue
+            sim = float(normalise(st.appearance_sum) @ box.appearance)
+            if sim >= link.similarity and (best is None or sim > best[0]):
+                best = (sim, key)
+        if best is None:
+            return None
+        return self._open.pop(best[1])
 
     def finish(self) -> list[TrackRecord]:
         """End every open track (the source is exhausted)."""

@@ -81,6 +81,9 @@ class TrackRecord:
     appearance: np.ndarray | None = None
     #: Filled by the attribute extractor before the record is stored.
     attributes: TrackAttributes | None = None
+    #: Vision-language embedding of the best crop, with the model's name.
+    embedding: np.ndarray | None = None
+    embedding_model: str | None = None
 
     @property
     def start_t(self) -> float:

@@ -52,6 +52,9 @@ class TrackerSettings:
     min_hits: int = 2
     appearance_weight: float = 2.0
     appearance_memory: float = 0.8
+    #: BoT-SORT's first-stage association threshold on the fused similarity;
+    #: low, because at a few frames a second people move far between frames.
+    min_similarity: float = 0.2
 
 
 class AppearanceBoTSORT(BoTSORTTracker):
@@ -140,6 +143,7 @@ class MultiClassTracker:
                 track_activation_threshold=s.activation.get(group, DEFAULT_ACTIVATION[group]),
                 high_conf_det_threshold=s.activation.get(group, DEFAULT_ACTIVATION[group]),
                 minimum_consecutive_frames=s.min_hits,
+                minimum_iou_threshold_first_assoc=s.min_similarity,
                 enable_cmc=False,  # fixed cameras: no camera motion to compensate
                 appearance_weight=0.0 if group in _NO_APPEARANCE else s.appearance_weight,
                 appearance_memory=s.appearance_memory,

@@ -1,0 +1,259 @@
+"""Shared fixtures: where the real footage is, the real CLI, generated clips, the store.
+
+Real footage lives in ``../shared`` next to the repository (override with
+``CAMSIGHT_SHARED``); tests that need it skip with a message saying where
+it was looked for. Clips for unit tests are generated here with PyAV.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CAMSIGHT_SHARED", REPO_ROOT.parent / "shared")).resolve()
+DATA = SHARED / "data"
+YOLOX_MODEL = SHARED / "models" / "yolox_nano.onnx"
+CAMSIGHT = Path(sys.executable).with_name("camsight")
+
+VTEST = DATA / "pets09" / "vtest.avi"
+VTEST_GT = DATA / "pets09" / "gt_dev.txt"
+PEOPLE = DATA / "intel" / "one-by-one-person-detection.mp4"
+CARS = DATA / "intel" / "car-detection.mp4"
+FALL = DATA / "urfall" / "fall-01-cam0.mp4"
+
+#: The CLI options that select the fast YOLOX backend.
+YOLOX_ARGS = ("--detector", "yolox", "--model", str(YOLOX_MODEL))
+
+# Settings a developer may have exported; the tests choose their own.
+_ISOLATED_ENV = ("CAMSIGHT_CONFIG", "CAMSIGHT_MODELS", "CAMSIGHT_DATA", "CAMSIGHT_LOG", "COLUMNS", "LINES")
+
+
+# --------------------------------------------------------------------------- shared data
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared test data not found: {path} (set CAMSIGHT_SHARED to the shared/ folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real-footage folder; the test is skipped when it is absent."""
+    return _require(DATA)
+
+
+@pytest.fixture(scope="session")
+def yolox_model() -> Path:
+    return _require(YOLOX_MODEL)
+
+
+@pytest.fixture(scope="session")
+def vtest(shared_data: Path) -> Path:
+    return _require(VTEST)
+
+
+@pytest.fixture(scope="session")
+def people_clip(shared_data: Path) -> Path:
+    return _require(PEOPLE)
+
+
+@pytest.fixture(scope="session")
+def cars_clip(shared_data: Path) -> Path:
+    return _require(CARS)
+
+
+@pytest.fixture(scope="session")
+def vtest_short(vtest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 15 s of vtest.avi, remuxed without re-encoding (real footage, short)."""
+    out = tmp_path_factory.mktemp("clips") / "vtest-15s.avi"
+    return remux(vtest, out, seconds=15.0)
+
+
+def remux(src: Path, out: Path, seconds: float) -> Path:
+    """Copy the first ``seconds`` of ``src``'s video stream into ``out`` (no re-encoding)."""
+    with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
+        stream = inp.streams.video[0]
+        ostream = dst.add_stream_from_template(stream)
+        limit = seconds / float(stream.time_base)
+        for packet in inp.demux(stream):
+            if packet.dts is None:
+                continue
+            if packet.pts is not None and packet.pts >= limit:
+                break
+            packet.stream = ostream
+            dst.mux(packet)
+    return out
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _ISOLATED_ENV}
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: object, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the installed ``camsight`` command as a user would; never raises on a non-zero exit."""
+    return subprocess.run(
+        [str(CAMSIGHT), *(str(a) for a in args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env if env is not None else cli_env(),
+        check=False,
+    )
+
+
+def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """A user error: non-zero exit, no traceback, exactly one ``error:`` line naming ``needles``."""
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, f"expected a failure, got exit 0:\n{output}"
+    assert "Traceback" not in output, output
+    errors = error_lines(proc)
+    assert len(errors) == 1, f"expected one 'error:' line on stderr, got {errors}:\n{proc.stderr}"
+    for needle in needles:
+        assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
+    return errors[0]
+
+
+# --------------------------------------------------------------------------- the store on disk
+
+
+def db_query(data_dir: Path, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+    """Run a read-only query against ``data_dir/camsight.db`` with plain sqlite3."""
+    uri = f"file:{data_dir / 'camsight.db'}?mode=ro"
+    con = sqlite3.connect(uri, uri=True, timeout=30)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def store_snapshot(data_dir: Path) -> dict[str, list[tuple]]:
+    """Everything a user could see of a store, for before/after comparisons."""
+    return {
+        "sources": db_query(
+            data_dir, "SELECT id, camera_id, uri, fingerprint, status FROM sources ORDER BY id"
+        ),
+        "tracks": db_query(
+            data_dir,
+            "SELECT id, source_id, local_id, label, start_t, end_t, num_observations FROM tracks ORDER BY id",
+        ),
+        "observations": db_query(data_dir, "SELECT count(*), sum(frame) FROM observations"),
+        "thumbnails": db_query(data_dir, "SELECT id, track_id, path FROM thumbnails ORDER BY id"),
+    }
+
+
+@pytest.fixture(scope="session")
+def snapshot() -> Callable[[Path], dict[str, list[tuple]]]:
+    return store_snapshot
+
+
+@pytest.fixture(scope="session")
+def copy_store() -> Callable[[Path, Path], Path]:
+    def copy(src: Path, dst: Path) -> Path:
+        shutil.copytree(src, dst)
+        return dst
+
+    return copy
+
+
+# --------------------------------------------------------------------------- generated clips
+
+
+DrawFn = Callable[[int, np.ndarray], None]
+
+
+def moving_square(i: int, image: np.ndarray) -> None:
+    """A white square moving right 4 px a frame on a grey background."""
+    image[:] = 60
+    x = 10 + 4 * i
+    image[40:80, x : x + 40] = 255
+
+
+def make_clip(
+    path: Path,
+    *,
+    frames: int = 30,
+    fps: int = 10,
+    size: tuple[int, int] = (160, 120),
+    codec: str = "mpeg4",
+    pts: Iterable[int] | None = None,
+    time_base: Fraction = Fraction(1, 1000),
+    draw: DrawFn | None = moving_square,
+) -> Path:
+    """Write a small video with PyAV.
+
+    Without ``pts`` the clip has a constant frame rate ``fps``; with ``pts``
+    (in ``time_base`` units) every frame gets exactly that timestamp, which
+    makes a variable frame rate clip.
+    """
+    stamps = list(pts) if pts is not None else [round(i / fps / time_base) for i in range(frames)]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        for i, stamp in enumerate(stamps):
+            image = np.zeros((size[1], size[0], 3), np.uint8)
+            if draw is not None:
+                draw(i, image)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = stamp
+            frame.time_base = time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def make_audio_only(path: Path, seconds: float = 0.5) -> Path:
+    """An .mp4 holding one AAC audio stream and no video."""
+    rate = 44100
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        samples = 1024
+        t = np.arange(int(seconds * rate)) / rate
+        wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for i in range(0, len(wave) - samples, samples):
+            frame = av.AudioFrame.from_ndarray(wave[None, i : i + samples], format="fltp", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_factory() -> Callable[..., Path]:
+    return make_clip
+
+
+@pytest.fixture(scope="session")
+def audio_factory() -> Callable[..., Path]:
+    return make_audio_only

@@ -1,0 +1,216 @@
+"""The search engine on a small hand-built store: ranking, filters, explanations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import numpy as np
+import pytest
+
+from camsight.analytics.attributes_model import TrackAttributes
+from camsight.errors import NotFoundError
+from camsight.search.engine import SearchEngine, SearchError
+from camsight.search.query_model import ParsedQuery, Term, TimeOfDay
+from camsight.store import repository as repo
+from camsight.store.db import open_store
+from camsight.tracking.kinematics import kinematics
+from camsight.tracking.records import Crop, Observation, TrackRecord
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def _record(local_id, label, attrs, start=0.0, appearance=None, embedding=None):
+    obs = [Observation(i + 1, start + i * 0.2, (10.0 + i, 20.0, 50.0 + i, 120.0), 0.9) for i in range(5)]
+    crop = Crop(2, start + 0.2, (11.0, 20.0, 51.0, 120.0), 1.0, np.full((110, 45, 3), 128, np.uint8), (6, 10))
+    rec = TrackRecord(local_id, label, obs, [crop], kinematics(obs, label), 0.9, labels_seen={label: 5})
+    rec.attributes = attrs
+    rec.appearance = appearance
+    if embedding is not None:
+        rec.embedding, rec.embedding_model = np.asarray(embedding, np.float32), "tiny"
+    return rec
+
+
+def _store(tmp_path, camera="lobby", records=(), wallclock=T0):
+    store = open_store(tmp_path / "data")
+    plan = repo.plan_source(
+        store,
+        camera=camera,
+        uri=f"/video/{camera}.mp4",
+        fingerprint=camera,
+        settings_key="k",
+        settings={},
+        width=640,
+        height=480,
+        native_fps=10.0,
+        duration=60.0,
+        wallclock_start=wallclock,
+    )
+    repo.save_tracks(store, plan.source_id, plan.camera_id, list(records), {})
+    repo.finish_source(store, plan.source_id, "complete", {}, None)
+    return store
+
+
+def _colours(upper=None, lower=None):
+    return TrackAttributes(colours={"upper": upper or {}, "lower": lower or {}})
+
+
+@pytest.fixture
+def store(tmp_path):
+    records = [
+        _record(1, "person", _colours({"red": 0.9}, {"blue": 0.8}), start=0),
+        _record(2, "person", _colours({"red": 0.6}, {"black": 0.9}), start=10),
+        _record(3, "person", _colours({"black": 0.95}, {"blue": 0.9}), start=20),
+        _record(
+            4,
+            "person",
+            TrackAttributes(colours={"upper": {"green": 0.9}}, carried={"backpack": 1.0}),
+            start=30,
+        ),
+        _record(5, "car", TrackAttributes(colours={"body": {"red": 0.9}}, vehicle={"car": 1.0}), start=40),
+    ]
+    s = _store(tmp_path, records=records)
+    yield s
+    s.close()
+
+
+def q(*terms, **kw):
+    return ParsedQuery(text="test", terms=tuple(terms), **kw)
+
+
+def test_full_matches_rank_before_partial_and_are_marked(store):
+    result = SearchEngine(store).run(q(Term(("upper:red",)), Term(("lower:blue",)), classes=("person",)))
+    order = [(h.track_id, h.match) for h in result.hits]
+    # Track 1 has both; 2 (red only) and 3 (blue only) are partial; 4 has neither and is left out.
+    assert order[0] == (1, "full")
+    assert {tid for tid, m in order[1:]} == {2, 3}
+    assert all(m == "partial" for _, m in order[1:])
+    assert result.full_matches == 1
+    first = result.hits[0].explanation
+    assert [e["term"] for e in first] == ["upper: red", "lower: blue"]
+    assert all(e["matched"] for e in first)
+    assert first[0]["score"] == pytest.approx(0.9, abs=0.01)
+
+
+def test_confidence_orders_full_matches(store):
+    hits = SearchEngine(store).run(q(Term(("upper:red",)))).hits
+    persons = [h.track_id for h in hits if h.label == "person"]
+    assert persons == [1, 2]  # 0.9 before 0.6
+
+
+def test_negation(store):
+    hits = SearchEngine(store).run(q(Term(("carried:backpack",), negated=True), classes=("person",))).hits
+    ids = {h.track_id for h in hits if h.match == "full"}
+    assert 4 not in ids and {1, 2, 3} <= ids
+
+
+def test_class_filter_and_vehicle_colour(store):
+    hits = SearchEngine(store).run(q(Term(("body:red",)), classes=("car",))).hits
+    assert [h.track_id for h in hits] == [5]
+    assert hits[0].label == "car"
+
+
+def test_camera_filter_unknown_camera_is_a_clear_error(store):
+    with pytest.raises(NotFoundError, match=r"no camera named 'garage'.*lobby"):
+        SearchEngine(store).run(q(Term(("upper:red",)), cameras=("garage",)))
+
+
+def test_time_filters(store):
+    engine = SearchEngine(store)
+    since = T0 + timedelta(seconds=15)
+    hits = engine.run(q(classes=("person",), since=since)).hits
+    assert {h.track_id for h in hits} == {3, 4}
+    until = T0 + timedelta(seconds=5)
+    assert {h.track_id for h in engine.run(q(classes=("person",), until=until)).hits} == {1}
+    with pytest.raises(SearchError, match="time range is empty"):
+        engine.run(q(since=T0 + timedelta(hours=1), until=T0))
+
+
+def test_time_of_day_window(store):
+    local = T0.astimezone()
+    inside = TimeOfDay((local - timedelta(minutes=1)).time(), (local + timedelta(minutes=5)).time())
+    outside = TimeOfDay(time((local.hour + 3) % 24, 0), time((local.hour + 4) % 24, 0))
+    engine = SearchEngine(store)
+    assert len(engine.run(q(time_of_day=inside)).hits) == 5
+    assert engine.run(q(time_of_day=outside)).hits == []
+
+
+def test_hit_schema_for_files(store):
+    hit = SearchEngine(store).run(q(Term(("upper:red",)))).hits[0]
+    d = hit.to_dict()
+    for key in ("track_id", "camera", "start", "end", "frame", "box", "score", "explanation", "thumbnail"):
+        assert key in d
+    assert isinstance(d["start"], float) and d["start"] < d["end"]
+    assert d["frame"] == 2  # the best crop's frame, 1-based
+    assert d["box"] == [11.0, 20.0, 51.0, 120.0]
+    assert d["thumbnail"].endswith(".jpg")
+    assert d["camera"] == "lobby"
+
+
+def test_limit_bounds(store):
+    with pytest.raises(SearchError, match="limit"):
+        SearchEngine(store).run(q(), limit=0)
+
+
+def test_index_follows_new_tracks(tmp_path):
+    store = _store(tmp_path, records=[_record(1, "person", _colours({"red": 0.9}))])
+    engine = SearchEngine(store)
+    assert len(engine.run(q(Term(("upper:red",)))).hits) == 1
+    plan = repo.plan_source(
+        store,
+        camera="yard",
+        uri="/video/yard.mp4",
+        fingerprint="yard",
+        settings_key="k",
+        settings={},
+        width=640,
+        height=480,
+        native_fps=10.0,
+        duration=60.0,
+        wallclock_start=T0,
+    )
+    repo.save_tracks(
+        store, plan.source_id, plan.camera_id, [_record(1, "person", _colours({"red": 0.8}))], {}
+    )
+    hits = engine.run(q(Term(("upper:red",)))).hits
+    assert [h.camera for h in hits] == ["lobby", "yard"]
+    store.close()
+
+
+def test_more_like_this(tmp_path):
+    base = np.zeros(144, np.float32)
+    a = base.copy()
+    a[0] = 1
+    near = base.copy()
+    near[0], near[1] = 0.95, 0.31
+    far = base.copy()
+    far[5] = 1
+    records = [
+        _record(1, "person", _colours(), appearance=a),
+        _record(2, "person", _colours(), appearance=far),
+        _record(3, "person", _colours(), appearance=near / np.linalg.norm(near)),
+    ]
+    store = _store(tmp_path, records=records)
+    tid = {h.track_id for h in SearchEngine(store).run(q()).hits}
+    assert tid == {1, 2, 3}
+    result = SearchEngine(store).more_like(1)
+    assert [h.track_id for h in result.hits] == [3, 2]
+    assert result.hits[0].explanation[0]["term"] == "appearance"
+    with pytest.raises(NotFoundError):
+        SearchEngine(store).more_like(999)
+    store.close()
+
+
+def test_visual_similarity_is_fused(tmp_path):
+    records = [
+        _record(1, "person", _colours({"red": 0.7}), embedding=[1, 0, 0]),
+        _record(2, "person", _colours({"red": 0.75}), embedding=[0, 1, 0]),
+    ]
+    store = _store(tmp_path, records=records)
+    engine = SearchEngine(store, embedding_weight=0.5)
+    emb = engine.index_cache.embeddings("tiny")
+    plain = engine.run(q(Term(("upper:red",))))
+    assert [h.track_id for h in plain.hits] == [2, 1]
+    fused = engine.run(q(Term(("upper:red",))), visual=(emb, np.array([1, 0, 0], np.float32)))
+    assert [h.track_id for h in fused.hits] == [1, 2]
+    assert fused.hits[0].explanation[-1]["term"] == "visual similarity"
+    store.close()
