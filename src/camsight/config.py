@@ -84,18 +84,24 @@ class Config(StrictModel):
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
 
 
-def _key_lines(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
-    """Map each key path in a YAML document to its 1-based line."""
+def _key_lines(node: yaml.Node, prefix: tuple = (), origin: str = "<config>") -> dict[tuple, int]:
+    """Map each key path in a YAML document to its 1-based line; a repeated key is an error."""
     lines: dict[tuple, int] = {}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             path = (*prefix, key.value)
+            if path in lines:
+                dotted = ".".join(str(p) for p in path)
+                raise ConfigError(
+                    f"{origin}:{key.start_mark.line + 1}: {dotted}: given twice "
+                    f"(first on line {lines[path]}); keep one"
+                )
             lines[path] = key.start_mark.line + 1
-            lines.update(_key_lines(value, path))
+            lines.update(_key_lines(value, path, origin))
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             lines[(*prefix, i)] = item.start_mark.line + 1
-            lines.update(_key_lines(item, (*prefix, i)))
+            lines.update(_key_lines(item, (*prefix, i), origin))
     return lines
 
 
@@ -113,7 +119,13 @@ def parse_config(text: str, origin: str = "<config>") -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}:1: the config must be a mapping of keys to values")
-    lines = _key_lines(node) if node is not None else {}
+    lines = _key_lines(node, origin=origin) if node is not None else {}
+    return validate_config(data, origin, lines)
+
+
+def validate_config(data: Any, origin: str = "<config>", lines: dict[tuple, int] | None = None) -> Config:
+    """Validate a config mapping; errors name ``origin``, the line (when known) and the key."""
+    lines = lines or {}
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
@@ -126,7 +138,8 @@ def parse_config(text: str, origin: str = "<config>") -> Config:
             doc_loc = loc
             while doc_loc and doc_loc not in lines:
                 doc_loc = doc_loc[:-1]
-            where = f"{origin}:{lines.get(doc_loc, 1)}: {'.'.join(str(p) for p in loc)}"
+            at = f"{origin}:{lines.get(doc_loc, 1)}" if lines else origin
+            where = f"{at}: {'.'.join(str(p) for p in loc)}"
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
             problems.setdefault(where, []).append(msg)
         raise ConfigError(

@@ -300,21 +300,11 @@ def test_several_files_one_bad(store, baseline, tmp_path, clip_factory):
 # --------------------------------------------------------------------------- odd file names
 
 
-@pytest.mark.xfail(
-    reason="BUG cli/output.py fail() and cli/main.py index(): messages are printed as Rich markup, so a "
-    "file name like 'gate [night].mp4' loses '[night]' and the error names a file that does not exist",
-    strict=True,
-)
 def test_file_name_with_brackets_is_named_correctly(store, baseline, tmp_path):
     missing = tmp_path / "gate [night].mp4"
     assert_clean_failure(index(store, missing), "gate [night].mp4", "no such file")
 
 
-@pytest.mark.xfail(
-    reason="BUG cli/output.py fail(): the message is printed as Rich markup, so a name containing '[/]' "
-    "makes the error printer itself raise MarkupError: a traceback instead of the error line",
-    strict=True,
-)
 def test_camera_name_with_a_closing_tag(store, baseline, tmp_path):
     proc = run_cli("export-mot", "--camera", "gate[/]2", tmp_path / "out.txt", "--data", store)
     assert_clean_failure(proc, "gate[/]2")

@@ -64,23 +64,41 @@ class TestConfigCheck:
 
 
 class TestStores:
-    def test_tracks_on_an_empty_store(self, tmp_path):
+    def test_reading_a_data_dir_that_does_not_exist_is_an_error(self, tmp_path):
+        # A typo in --data must not silently create (and report) an empty store.
         data = tmp_path / "data"
+        for command in (
+            ["tracks"],
+            ["search", "person"],
+            ["export-mot", "--camera", "x", tmp_path / "o.txt"],
+        ):
+            assert_clean_failure(run_cli(*command, "--data", data), str(data), "no camsight data")
+        assert not data.exists()
+
+    def test_tracks_on_an_empty_store(self, clip_factory, tmp_path):
+        data = tmp_path / "data"
+        blank = clip_factory(tmp_path / "blank.mp4", draw=None)
+        assert run_cli("index", blank, "--data", data).returncode == 0
         proc = run_cli("tracks", "--data", data)
         assert proc.returncode == 0, proc.stderr
         assert "no tracks stored" in proc.stderr
         assert json.loads(run_cli("tracks", "--json", "--data", data).stdout) == []
 
-    def test_the_data_environment_variable(self, tmp_path):
+    def test_the_data_environment_variable(self, clip_factory, tmp_path):
         data = tmp_path / "from-env"
-        proc = run_cli("tracks", "--json", env=cli_env(CAMSIGHT_DATA=str(data)))
+        blank = clip_factory(tmp_path / "blank.mp4", draw=None)
+        proc = run_cli("index", blank, "--json", env=cli_env(CAMSIGHT_DATA=str(data)))
         assert proc.returncode == 0, proc.stderr
         assert (data / "camsight.db").is_file()
+        assert run_cli("tracks", "--json", env=cli_env(CAMSIGHT_DATA=str(data))).returncode == 0
 
-    def test_export_mot_before_anything_was_indexed(self, tmp_path):
+    def test_export_mot_before_anything_was_indexed(self, clip_factory, tmp_path):
+        data = tmp_path / "data"
+        blank = clip_factory(tmp_path / "blank.mp4", draw=None)
+        assert run_cli("index", blank, "--camera", "hall", "--data", data).returncode == 0
         out = tmp_path / "out.txt"
-        proc = run_cli("export-mot", "--camera", "lobby", out, "--data", tmp_path / "data")
-        assert_clean_failure(proc, "lobby", "nothing has been indexed")
+        proc = run_cli("export-mot", "--camera", "lobby", out, "--data", data)
+        assert_clean_failure(proc, "lobby", "known cameras: hall")
         assert not out.exists()
 
     def test_data_directory_is_a_file(self, tmp_path):
@@ -88,11 +106,6 @@ class TestStores:
         blocker.write_text("oops")
         assert_clean_failure(run_cli("tracks", "--data", blocker), str(blocker))
 
-    @pytest.mark.xfail(
-        reason="BUG store/db.py open_store() catches only OperationalError: a damaged camsight.db raises "
-        "sqlalchemy DatabaseError and the CLI prints a traceback instead of an error line",
-        strict=True,
-    )
     def test_data_directory_with_a_damaged_database(self, tmp_path):
         data = tmp_path / "data"
         data.mkdir()

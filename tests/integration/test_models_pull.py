@@ -1,6 +1,6 @@
 """``camsight models pull/list`` against a real HTTP server on 127.0.0.1.
 
-The tiny model of tests/unit/test_embeddings.py is served by ``http.server``
+The tiny model of tests/tiny_vlm.py is served by ``http.server``
 in a thread; a registry file named by ``CAMSIGHT_MODEL_REGISTRY`` points at
 it; the installed ``camsight`` command runs as a subprocess, as a user
 would run it. Every failure must be one clear ``error:`` line and leave
@@ -10,7 +10,6 @@ nothing behind in the models folder.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import socket
 import threading
@@ -18,11 +17,12 @@ from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import ClassVar
 
 import numpy as np
 import pytest
+import tiny_vlm as tiny
 from conftest import assert_clean_failure, cli_env, run_cli
 
 from camsight.search.embeddings import load_encoder
@@ -30,19 +30,6 @@ from camsight.search.model_registry import load_registry
 from camsight.search.model_registry import pull as pull_model
 
 FILES = ("image.onnx", "text.onnx", "tokenizer.json")
-
-
-def _tiny_model_module() -> ModuleType:
-    """The tiny-model builders live with the unit tests; load them from there."""
-    path = Path(__file__).resolve().parents[1] / "unit" / "test_embeddings.py"
-    spec = importlib.util.spec_from_file_location("_tiny_vlm_model", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiny = _tiny_model_module()
 
 
 class _Handler(BaseHTTPRequestHandler):

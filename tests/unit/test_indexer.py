@@ -54,11 +54,6 @@ def test_other_settings_index_again(store, tmp_path, clip_factory):
     assert first.frames_analysed == 10
 
 
-@pytest.mark.xfail(
-    reason="BUG pipeline/indexer.py Indexer._run(): the 'truncated?' check compares the duration with the "
-    "time of the last *analysed* frame, so an intact clip indexed at a low --fps is reported damaged",
-    strict=True,
-)
 def test_a_low_analysis_rate_is_not_damage(store, tmp_path, clip_factory):
     # 6 s at 10 fps, analysed at 0.3 fps: the last analysed frame is at 3.4 s.
     clip = clip_factory(tmp_path / "slow.mp4", frames=60, fps=10)
@@ -67,11 +62,6 @@ def test_a_low_analysis_rate_is_not_damage(store, tmp_path, clip_factory):
     assert result.status == "complete", result.message
 
 
-@pytest.mark.xfail(
-    reason="BUG pipeline/indexer.py Indexer.index(): the source row is registered before the detector "
-    "is loaded and only SourceError discards it, so a ModelError leaves a source stuck in 'indexing'",
-    strict=True,
-)
 def test_a_missing_model_leaves_no_source_behind(store, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "gate.mp4", frames=10, fps=10)
     with pytest.raises(ModelError):
@@ -79,11 +69,6 @@ def test_a_missing_model_leaves_no_source_behind(store, tmp_path, clip_factory):
     assert rows(store, "SELECT uri, status FROM sources") == []
 
 
-@pytest.mark.xfail(
-    reason="BUG pipeline/indexer.py + store/repository.py plan_source(): other settings replace the old "
-    "source (deleting its tracks) before the detector is loaded; a typo in --model destroys the index",
-    strict=True,
-)
 def test_a_missing_model_keeps_the_previous_index(store, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "gate.mp4", frames=20, fps=10)
     Indexer(store, IndexSettings(fps=5)).index(clip)

@@ -52,11 +52,6 @@ def test_speed_of_a_long_track():
     assert k.path_px == pytest.approx(k.displacement_px, rel=0.01)
 
 
-@pytest.mark.xfail(
-    reason="BUG kinematics.py kinematics(): speed = smoothed path / duration, but smoothing pulls both "
-    "ends of the path inwards, so a 2 s track at 50 px/s reports 45 px/s (its own docstring says 50)",
-    strict=True,
-)
 @pytest.mark.parametrize("seconds", [2.0, 1.0])
 def test_speed_of_a_short_track(seconds):
     k = kinematics(moving(50, 0, seconds=seconds), "person")

@@ -101,11 +101,6 @@ class TestOpenStore:
         with pytest.raises(StoreError, match=str(blocker)):
             open_store(blocker)
 
-    @pytest.mark.xfail(
-        reason="BUG store/db.py open_store(): only OperationalError is turned into StoreError; a "
-        "camsight.db that is not a database raises sqlalchemy DatabaseError (a traceback in the CLI)",
-        strict=True,
-    )
     def test_a_database_that_is_not_one(self, tmp_path):
         root = tmp_path / "data"
         root.mkdir()

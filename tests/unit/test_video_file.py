@@ -86,11 +86,6 @@ class TestConstantFrameRate:
             earlier = video.frame_at(0.5)
             assert (earlier.index, earlier.t) == (6, pytest.approx(0.5))
 
-    @pytest.mark.xfail(
-        reason="BUG video_file.py VideoFile.frames(): with start == 0 it never seeks back, so a "
-        "second read continues where the previous one stopped and restarts indices at 1",
-        strict=True,
-    )
     def test_reading_again_from_the_start(self, cfr_clip):
         with VideoFile(cfr_clip) as video:
             video.frame_at(2.0)

@@ -44,6 +44,10 @@ class AttributeExtractor:
         self._pose = pose
         self.use_pose = use_pose
 
+    def prepare(self) -> None:
+        """Load the models now (a missing one raises ModelError here, not mid-file)."""
+        _ = self.pose
+
     @property
     def pose(self) -> PoseEstimator | None:
         if self._pose is None and self.use_pose:

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from camsight.cli.models_cmd import models_app
-from camsight.cli.output import err_console, fail, out_console, progress_bar, setup_logging
-from camsight.config import Config, load_config
+from camsight.cli.output import err_console, fail, out_console, print_error, progress_bar, setup_logging
+from camsight.config import Config, load_config, validate_config
 from camsight.errors import CamsightError
 
 app = typer.Typer(
@@ -54,10 +56,10 @@ ConfigOpt = Annotated[
 ]
 
 
-def _open(data: Path | None, config: Config | None = None):  # noqa: ANN202
+def _open(data: Path | None, config: Config | None = None, *, create: bool = True):  # noqa: ANN202
     from camsight.store.db import open_store
 
-    return open_store(data or (config.data_dir if config else None))
+    return open_store(data or (config.data_dir if config else None), create=create)
 
 
 @app.callback()
@@ -119,7 +121,11 @@ def index(
         overrides["detector"] = cfg.detector.model_copy(update=det_update)
     if embeddings is not None:
         overrides["embeddings"] = cfg.embeddings.model_copy(update={"model": embeddings})
-    cfg = cfg.model_copy(update=overrides)
+    # model_copy skips validation: re-validate so option values meet the
+    # same bounds as config values (e.g. --fps at most 240).
+    cfg = validate_config(
+        {**cfg.model_dump(), **{k: v.model_dump() for k, v in overrides.items()}}, "options"
+    )
     if end is not None and end <= start:
         fail(f"--end ({end}) must be after --start ({start})")
     settings = replace(IndexSettings.from_config(cfg), start=start, end=end)
@@ -139,7 +145,7 @@ def index(
     interrupted = False
     with progress_bar() as bar:
         for path in paths:
-            task = bar.add_task(path.name, total=None, frames=0)
+            task = bar.add_task(escape(path.name), total=None, frames=0)
 
             def report(t: float, total: float | None, frames: int, task=task) -> None:  # noqa: ANN001
                 bar.update(task, completed=t, total=total, frames=frames)
@@ -148,7 +154,7 @@ def index(
                 result = indexer.index(path, camera, force=force, recorded_at=when, progress=report)
             except CamsightError as exc:
                 failures.append(str(exc))
-                bar.update(task, description=f"[red]{path.name} (failed)")
+                bar.update(task, description=f"[red]{escape(path.name)} (failed)")
                 bar.stop_task(task)
                 continue
             except KeyboardInterrupt:
@@ -158,7 +164,7 @@ def index(
             if result.status != "skipped":
                 bar.update(task, completed=result.video_seconds, total=result.video_seconds)
             else:
-                bar.update(task, total=1, completed=1, description=f"{path.name} (skipped)")
+                bar.update(task, total=1, completed=1, description=f"{escape(path.name)} (skipped)")
             results.append(result)
     store.close()
     if json_out:
@@ -167,14 +173,19 @@ def index(
         _print_summary(results)
     for r in results:
         if r.message and r.status == "damaged":
-            err_console.print(f"[bold red]error:[/] {r.message}", soft_wrap=True)
+            print_error(r.message)
     for message in failures:
-        err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+        print_error(message)
     if interrupted:
         err_console.print("interrupted: what was finished is stored; run the same command again to finish")
         raise SystemExit(130)
     if failures or any(r.status == "damaged" for r in results):
         raise SystemExit(1)
+
+
+def _add_row(table: Table, *cells: str) -> None:
+    """Add cells as plain text: names come from users and files, not markup."""
+    table.add_row(*(Text(c) for c in cells))
 
 
 def _print_summary(results) -> None:  # noqa: ANN001
@@ -186,7 +197,8 @@ def _print_summary(results) -> None:  # noqa: ANN001
         table.add_column(col, justify="right" if numeric else "left")
     for r in results:
         tracks = ", ".join(f"{n} {label}" for label, n in sorted(r.tracks.items())) or "-"
-        table.add_row(
+        _add_row(
+            table,
             Path(r.path).name,
             r.camera,
             r.status if not r.message or r.status != "skipped" else r.message,
@@ -213,7 +225,7 @@ def tracks(
     """
     from camsight.store.repository import list_tracks
 
-    store = _open(data)
+    store = _open(data, create=False)
     rows = list_tracks(store, camera=camera, label=label, limit=limit)
     store.close()
     if json_out:
@@ -227,7 +239,8 @@ def tracks(
         table.add_column(col)
     for r in rows:
         carried = ", ".join(sorted(r.carried)) or ("by #" + str(r.carrier_track) if r.carrier_track else "")
-        table.add_row(
+        _add_row(
+            table,
             str(r.id),
             r.camera,
             r.label,
@@ -257,7 +270,7 @@ def export_mot(
     """
     from camsight.store.repository import mot_rows
 
-    store = _open(data)
+    store = _open(data, create=False)
     rows = list(mot_rows(store, camera, source))
     store.close()
     tmp = out.with_name(out.name + ".partial")
@@ -340,7 +353,7 @@ def search(
         from camsight.search.embeddings import load_encoder
 
         encoder = load_encoder(model)
-    store = _open(data, cfg)
+    store = _open(data, cfg, create=False)
     engine = SearchEngine(store, encoder=encoder, embedding_weight=cfg.embeddings.weight)
     try:
         if like is not None:
@@ -352,9 +365,9 @@ def search(
             )
     finally:
         store.close()
-    err_console.print(f"[bold]looking for:[/] {result.interpretation}", soft_wrap=True)
+    err_console.print(f"[bold]looking for:[/] {escape(result.interpretation)}", soft_wrap=True)
     for note in result.notes:
-        err_console.print(f"[dim]{note}[/]", soft_wrap=True)
+        err_console.print(f"[dim]{escape(note)}[/]", soft_wrap=True)
     if json_out:
         out_console.print_json(json.dumps([h.to_dict() for h in result.hits]))
         return
@@ -370,7 +383,7 @@ def search(
             ", ".join(f"{e['term']} {e['score']:.2f} {'✓' if e['matched'] else '✗'}" for e in h.explanation)
             or "-"
         )
-        table.add_row(str(rank), str(h.track_id), h.camera, h.label, span, h.match, f"{h.score:.2f}", why)
+        _add_row(table, str(rank), str(h.track_id), h.camera, h.label, span, h.match, f"{h.score:.2f}", why)
     out_console.print(table)
     err_console.print(
         f"{len(result.hits)} shown of {result.candidates} candidates, {result.full_matches} full matches; "

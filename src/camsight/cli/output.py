@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -26,8 +27,13 @@ out_console = Console(highlight=False)
 
 def fail(message: str, code: int = 2) -> None:
     """Print one clear line to stderr and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
+    print_error(message)
     raise SystemExit(code)
+
+
+def print_error(message: str) -> None:
+    """One ``error:`` line; user text (file and camera names) is never read as markup."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 class FrameRateColumn(ProgressColumn):

@@ -182,6 +182,11 @@ class Indexer:
         """
         path = Path(path)
         camera = camera or path.stem
+        # Load every model first: a missing one must fail before the store
+        # is touched (which would drop an earlier index of this file).
+        _ = self.detector, self.extractor, self.encoder
+        if self.extractor is not None:
+            self.extractor.prepare()
         started = time.perf_counter()
         with VideoFile(path) as video:
             info = video.info
@@ -306,9 +311,13 @@ class Indexer:
 
         status, message = "complete", None
         problems = list(video.errors)
-        end_gap = (min(info.duration, s.end) if info.duration and s.end else (info.duration or 0)) - last_t
+        # Judge truncation by the last *decoded* frame: at a low analysis rate
+        # the last analysed one can be seconds before the end of a good file.
+        decoded_to = video.last_t if video.last_t is not None else last_t
+        expected_end = min(info.duration, s.end) if info.duration and s.end else (info.duration or 0)
+        end_gap = expected_end - decoded_to
         if info.duration and end_gap > max(1.0, 3.0 / info.fps):
-            problems.insert(0, f"video ends at {last_t:.1f}s of {info.duration:.1f}s (truncated?)")
+            problems.insert(0, f"video ends at {decoded_to:.1f}s of {info.duration:.1f}s (truncated?)")
         if problems:
             status = "damaged"
             message = f"{video.path}: damaged video, indexed what could be decoded: {problems[0]}"

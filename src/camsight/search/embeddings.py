@@ -174,17 +174,26 @@ def parse_manifest(data: Any, origin: str) -> ModelManifest:
 def read_manifest(folder: Path) -> ModelManifest:
     """Read and validate ``folder/manifest.json``."""
     path = folder / MANIFEST
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ModelError(f"{folder} is not a model folder: {MANIFEST} is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: cannot read ({exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    data = read_json(path, missing=f"{folder} is not a model folder: {MANIFEST} is missing")
     return parse_manifest(data, str(path))
+
+
+def read_json(path: Path, *, missing: str, what: str = "") -> Any:
+    """Parse a JSON file; every failure is a one-line :class:`ModelError` naming the file (and line)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelError(missing) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: cannot read{' ' + what if what else ''} ({exc})") from None
+    return parse_json(text, str(path))
+
+
+def parse_json(text: str, origin: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{origin}:{exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
 def _short(exc: BaseException) -> str:

@@ -224,7 +224,9 @@ class SearchEngine:
                         similarity[keep],
                     )
                     scores, matched = scores[:, keep], matched[:, keep]
-            notes.append(f"visual similarity from {emb.model} fused with the attribute scores")
+
+        if visual is not None:
+            notes.append(f"visual similarity from {visual[0].model} fused with the attribute scores")
         full = n_matched == len(terms)
         # Full matches first, then by how many facets match, then by confidence.
         order = np.lexsort((-combined, -n_matched, ~full))[:limit]

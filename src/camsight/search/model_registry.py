@@ -55,6 +55,8 @@ from camsight.search.embeddings import (
     NAME_PATTERN,
     ModelManifest,
     default_models_dir,
+    parse_json,
+    read_json,
     read_manifest,
 )
 
@@ -189,19 +191,13 @@ def load_registry(path: Path | None = None) -> Registry:
             text = resources.files("camsight.search").joinpath("models.json").read_text(encoding="utf-8")
         except (OSError, ModuleNotFoundError) as exc:
             raise ModelError(f"the built-in model registry is missing from this install ({exc})") from None
-    else:
-        origin = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ModelError(f"{path}: model registry not found (named by {REGISTRY_ENV})") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{path}: cannot read the model registry ({exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{origin}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    return parse_registry(data, origin)
+        return parse_registry(parse_json(text, origin), origin)
+    data = read_json(
+        Path(path),
+        missing=f"{path}: model registry not found (named by {REGISTRY_ENV})",
+        what="the model registry",
+    )
+    return parse_registry(data, str(path))
 
 
 # --------------------------------------------------------------------------- installed models

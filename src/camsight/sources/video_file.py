@@ -82,7 +82,7 @@ def parse_fps(value: str) -> float | None:
 
 
 def fingerprint(path: Path, chunk: int = 1 << 20) -> str:
-    """A content id for a file: size plus hashes of its head and tail.
+    """A content id for a file: size plus hashes of its head, middle and tail.
 
     Cheap enough for multi-gigabyte recordings, and unlike the path it stays
     the same when a file is moved and changes when a file is replaced.
@@ -90,12 +90,14 @@ def fingerprint(path: Path, chunk: int = 1 << 20) -> str:
     size = path.stat().st_size
     digest = hashlib.sha256(str(size).encode())
     with path.open("rb") as fh:
-        digest.update(fh.read(chunk))
-        if size > 2 * chunk:
-            fh.seek(size - chunk)
-            digest.update(fh.read(chunk))
-        elif size > chunk:
+        if size <= 3 * chunk:
             digest.update(fh.read())
+        else:
+            # Head, middle and tail: an edit anywhere in a recording almost
+            # always shifts or changes one of them (or the size).
+            for offset in (0, size // 2 - chunk // 2, size - chunk):
+                fh.seek(offset)
+                digest.update(fh.read(chunk))
     return digest.hexdigest()[:32]
 
 
@@ -153,6 +155,9 @@ class VideoFile:
         self.errors: list[str] = []
         #: Frames decoded so far by :meth:`frames` (all of them, not only analysed ones).
         self.decoded = 0
+        #: Timestamp of the last decoded frame (analysed or not).
+        self.last_t: float | None = None
+        self._started = False
 
     def __enter__(self) -> VideoFile:
         return self
@@ -177,10 +182,13 @@ class VideoFile:
         start_pts = stream.start_time or 0
         index = 0
         last_t = -1.0
-        if start > 0:
+        if start > 0 or self._started:
+            # A second pass must rewind: the demuxer stands where the last one stopped.
             self._container.seek(int(start / tb) + start_pts, stream=stream, backward=True)
+        self._started = True
         decoded = 0
         self.decoded = 0
+        self.last_t = None
         try:
             for packet in self._container.demux(stream):
                 try:
@@ -204,6 +212,7 @@ class VideoFile:
                     if t <= last_t:
                         t = last_t + 1e-3
                     last_t = t
+                    self.last_t = t
                     if start > 0:
                         if t + 1e-6 < start:
                             continue

@@ -12,7 +12,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from camsight.errors import StoreError
@@ -73,14 +73,18 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def open_store(root: Path | None = None, url: str | None = None) -> Store:
+def open_store(root: Path | None = None, url: str | None = None, *, create: bool = True) -> Store:
     """Open (creating and migrating if needed) the store in ``root``.
 
     ``url`` selects another database (e.g. PostgreSQL); media stays in ``root``.
+    With ``create=False`` a data directory without a database is an error
+    (commands that only read must not invent an empty store from a typo).
 
     >>> store = open_store(Path("/tmp/camsight-doc"))  # doctest: +SKIP
     """
     root = Path(root) if root is not None else default_data_dir()
+    if not create and url is None and not (root / "camsight.db").is_file():
+        raise StoreError(f"no camsight data in {root} (nothing indexed there yet; check --data)")
     try:
         root.mkdir(parents=True, exist_ok=True)
         (root / "media").mkdir(exist_ok=True)
@@ -94,7 +98,7 @@ def open_store(root: Path | None = None, url: str | None = None) -> Store:
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
         migrate(engine)
-    except OperationalError as exc:
+    except DatabaseError as exc:
         engine.dispose()
         raise StoreError(f"cannot open database in {root}: {exc.orig}") from None
     return Store(root=root, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))

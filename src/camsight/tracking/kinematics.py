@@ -45,7 +45,14 @@ def kinematics(observations: list[Observation], label: str, window: float = 0.5)
     inst = np.divide(steps, dt, out=np.zeros_like(steps), where=dt > 0)
     disp = smooth[-1] - smooth[0]
     displacement = float(np.hypot(*disp))
-    speed = path / duration
+    # Smoothing pulls the ends of the path inwards; measure speed where a
+    # full window was available, or on the raw points for short tracks.
+    inner = (ts >= ts[0] + window / 2) & (ts <= ts[-1] - window / 2)
+    if inner.sum() >= 2:
+        idx = np.flatnonzero(inner)
+        speed = float(steps[idx[0] : idx[-1]].sum()) / float(ts[idx[-1]] - ts[idx[0]])
+    else:
+        speed = float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum()) / duration
     # Under a fifth of a body height of net movement is standing still.
     if displacement < 0.2 * mean_h:
         direction, heading = None, "stationary"

@@ -23,6 +23,10 @@ where headwear sits (DESIGN.md: no face, sex, age or ethnicity attributes).
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +59,30 @@ KEYPOINTS: tuple[str, ...] = (
     "left_ankle",
     "right_ankle",
 )
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence C++ libraries writing straight to fd 2 (LiteRT's "Created ... delegate" line).
+
+    camsight's logs are quiet by default; this runtime prints at INFO level
+    and offers no switch for it.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. captured by a test runner)
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 KP = {name: i for i, name in enumerate(KEYPOINTS)}
 #: Keypoint score from which a keypoint counts as seen.
 MIN_SCORE = 0.3
@@ -141,8 +169,9 @@ class PoseEstimator:
                 "pose estimation needs the TFLite runtime: run `pip install ai-edge-litert`"
             ) from exc
         try:
-            self._interpreter = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
-            self._interpreter.allocate_tensors()
+            with _quiet_native_stderr():
+                self._interpreter = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load the MoveNet model {self.model_path}: {exc}") from exc
         inp = self._interpreter.get_input_details()[0]
