@@ -6,7 +6,9 @@ import hashlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -14,12 +16,14 @@ from typing import TYPE_CHECKING
 
 from camsight.config import Config
 from camsight.errors import SourceError
+from camsight.sources.frame import Frame
 from camsight.sources.video_file import VideoFile, fingerprint
 from camsight.store import repository as repo
 from camsight.store.db import Store
 from camsight.tracking.builder import LinkSettings, TrackBuilder
 from camsight.tracking.records import TrackRecord
 from camsight.tracking.tracker import MultiClassTracker, TrackedBox, TrackerSettings
+from camsight.vision.detections import Detections
 from camsight.vision.detector import Detector, create_detector
 from camsight.vision.motion import MotionGate, MotionSettings
 
@@ -120,6 +124,8 @@ class IndexResult:
 ProgressFn = Callable[[float, float | None, int], None]
 
 FLUSH_SECONDS = 2.0
+#: Frames whose detection may be under way before the oldest is consumed.
+DETECT_AHEAD = 2
 
 
 class Indexer:
@@ -270,26 +276,20 @@ class Indexer:
             timing["store"] += time.perf_counter() - t0
 
         frames = video.frames(s.fps, start=s.start)
-        t_mark = time.perf_counter()
-        for frame in frames:
-            if s.end is not None and frame.t >= s.end:
-                break
+        # Detection runs a frame or two ahead in a worker thread (onnxruntime
+        # and OpenCV release the GIL), so decoding, tracking and attributes
+        # overlap with it; results are consumed strictly in frame order.
+        ahead: deque[tuple[Frame, Future[Detections] | None]] = deque()
+
+        def consume(frame: Frame, future: Future[Detections] | None) -> None:
+            nonlocal last_boxes, pending, last_flush
             now = time.perf_counter()
-            timing["decode"] += now - t_mark
-            last_t = frame.t
-            counts["frames_analysed"] += 1
-            moving = True
-            if gate is not None:
-                moving = gate.check(frame.gray, frame.t)
-                t1 = time.perf_counter()
-                timing["motion"] += t1 - now
-                now = t1
-            if moving:
-                detections = detector.detect(frame.image)
+            moving = future is not None
+            if future is not None:
+                detections = future.result()
                 t1 = time.perf_counter()
                 timing["detect"] += t1 - now
                 now = t1
-                counts["frames_detected"] += 1
                 last_boxes = tracker.update(detections, frame.image, frame.t)
             # With no motion the scene is as it was: the last boxes still
             # hold, and the tracker is not told about a frame it did not see,
@@ -302,8 +302,36 @@ class Indexer:
                 last_flush = time.perf_counter()
             if progress is not None:
                 progress(frame.t, info.duration, video.decoded)
-            t_mark = time.perf_counter()
-        timing["decode"] += time.perf_counter() - t_mark
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="camsight-detect") as pool:
+            try:
+                t_mark = time.perf_counter()
+                for frame in frames:
+                    if s.end is not None and frame.t >= s.end:
+                        break
+                    now = time.perf_counter()
+                    timing["decode"] += now - t_mark
+                    last_t = frame.t
+                    counts["frames_analysed"] += 1
+                    moving = True
+                    if gate is not None:
+                        moving = gate.check(frame.gray, frame.t)
+                        timing["motion"] += time.perf_counter() - now
+                    future = None
+                    if moving:
+                        counts["frames_detected"] += 1
+                        future = pool.submit(detector.detect, frame.image)
+                    ahead.append((frame, future))
+                    if len(ahead) > DETECT_AHEAD:
+                        consume(*ahead.popleft())
+                    t_mark = time.perf_counter()
+                timing["decode"] += time.perf_counter() - t_mark
+                while ahead:
+                    consume(*ahead.popleft())
+            finally:
+                for _, future in ahead:  # interrupted: do not start work nobody will read
+                    if future is not None:
+                        future.cancel()
         t0 = time.perf_counter()
         pending.extend(builder.finish())
         timing["track"] += time.perf_counter() - t0

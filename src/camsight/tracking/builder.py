@@ -9,7 +9,7 @@ import numpy as np
 
 from camsight.sources.frame import Frame
 from camsight.tracking.appearance import normalise
-from camsight.tracking.crops import CropKeeper, crop_region, occlusion, quality
+from camsight.tracking.crops import CropKeeper, crop_region, occlusion, quality, quality_bound
 from camsight.tracking.kinematics import kinematics
 from camsight.tracking.records import Crop, Observation, TrackRecord
 from camsight.tracking.tracker import TrackedBox
@@ -172,6 +172,10 @@ class TrackBuilder:
         occ = occlusion(xyxy)
         for b, st, o in zip(boxes, states, occ, strict=True):
             if b.label in CARRIED:
+                continue
+            # Reading pixels for sharpness is the costly part: skip it when
+            # even a perfectly sharp crop would not be kept.
+            if not st.crops.worth(quality_bound(b.xyxy, b.confidence, float(o), self.frame_size), frame.t):
                 continue
             q = quality(frame.image, b.xyxy, b.confidence, float(o), self.frame_size)
             if not st.crops.worth(q, frame.t):

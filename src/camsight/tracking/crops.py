@@ -48,11 +48,20 @@ def crop_region(box: Box, size: tuple[int, int], margin: float = 0.1) -> tuple[i
     )
 
 
-def quality(image: np.ndarray, box: Box, confidence: float, occluded: float, size: tuple[int, int]) -> float:
-    """Score a box as a thumbnail: larger, sharper, whole and unoccluded is better."""
+def quality_bound(box: Box, confidence: float, occluded: float, size: tuple[int, int]) -> float:
+    """The best :func:`quality` ``box`` could have (if perfectly sharp): cheap, reads no pixels."""
     w, h = size
     x1, y1, x2, y2 = box
     area = max(x2 - x1, 1) * max(y2 - y1, 1)
+    # A box touching the frame edge is probably cut off.
+    edge = 2.0
+    touches = (x1 <= edge) + (y1 <= edge) + (x2 >= w - edge) + (y2 >= h - edge)
+    whole = 0.5**touches
+    return float(np.sqrt(area) * whole * (1 - occluded) ** 2 * confidence)
+
+
+def quality(image: np.ndarray, box: Box, confidence: float, occluded: float, size: tuple[int, int]) -> float:
+    """Score a box as a thumbnail: larger, sharper, whole and unoccluded is better."""
     x1i, y1i, x2i, y2i = crop_region(box, size, 0.0)
     patch = image[y1i:y2i, x1i:x2i]
     if patch.size == 0:
@@ -60,11 +69,7 @@ def quality(image: np.ndarray, box: Box, confidence: float, occluded: float, siz
     grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
     sharp = float(cv2.Laplacian(grey, cv2.CV_32F).var())
     sharpness = sharp / (sharp + 100.0)
-    # A box touching the frame edge is probably cut off.
-    edge = 2.0
-    touches = (x1 <= edge) + (y1 <= edge) + (x2 >= w - edge) + (y2 >= h - edge)
-    whole = 0.5**touches
-    return float(np.sqrt(area) * (0.3 + 0.7 * sharpness) * whole * (1 - occluded) ** 2 * confidence)
+    return (0.3 + 0.7 * sharpness) * quality_bound(box, confidence, occluded, size)
 
 
 class CropKeeper:

@@ -19,7 +19,7 @@ import numpy as np
 import supervision as sv
 from trackers import BoTSORTTracker
 
-from camsight.tracking.appearance import descriptors, normalise
+from camsight.tracking.appearance import SIZE, descriptors, normalise
 from camsight.vision.detections import CARRIED, PERSON, Detections
 
 #: Classes tracked together; a track never mixes groups.
@@ -29,6 +29,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "bicycle": ("bicycle",),
     "carried": CARRIED,
 }
+#: Detections at least this confident get a colour descriptor.
+DESCRIBE_MIN = 0.3
 DEFAULT_ACTIVATION = {"person": 0.6, "vehicle": 0.3, "bicycle": 0.4, "carried": 0.4}
 #: Carried objects are too small for colour histograms to tell them apart.
 _NO_APPEARANCE = {"carried"}
@@ -76,7 +78,9 @@ class AppearanceBoTSORT(BoTSORTTracker):
         """Like ``update``, with one appearance vector per detection (or None)."""
         use = features is not None and self.appearance_weight > 0 and len(detections) > 0
         self._frame_features = (
-            {detections.xyxy[i].tobytes(): features[i] for i in range(len(detections))} if use else {}
+            {detections.xyxy[i].tobytes(): features[i] for i in range(len(detections)) if features[i].any()}
+            if use and features is not None
+            else {}
         )
         result = super().update(detections, timestamp=timestamp)
         if use:
@@ -88,6 +92,8 @@ class AppearanceBoTSORT(BoTSORTTracker):
                 # state sits on that box.
                 state = track.get_state_bbox()
                 j = int(np.abs(detections.xyxy - state).sum(axis=1).argmin())
+                if not features[j].any():
+                    continue  # matched a weak, undescribed box
                 old = getattr(track, "camsight_appearance", None)
                 m = self.appearance_memory
                 track.camsight_appearance = (
@@ -103,14 +109,16 @@ class AppearanceBoTSORT(BoTSORTTracker):
         if not self._frame_features or iou.size == 0:
             return iou
         det = [self._frame_features.get(b.tobytes()) for b in detections]
-        if any(d is None for d in det):
+        described = np.array([d is not None for d in det])
+        if not described.any():
             return iou
-        det_features = np.stack(det)
+        det_features = np.stack([d for d in det if d is not None])
+        # Boxes without a descriptor (weak detections) are judged on overlap alone.
         similarity = np.ones_like(iou)
         for i, track in enumerate(tracklets):
             feature = getattr(track, "camsight_appearance", None)
             if feature is not None:
-                similarity[i] = np.clip(det_features @ feature, 0, 1)
+                similarity[i, described] = np.clip(det_features @ feature, 0, 1)
         return iou * similarity**self.appearance_weight
 
 
@@ -162,7 +170,13 @@ class MultiClassTracker:
             if len(sub) == 0 and not tracker.tracks:
                 continue
             xyxy = sub.xyxy.astype(np.float32).reshape(-1, 4)
-            features = None if group in _NO_APPEARANCE else descriptors(image, xyxy)
+            features = None
+            if group not in _NO_APPEARANCE:
+                # Weak boxes only ever extend a track on overlap: describing
+                # them would cost as much as all the others together.
+                strong = sub.confidence >= DESCRIBE_MIN
+                features = np.zeros((len(sub), SIZE), np.float32)
+                features[strong] = descriptors(image, xyxy[strong])
             sv_dets = sv.Detections(
                 xyxy=xyxy,
                 confidence=sub.confidence.astype(np.float32),
@@ -181,7 +195,7 @@ class MultiClassTracker:
                         label=str(result.data["label"][i]),
                         xyxy=(x1, y1, x2, y2),
                         confidence=float(result.confidence[i]),
-                        appearance=None if features is None else features[row],
+                        appearance=None if features is None or not features[row].any() else features[row],
                     )
                 )
         return out
