@@ -25,12 +25,11 @@ HIT_KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def indexed(people_clip: Path, yolox_model: Path, tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("search") / "data"
-    proc = run_cli(
+def index_people(clip: Path, yolox_model: Path, data: Path, *extra: object):
+    """Index the people clip as camera "hall" at 2 fps with YOLOX."""
+    return run_cli(
         "index",
-        people_clip,
+        clip,
         "--camera",
         "hall",
         "--fps",
@@ -39,9 +38,16 @@ def indexed(people_clip: Path, yolox_model: Path, tmp_path_factory) -> Path:
         "yolox",
         "--model",
         yolox_model,
+        *extra,
         "--data",
         data,
     )
+
+
+@pytest.fixture(scope="module")
+def indexed(people_clip: Path, yolox_model: Path, tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("search") / "data"
+    proc = index_people(people_clip, yolox_model, data)
     assert proc.returncode == 0, proc.stderr
     return data
 
@@ -142,22 +148,7 @@ def test_vlm_plugin_embeds_at_index_time_and_fuses_at_search_time(
 ) -> None:
     model = build_tiny_model(tmp_path / "tiny")
     data = tmp_path / "data"
-    proc = run_cli(
-        "index",
-        people_clip,
-        "--camera",
-        "hall",
-        "--fps",
-        "2",
-        "--detector",
-        "yolox",
-        "--model",
-        yolox_model,
-        "--embeddings",
-        model,
-        "--data",
-        data,
-    )
+    proc = index_people(people_clip, yolox_model, data, "--embeddings", model)
     assert proc.returncode == 0, proc.stderr
     hits, stderr = search(data, "person", "--embeddings", model)
     assert "visual similarity from tiny" in stderr

@@ -30,8 +30,7 @@ def _record(local_id, label, attrs, start=0.0, appearance=None, embedding=None):
     return rec
 
 
-def _store(tmp_path, camera="lobby", records=(), wallclock=T0):
-    store = open_store(tmp_path / "data")
+def _add_source(store, camera, records, wallclock=T0):
     plan = repo.plan_source(
         store,
         camera=camera,
@@ -47,6 +46,11 @@ def _store(tmp_path, camera="lobby", records=(), wallclock=T0):
     )
     repo.save_tracks(store, plan.source_id, plan.camera_id, list(records), {})
     repo.finish_source(store, plan.source_id, "complete", {}, None)
+
+
+def _store(tmp_path, camera="lobby", records=(), wallclock=T0):
+    store = open_store(tmp_path / "data")
+    _add_source(store, camera, records, wallclock)
     return store
 
 
@@ -155,22 +159,7 @@ def test_index_follows_new_tracks(tmp_path):
     store = _store(tmp_path, records=[_record(1, "person", _colours({"red": 0.9}))])
     engine = SearchEngine(store)
     assert len(engine.run(q(Term(("upper:red",)))).hits) == 1
-    plan = repo.plan_source(
-        store,
-        camera="yard",
-        uri="/video/yard.mp4",
-        fingerprint="yard",
-        settings_key="k",
-        settings={},
-        width=640,
-        height=480,
-        native_fps=10.0,
-        duration=60.0,
-        wallclock_start=T0,
-    )
-    repo.save_tracks(
-        store, plan.source_id, plan.camera_id, [_record(1, "person", _colours({"red": 0.8}))], {}
-    )
+    _add_source(store, "yard", [_record(1, "person", _colours({"red": 0.8}))])
     hits = engine.run(q(Term(("upper:red",)))).hits
     assert [h.camera for h in hits] == ["lobby", "yard"]
     store.close()

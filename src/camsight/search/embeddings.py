@@ -152,12 +152,15 @@ def default_models_dir() -> Path:
     return default_data_dir() / "models"
 
 
-def _problems(exc: ValidationError) -> str:
+def validation_problems(exc: ValidationError, limit: int | None = None) -> str:
+    """One line naming each bad key (the first ``limit`` of them)."""
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         parts.append(f"{where}: {msg}")
+    if limit is not None and len(parts) > limit:
+        return "; ".join(parts[:limit]) + f" (and {len(parts) - limit} more)"
     return "; ".join(parts)
 
 
@@ -168,7 +171,7 @@ def parse_manifest(data: Any, origin: str) -> ModelManifest:
     try:
         return ModelManifest.model_validate(data)
     except ValidationError as exc:
-        raise ModelError(f"{origin}: {_problems(exc)}") from None
+        raise ModelError(f"{origin}: {validation_problems(exc)}") from None
 
 
 def read_manifest(folder: Path) -> ModelManifest:

@@ -58,6 +58,7 @@ from camsight.search.embeddings import (
     parse_json,
     read_json,
     read_manifest,
+    validation_problems,
 )
 
 __all__ = [
@@ -158,15 +159,6 @@ class Registry(_Strict):
             raise ModelError(f"unknown model {name!r}; known models ({self.origin}): {known}") from None
 
 
-def _problems(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        parts.append(f"{where}: {msg}")
-    return "; ".join(parts[:5]) + (f" (and {len(parts) - 5} more)" if len(parts) > 5 else "")
-
-
 def parse_registry(data: Any, origin: str) -> Registry:
     """Validate registry data; errors name ``origin`` and each bad key."""
     if not isinstance(data, dict):
@@ -174,7 +166,7 @@ def parse_registry(data: Any, origin: str) -> Registry:
     try:
         return Registry.model_validate({**data, "origin": origin})
     except ValidationError as exc:
-        raise ModelError(f"{origin}: {_problems(exc)}") from None
+        raise ModelError(f"{origin}: {validation_problems(exc, limit=5)}") from None
 
 
 def load_registry(path: Path | None = None) -> Registry:
