@@ -124,8 +124,8 @@ class IndexResult:
 ProgressFn = Callable[[float, float | None, int], None]
 
 FLUSH_SECONDS = 2.0
-#: Frames whose detection may be under way before the oldest is consumed.
-DETECT_AHEAD = 2
+#: Frames detected ahead of the one being tracked, beyond the detector's parallelism.
+DETECT_AHEAD = 1
 
 
 class Indexer:
@@ -303,7 +303,8 @@ class Indexer:
             if progress is not None:
                 progress(frame.t, info.duration, video.decoded)
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="camsight-detect") as pool:
+        workers = max(1, int(getattr(detector, "parallel", 1)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="camsight-detect") as pool:
             try:
                 t_mark = time.perf_counter()
                 for frame in frames:
@@ -322,7 +323,7 @@ class Indexer:
                         counts["frames_detected"] += 1
                         future = pool.submit(detector.detect, frame.image)
                     ahead.append((frame, future))
-                    if len(ahead) > DETECT_AHEAD:
+                    if len(ahead) > workers + DETECT_AHEAD:
                         consume(*ahead.popleft())
                     t_mark = time.perf_counter()
                 timing["decode"] += time.perf_counter() - t_mark

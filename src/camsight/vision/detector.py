@@ -13,9 +13,14 @@ DetectorName = Literal["ssd", "yolox"]
 
 
 class Detector(Protocol):
-    """Finds camsight's classes in a BGR uint8 image (H, W, 3)."""
+    """Finds camsight's classes in a BGR uint8 image (H, W, 3).
+
+    ``parallel`` is how many ``detect`` calls may run at once from different
+    threads (1 when the backend is not thread-safe).
+    """
 
     name: str
+    parallel: int
 
     def detect(self, image: np.ndarray) -> Detections: ...
 

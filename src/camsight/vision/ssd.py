@@ -37,6 +37,8 @@ class SsdMobileNetDetector:
     """The default detector: works from PyPI alone, ~40 ms a frame on 2 cores."""
 
     name = "ssd"
+    #: OpenCV's Net keeps per-call state: one detect() at a time (it threads internally).
+    parallel = 1
 
     def __init__(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -51,8 +52,12 @@ class YoloxDetector:
 
         self.model_path = resolve_model(model, MODEL_FILES, package=None, what="YOLOX", how_to_get=HOW_TO_GET)
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        # One thread per call, several calls at once: for a model this small,
+        # frames detected side by side use two cores better than one frame
+        # split across them (measured: 13x vs 9x real time on vtest.avi).
+        options.intra_op_num_threads = threads or 1
+        #: Concurrent detect() calls worth making (onnxruntime sessions are thread-safe).
+        self.parallel = 1 if threads and threads > 1 else max(1, min(2, os.cpu_count() or 1))
         options.log_severity_level = 3
         # Spinning worker threads burn the CPU that decoding and tracking
         # need between two detections on a 2-core box.
