@@ -14,8 +14,8 @@ import numpy as np
 
 from camsight.analytics.attributes_model import TrackAttributes
 from camsight.analytics.colour import colour_scores
-from camsight.analytics.vocabulary import COLOURS, VEHICLE_LABELS, VEHICLE_TYPES
-from camsight.tracking.records import Crop, TrackRecord
+from camsight.analytics.vocabulary import VEHICLE_LABELS, VEHICLE_TYPES
+from camsight.tracking.records import TrackRecord
 from camsight.vision.pose import PoseEstimator, body_regions, posture, rect_slices, region_mask
 
 #: Head colours that are just as likely hair or skin as a hat or hood; they
@@ -127,8 +127,10 @@ class AttributeExtractor:
             x1, y1, x2, y2 = crop.local_box()
             w, h = x2 - x1, y2 - y1
             # The middle of the box: paintwork, not road, windows or wheels.
-            pixels = _cut(crop.image, (x1 + 0.2 * w, y1 + 0.25 * h, x2 - 0.2 * w, y2 - 0.2 * h))
-            if pixels is None:
+            pixels = crop.image[
+                rect_slices((x1 + 0.2 * w, y1 + 0.25 * h, x2 - 0.2 * w, y2 - 0.2 * h), crop.image.shape)
+            ]
+            if pixels.shape[0] < 2 or pixels.shape[1] < 2:
                 continue
             q = max(crop.quality, 1e-3)
             weight_total += q
@@ -172,19 +174,6 @@ def _headwear(scores: dict[str, float]) -> tuple[dict[str, float], float]:
     return adjusted, round(float(min(1.0, worn)), 3)
 
 
-def _cut(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = (round(v) for v in box)
-    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
-    if x2 - x1 < 2 or y2 - y1 < 2:
-        return None
-    return image[y1:y2, x1:x2]
-
-
 def _top(scores: dict[str, float]) -> str:
     best = sorted(scores.items(), key=lambda kv: -kv[1])[:2]
     return ", ".join(f"{c} {s:.2f}" for c, s in best) or "none"
-
-
-assert set(HAIR_AND_SKIN) <= set(COLOURS)
-__all__ = ["AttributeExtractor", "Crop"]
