@@ -135,8 +135,7 @@ def index(
     try:
         # Load the model before touching any file, so a missing or broken
         # model is one clear error rather than one failure per file.
-        indexer.detector  # noqa: B018
-        indexer.encoder  # noqa: B018
+        indexer.load_models()
     except CamsightError:
         store.close()
         raise

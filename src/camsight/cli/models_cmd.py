@@ -19,18 +19,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.progress import (
-    BarColumn,
     DownloadColumn,
-    Progress,
     TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
     TransferSpeedColumn,
 )
 from rich.table import Table
 
-from camsight.cli.output import err_console, out_console
+from camsight.cli.output import err_console, out_console, progress_bar
 
 models_app = typer.Typer(
     help="Download and list vision-language models (an optional plug-in for search by description).",
@@ -45,20 +40,6 @@ DirOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
-def _download_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=False,
-    )
 
 
 def _mb(size: int) -> str:
@@ -81,7 +62,7 @@ def pull_cmd(
     target_dir = (directory or default_models_dir()).expanduser()
     where = escape(str(target_dir / name))
     err_console.print(f"{name}: {len(entry.files)} files, {_mb(entry.size)} -> {where}")
-    bar = _download_bar()
+    bar = progress_bar(DownloadColumn(), TransferSpeedColumn())
     task: list[TaskID] = []  # the bar starts with the first byte: a present model shows none
 
     def progress(file_name: str, n: int) -> None:

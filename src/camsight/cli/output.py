@@ -46,12 +46,13 @@ class FrameRateColumn(ProgressColumn):
         return Text(f"{rate:6.1f} frames/s", style="progress.data.speed")
 
 
-def progress_bar() -> Progress:
+def progress_bar(*rate: ProgressColumn) -> Progress:
+    """A bar on stderr with percentage, rate (frames/s unless ``rate`` columns are given) and ETA."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
-        FrameRateColumn(),
+        *(rate or (FrameRateColumn(),)),
         TextColumn("ETA"),
         TimeRemainingColumn(),
         console=err_console,

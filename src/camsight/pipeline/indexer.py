@@ -143,6 +143,16 @@ class Indexer:
         self._extractor: AttributeExtractor | None = None
         self._encoder: DualEncoder | None = None
 
+    def load_models(self) -> None:
+        """Load every model this indexer needs; a missing one raises ModelError now.
+
+        Called before any file is touched, so a missing model never leaves a
+        half-registered source (or drops an earlier index of the file).
+        """
+        _ = self.detector, self.encoder
+        if self.extractor is not None:
+            self.extractor.prepare()
+
     @property
     def encoder(self) -> DualEncoder | None:
         if self._encoder is None and self.settings.embeddings:
@@ -188,11 +198,7 @@ class Indexer:
         """
         path = Path(path)
         camera = camera or path.stem
-        # Load every model first: a missing one must fail before the store
-        # is touched (which would drop an earlier index of this file).
-        _ = self.detector, self.extractor, self.encoder
-        if self.extractor is not None:
-            self.extractor.prepare()
+        self.load_models()
         started = time.perf_counter()
         with VideoFile(path) as video:
             info = video.info

@@ -170,8 +170,7 @@ class SearchEngine:
         visual: tuple[EmbeddingIndex, np.ndarray] | None = None,
     ) -> SearchResult:
         """Search with an already parsed (or hand-built) query."""
-        if not 1 <= limit <= MAX_LIMIT:
-            raise SearchError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+        _check_limit(limit)
         index = index or self.index_cache.get()
         if query.since and query.until and query.since > query.until:
             raise SearchError(
@@ -282,8 +281,7 @@ class SearchEngine:
     def more_like(self, track_id: int, *, same_camera: bool = False, limit: int = 20) -> SearchResult:
         """Tracks whose colour appearance is closest to ``track_id``'s."""
         started = _time.perf_counter()
-        if not 1 <= limit <= MAX_LIMIT:
-            raise SearchError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+        _check_limit(limit)
         with self.store.session() as session:
             track = session.get(Track, track_id)
             if track is None:
@@ -299,14 +297,10 @@ class SearchEngine:
             rows = session.execute(query).all()
             target = np.frombuffer(track.appearance, "<f4")
             label = track.label
-        ids = np.array([r[0] for r in rows], np.int64)
         width = len(target)
-        vectors = (
-            np.frombuffer(b"".join(r[1] for r in rows if len(r[1]) == width * 4), "<f4").reshape(-1, width)
-            if rows
-            else np.zeros((0, width), np.float32)
-        )
-        ids = ids[[len(r[1]) == width * 4 for r in rows]] if rows else ids
+        rows = [r for r in rows if len(r[1]) == width * 4]  # descriptors of another size are not comparable
+        ids = np.array([r[0] for r in rows], np.int64)
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), "<f4").reshape(-1, width)
         sims = vectors @ target
         order = np.argsort(-sims)[:limit]
         hits = self._hits(
@@ -407,8 +401,9 @@ class SearchEngine:
             track, cam, src = rows[tid]
             live = cam.kind == "live"
             evidence = (track.attributes or {}).get("evidence", {})
-            for item in explanation:
-                ev = [evidence[f] for f in _facets_of(item["term"]) if f in evidence]
+            # Explanations of a query search follow its terms, in order.
+            for item, term in zip(explanation, query.terms if query else (), strict=False):
+                ev = [evidence[f] for f in term.facets if f in evidence]
                 if ev:
                     item["evidence"] = "; ".join(ev)
             th = thumbs.get(tid)
@@ -440,9 +435,9 @@ class SearchEngine:
         return hits
 
 
-def _facets_of(term_label: str) -> list[str]:
-    text = term_label.removeprefix("not ")
-    return [part.replace(": ", ":") for part in text.split(" or ")]
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise SearchError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
 
 
 def _expand_classes(classes: Sequence[str]) -> tuple[str, ...]:
