@@ -7,15 +7,19 @@ Errors name the file, the line and the key, e.g.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from camsight.alerts.config import AlertsConfig
+from camsight.analytics.rules_config import CameraConfig, ScheduleConfig
 from camsight.errors import ConfigError
 
 CONFIG_ENV = "CAMSIGHT_CONFIG"
+_INNER_KEY = re.compile(r"^([A-Za-z_][\w.-]*): (.+)$", re.S)
 
 
 class StrictModel(BaseModel):
@@ -82,6 +86,47 @@ class Config(StrictModel):
     index: IndexConfig = IndexConfig()
     attributes: AttributesConfig = AttributesConfig()
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
+    #: IANA time zone that schedules are read in (default: this machine's).
+    timezone: str | None = None
+    schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
+    cameras: dict[str, CameraConfig] = Field(default_factory=dict)
+    alerts: AlertsConfig = AlertsConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, name: str | None) -> str | None:
+        if name is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{name}' (use a name like Europe/Berlin)") from None
+        return name
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        for cam_name, cam in self.cameras.items():
+            for i, rule in enumerate(cam.rules):
+                if isinstance(rule.schedule, str) and rule.schedule not in self.schedules:
+                    known = ", ".join(sorted(self.schedules)) or "none defined"
+                    raise ValueError(
+                        f"cameras.{cam_name}.rules.{i}: unknown schedule '{rule.schedule}' (schedules: {known})"
+                    )
+        sinks = [(f"alerts.webhooks.{i}", hook) for i, hook in enumerate(self.alerts.webhooks)]
+        if self.alerts.mqtt:
+            sinks.append(("alerts.mqtt", self.alerts.mqtt))
+        for where, sink in sinks:
+            for cam_name in sink.cameras or []:
+                if cam_name not in self.cameras:
+                    known = ", ".join(sorted(self.cameras)) or "none defined"
+                    raise ValueError(f"{where}.cameras: unknown camera '{cam_name}' (cameras: {known})")
+        return self
+
+    def camera(self, name: str) -> CameraConfig | None:
+        """The named camera's block, if the config has one."""
+        return self.cameras.get(name)
 
 
 def _key_lines(node: yaml.Node, prefix: tuple = (), origin: str = "<config>") -> dict[tuple, int]:
@@ -135,12 +180,20 @@ def validate_config(data: Any, origin: str = "<config>", lines: dict[tuple, int]
             # ``literal['native']``) to the location; drop them so the
             # message names the user's key, and merge the alternatives.
             loc = tuple(p for p in err["loc"] if isinstance(p, int) or str(p).isidentifier())
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            if err["type"] == "value_error":
+                msg = msg.removeprefix("Value error, ")
+                # Cross-reference checks name the key below the model they
+                # run on ("rules.0: unknown zone"); point at that key's line.
+                inner = _INNER_KEY.match(msg)
+                if inner:
+                    loc += tuple(int(p) if p.isdigit() else p for p in inner.group(1).split("."))
+                    msg = inner.group(2)
             doc_loc = loc
             while doc_loc and doc_loc not in lines:
                 doc_loc = doc_loc[:-1]
             at = f"{origin}:{lines.get(doc_loc, 1)}" if lines else origin
             where = f"{at}: {'.'.join(str(p) for p in loc)}"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
             problems.setdefault(where, []).append(msg)
         raise ConfigError(
             "; ".join(f"{where}: {' or '.join(msgs)}" for where, msgs in problems.items())

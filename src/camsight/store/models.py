@@ -186,3 +186,93 @@ class Thumbnail(Base):
     path: Mapped[str] = mapped_column(Text)
 
     track: Mapped[Track] = relationship(back_populates="thumbnails")
+
+
+class EventRow(Base):
+    """A situation a rule raised: open while it lasts, then closed; acknowledged by a person.
+
+    ``uid`` is stable across re-runs of the same footage with the same rules,
+    so receivers can drop duplicates of an at-least-once delivery.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_camera_start", "camera_id", "start_at"),
+        Index("ix_events_type", "type"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    type: Mapped[str] = mapped_column(String(32))
+    rule: Mapped[str] = mapped_column(String(128))
+    severity: Mapped[str] = mapped_column(String(16))
+    #: ``open`` while the situation lasts, ``closed`` after.
+    state: Mapped[str] = mapped_column(String(8), default="open")
+    #: Seconds into the source.
+    start_t: Mapped[float] = mapped_column(Float)
+    end_t: Mapped[float | None] = mapped_column(Float, nullable=True)
+    start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    end_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    zone: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    line: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: The tracks involved, as local ids within the source (tracks.local_id).
+    track_local_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    summary: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Annotated snapshot, relative to the media folder.
+    snapshot: Mapped[str | None] = mapped_column(Text, nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LineCrossingRow(Base):
+    """One crossing of a configured line, for in/out counts over time."""
+
+    __tablename__ = "line_crossings"
+    __table_args__ = (Index("ix_crossings_camera_line_t", "camera_id", "line", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    line: Mapped[str] = mapped_column(String(128))
+    #: ``in`` or ``out``.
+    direction: Mapped[str] = mapped_column(String(3))
+    label: Mapped[str] = mapped_column(String(32))
+    track_local_id: Mapped[int] = mapped_column(Integer)
+    t: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OutboxRow(Base):
+    """A message waiting for (or past) delivery to one sink.
+
+    Written in the same transaction as the event it reports, so an event is
+    never stored without its alerts, nor an alert sent for an unstored event.
+    Rows are kept after delivery (``status`` delivered) as a delivery log.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The event's uid (no foreign key: an alert outlives a re-indexed source's events).
+    event_uid: Mapped[str] = mapped_column(String(40), index=True)
+    #: A webhook's name, or ``mqtt``.
+    sink: Mapped[str] = mapped_column(String(64))
+    #: ``start`` when a situation begins, ``end`` when it is over.
+    kind: Mapped[str] = mapped_column(String(8))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: ``pending``, ``delivered`` or ``failed`` (gave up; `camsight alerts retry` re-queues).
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,1 @@
+"""Delivering events to people: a persisted outbox, webhooks and MQTT."""
