@@ -112,7 +112,8 @@ class Config(StrictModel):
                 if isinstance(rule.schedule, str) and rule.schedule not in self.schedules:
                     known = ", ".join(sorted(self.schedules)) or "none defined"
                     raise ValueError(
-                        f"cameras.{cam_name}.rules.{i}: unknown schedule '{rule.schedule}' (schedules: {known})"
+                        f"cameras.{cam_name}.rules.{i}: unknown schedule '{rule.schedule}' "
+                        f"(schedules: {known})"
                     )
         sinks = [(f"alerts.webhooks.{i}", hook) for i, hook in enumerate(self.alerts.webhooks)]
         if self.alerts.mqtt:

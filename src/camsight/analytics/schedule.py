@@ -16,7 +16,8 @@ class Schedule:
 
     >>> from datetime import UTC
     >>> s = Schedule(ScheduleConfig(days=["mon"], hours=["22:00-06:00"]), "UTC")
-    >>> s.covers(datetime(2026, 11, 24, 3, 0, tzinfo=UTC)), s.covers(datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+    >>> tuesday = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    >>> s.covers(tuesday), s.covers(tuesday.replace(hour=12))
     (True, False)
     """
 
