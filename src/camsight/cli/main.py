@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 from dataclasses import asdict, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from camsight.cli.alerts_cmd import alerts_app
 from camsight.cli.models_cmd import models_app
 from camsight.cli.output import err_console, fail, out_console, print_error, progress_bar, setup_logging
 from camsight.config import Config, load_config, validate_config
@@ -31,6 +33,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect and check configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
+app.add_typer(alerts_app, name="alerts")
 
 
 class DetectorChoice(StrEnum):
@@ -131,7 +134,7 @@ def index(
     settings = replace(IndexSettings.from_config(cfg), start=start, end=end)
     when = _parse_when(recorded_at, "--recorded-at")
     store = _open(data, cfg)
-    indexer = Indexer(store, settings)
+    indexer = Indexer(store, settings, config=cfg)
     try:
         # Load the model before touching any file, so a missing or broken
         # model is one clear error rather than one failure per file.
@@ -191,11 +194,12 @@ def _print_summary(results) -> None:  # noqa: ANN001
     if not results:
         return
     table = Table(title="Indexed", title_justify="left")
-    for col in ("file", "camera", "status", "video", "analysed", "detected", "tracks", "speed"):
+    for col in ("file", "camera", "status", "video", "analysed", "detected", "tracks", "events", "speed"):
         numeric = col in ("video", "analysed", "detected", "speed")
         table.add_column(col, justify="right" if numeric else "left")
     for r in results:
         tracks = ", ".join(f"{n} {label}" for label, n in sorted(r.tracks.items())) or "-"
+        events = ", ".join(f"{n} {kind}" for kind, n in sorted(r.events.items())) or "-"
         _add_row(
             table,
             Path(r.path).name,
@@ -205,6 +209,7 @@ def _print_summary(results) -> None:  # noqa: ANN001
             str(r.frames_analysed) if r.status != "skipped" else "-",
             str(r.frames_detected) if r.status != "skipped" else "-",
             tracks if r.status != "skipped" else "-",
+            events if r.status != "skipped" else "-",
             f"{r.speed:.1f}x" if r.status != "skipped" else "-",
         )
     out_console.print(table)
@@ -298,13 +303,30 @@ def export_mot(
     err_console.print(f"wrote {len(rows)} rows to {out}")
 
 
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _parse_duration(value: str, option: str) -> timedelta:
+    m = _AGO.match(value.strip().lower())
+    if not m or float(m.group(1)) <= 0:
+        fail(f"{option} must be a duration such as 30s, 15m, 1h or 7d, got {value!r}")
+    return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+
+
 def _parse_when(value: str | None, option: str) -> datetime | None:
+    """An ISO date/time (local time unless it has an offset), or a duration ago such as ``2h``."""
     if value is None:
         return None
+    if _AGO.match(value.strip().lower()):
+        return datetime.now().astimezone() - _parse_duration(value, option)
     try:
         when = datetime.fromisoformat(value.strip())
     except ValueError:
-        fail(f"{option} must be an ISO date or time such as 2026-11-20 or 2026-11-20T18:00, got {value!r}")
+        fail(
+            f"{option} must be an ISO date or time such as 2026-11-20 or 2026-11-20T18:00, "
+            f"or a time ago such as 2h, got {value!r}"
+        )
     return when if when.tzinfo else when.astimezone()
 
 
@@ -414,3 +436,175 @@ def run() -> None:
 
 if __name__ == "__main__":
     run()
+
+
+def _local(when: datetime | None) -> str:
+    from camsight.store.events import aware
+
+    when = aware(when)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when is not None else "-"
+
+
+@app.command()
+def events(
+    camera: Annotated[list[str] | None, typer.Option(help="Only this camera (repeatable).")] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--type", help="Only this event type, e.g. fall, crowd, zone_intrusion (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only events after this time (ISO, local time) or this long ago (2h).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Only events before this time.")] = None,
+    unacknowledged: Annotated[bool, typer.Option(help="Only events nobody acknowledged yet.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many events.")] = 100,
+    data: DataOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List events raised by behaviour rules, newest first.
+
+    Example: camsight events --camera lobby --type fall --since 24h
+    """
+    from camsight.analytics.rules_config import DEFAULT_SEVERITY
+    from camsight.store.events import event_payload, list_events
+
+    unknown = sorted(set(kind or ()) - set(DEFAULT_SEVERITY))
+    if unknown:
+        fail(f"unknown event type {unknown[0]!r}; types: {', '.join(sorted(DEFAULT_SEVERITY))}")
+    when_from, when_to = _parse_when(since, "--since"), _parse_when(until, "--until")
+    store = _open(data, create=False)
+    try:
+        found = list_events(
+            store,
+            cameras=camera or (),
+            types=kind or (),
+            since=when_from,
+            until=when_to,
+            unacknowledged=unacknowledged,
+            limit=limit,
+        )
+    finally:
+        store.close()
+    if json_out:
+        rows = []
+        for v in found:
+            item = event_payload(v.row, v.camera, "start" if v.row.state == "open" else "end", v.source)
+            item.pop("kind")
+            item["track_ids"] = v.track_ids
+            item["acknowledged_at"] = v.row.acknowledged_at.isoformat() if v.row.acknowledged_at else None
+            item["acknowledged_by"] = v.row.acknowledged_by
+            item["snapshot_path"] = str(store.media / v.row.snapshot) if v.row.snapshot else None
+            rows.append(item)
+        out_console.print_json(json.dumps(rows))
+        return
+    if not found:
+        err_console.print("no events" + (" matching the filters" if camera or kind or since or until else ""))
+        return
+    table = Table()
+    for col in ("id", "camera", "type", "severity", "start", "length", "summary", "tracks", "ack"):
+        table.add_column(col, overflow="fold")
+    for v in found:
+        r = v.row
+        length = f"{r.end_t - r.start_t:.1f}s" if r.end_t is not None else "open"
+        start = _local(r.start_at) if r.start_at else f"{r.start_t:.1f}s"
+        _add_row(
+            table,
+            str(r.id),
+            v.camera,
+            r.type,
+            r.severity,
+            start,
+            length,
+            r.summary,
+            ", ".join(str(i) for i in v.track_ids) or "-",
+            r.acknowledged_by or "",
+        )
+    out_console.print(table)
+
+
+@app.command()
+def ack(
+    event_ids: Annotated[
+        list[int], typer.Argument(help="Event ids (see `camsight events`).", show_default=False)
+    ],
+    by: Annotated[str | None, typer.Option(help="Who acknowledges (default: your user name).")] = None,
+    data: DataOpt = None,
+) -> None:
+    """Acknowledge events: someone has looked at them.
+
+    Example: camsight ack 12 13 --by alice
+    """
+    import getpass
+
+    from camsight.store.events import acknowledge
+
+    who = (by or getpass.getuser()).strip()
+    if not who or len(who) > 128:
+        fail("--by must be a name of 1 to 128 characters")
+    store = _open(data, create=False)
+    try:
+        fresh = acknowledge(store, event_ids, who)
+    finally:
+        store.close()
+    already = len(event_ids) - len(fresh)
+    err_console.print(
+        f"acknowledged {len(fresh)} event(s)" + (f"; {already} already acknowledged" if already else "")
+    )
+
+
+@app.command()
+def counts(
+    camera: Annotated[list[str] | None, typer.Option(help="Only this camera (repeatable).")] = None,
+    line: Annotated[list[str] | None, typer.Option(help="Only this line (repeatable).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only after this time (ISO) or this long ago (2h).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Only before this time.")] = None,
+    every: Annotated[str | None, typer.Option(help="Count per period, e.g. 15m or 1h.")] = None,
+    data: DataOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """In/out counts of line crossings (rules of type line_crossing).
+
+    Example: camsight counts --camera gate --every 1h --since 24h
+    """
+    from camsight.store.events import line_counts
+
+    period = _parse_duration(every, "--every") if every else None
+    store = _open(data, create=False)
+    try:
+        buckets = line_counts(
+            store,
+            cameras=camera or (),
+            lines=line or (),
+            since=_parse_when(since, "--since"),
+            until=_parse_when(until, "--until"),
+            every=period,
+        )
+    finally:
+        store.close()
+    if json_out:
+        out_console.print_json(
+            json.dumps(
+                [
+                    {
+                        "camera": b.camera,
+                        "line": b.line,
+                        "start": b.start.isoformat() if b.start else None,
+                        "in": b.ins,
+                        "out": b.outs,
+                    }
+                    for b in buckets
+                ]
+            )
+        )
+        return
+    if not buckets:
+        err_console.print("no line crossings stored")
+        return
+    table = Table()
+    for col in ("camera", "line", "from", "in", "out"):
+        table.add_column(col, justify="right" if col in ("in", "out") else "left")
+    for b in buckets:
+        _add_row(table, b.camera, b.line, _local(b.start) if b.start else "all", str(b.ins), str(b.outs))
+    out_console.print(table)

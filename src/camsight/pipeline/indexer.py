@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from camsight.config import Config
-from camsight.errors import SourceError
+from camsight.errors import ConfigError, SourceError
 from camsight.sources.frame import Frame
 from camsight.sources.video_file import VideoFile, fingerprint
 from camsight.store import repository as repo
@@ -29,11 +29,12 @@ from camsight.vision.motion import MotionGate, MotionSettings
 
 if TYPE_CHECKING:
     from camsight.analytics.attributes import AttributeExtractor
+    from camsight.analytics.engine import RulesEngine
     from camsight.search.embeddings import DualEncoder
 
 log = logging.getLogger(__name__)
 
-STAGES = ("decode", "motion", "detect", "track", "attributes", "store")
+STAGES = ("decode", "motion", "detect", "track", "rules", "attributes", "store")
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ class IndexResult:
     frames_analysed: int = 0
     frames_detected: int = 0
     tracks: dict[str, int] = field(default_factory=dict)
+    #: Events raised by the camera's rules, per type.
+    events: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -136,12 +139,61 @@ class Indexer:
     {'person': 12}
     """
 
-    def __init__(self, store: Store, settings: IndexSettings, detector: Detector | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: IndexSettings,
+        detector: Detector | None = None,
+        config: Config | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
+        #: Cameras' rules and alert sinks (behaviour alerts run while indexing).
+        self.config = config or Config()
         self._detector = detector
         self._extractor: AttributeExtractor | None = None
         self._encoder: DualEncoder | None = None
+        self._pose: object | None = None
+
+    def settings_for(self, camera: str) -> tuple[str, dict]:
+        """The settings key and dict a camera's source is indexed with (its rules included).
+
+        Changing a camera's rules makes its files be indexed again, so the
+        events always match the rules in force.
+        """
+        from camsight.analytics.engine import rules_key
+
+        settings = self.settings.as_dict()
+        key = self.settings.key()
+        rules = rules_key(self.config, camera)
+        if rules is not None:
+            settings["rules"] = rules
+            key = hashlib.sha256(f"{key}|{rules}".encode()).hexdigest()[:16]
+        return key, settings
+
+    def rules_engine(
+        self, camera: str, size: tuple[int, int], source_key: str, source_id: int
+    ) -> RulesEngine | None:
+        """The camera's rules engine for frames of ``size`` (None without rules)."""
+        from camsight.analytics.engine import RulesEngine, box_posture, pose_posture
+        from camsight.store.history import camera_history
+
+        posture = box_posture
+        if self.settings.pose and self.config.camera(camera) is not None:
+            if any(r.type == "fall" and r.enabled for r in self.config.cameras[camera].rules):
+                if self._pose is None:
+                    from camsight.vision.pose import PoseEstimator
+
+                    self._pose = PoseEstimator()
+                posture = pose_posture(self._pose)
+        return RulesEngine.for_camera(
+            self.config,
+            camera,
+            size,
+            source_key=source_key,
+            posture=posture,
+            history=lambda: camera_history(self.store, camera, exclude_source_id=source_id),
+        )
 
     def load_models(self) -> None:
         """Load every model this indexer needs; a missing one raises ModelError now.
@@ -200,15 +252,17 @@ class Indexer:
         camera = camera or path.stem
         self.load_models()
         started = time.perf_counter()
+        settings_key, settings = self.settings_for(camera)
         with VideoFile(path) as video:
             info = video.info
+            print_ = fingerprint(path)
             plan = repo.plan_source(
                 self.store,
                 camera=camera,
                 uri=str(path.resolve()),
-                fingerprint=fingerprint(path),
-                settings_key=self.settings.key(),
-                settings=self.settings.as_dict(),
+                fingerprint=print_,
+                settings_key=settings_key,
+                settings=settings,
                 width=info.width,
                 height=info.height,
                 native_fps=info.fps,
@@ -219,8 +273,9 @@ class Indexer:
             if plan.source_id is None:
                 return IndexResult(str(path), camera, "skipped", message=plan.reason)
             try:
-                result = self._run(video, camera, plan, progress)
-            except SourceError:
+                start_at = recorded_at or info.recorded_at
+                result = self._run(video, camera, plan, progress, source_key=print_, start_at=start_at)
+            except (SourceError, ConfigError):
                 repo.discard_source(self.store, plan.source_id)
                 raise
         result.wall_seconds = time.perf_counter() - started
@@ -229,7 +284,14 @@ class Indexer:
         return result
 
     def _run(
-        self, video: VideoFile, camera: str, plan: repo.SourcePlan, progress: ProgressFn | None
+        self,
+        video: VideoFile,
+        camera: str,
+        plan: repo.SourcePlan,
+        progress: ProgressFn | None,
+        *,
+        source_key: str,
+        start_at: datetime | None,
     ) -> IndexResult:
         s = self.settings
         info = video.info
@@ -260,6 +322,37 @@ class Indexer:
 
         extractor = self.extractor
         encoder = self.encoder
+        engine = self.rules_engine(camera, (info.width, info.height), source_key, source_id)
+        from camsight.analytics.engine import RulesOutput, wall_clock
+
+        rules_out = RulesOutput()
+        event_counts: dict[str, int] = {}
+
+        def ended(records: list[TrackRecord]) -> list[TrackRecord]:
+            if engine is not None:
+                for rec in records:
+                    rules_out.extend(engine.track_ended(rec, start_at))
+            return records
+
+        def save_events() -> None:
+            nonlocal rules_out
+            if not rules_out:
+                return
+            from camsight.store.events import save_rules_output
+
+            for change in rules_out.changes:
+                if change.kind == "start":
+                    event_counts[change.event.type] = event_counts.get(change.event.type, 0) + 1
+            save_rules_output(
+                self.store,
+                rules_out,
+                camera_id=plan.camera_id,
+                camera=camera,
+                source_id=source_id,
+                source_uri=str(video.path),
+                alerts=self.config.alerts,
+            )
+            rules_out = RulesOutput()
 
         def flush(records: list[TrackRecord]) -> None:
             t0 = time.perf_counter()
@@ -279,6 +372,7 @@ class Indexer:
                 t0 = t1
             fields = {**counts, "frames_decoded": video.decoded}
             repo.save_tracks(self.store, source_id, plan.camera_id, records, fields)
+            save_events()
             timing["store"] += time.perf_counter() - t0
 
         frames = video.frames(s.fps, start=s.start)
@@ -291,6 +385,7 @@ class Indexer:
             nonlocal last_boxes, pending, last_flush
             now = time.perf_counter()
             moving = future is not None
+            detections = None
             if future is not None:
                 detections = future.result()
                 t1 = time.perf_counter()
@@ -300,9 +395,19 @@ class Indexer:
             # With no motion the scene is as it was: the last boxes still
             # hold, and the tracker is not told about a frame it did not see,
             # so still objects keep their tracks.
-            pending.extend(builder.update(frame, last_boxes, detected=moving))
-            timing["track"] += time.perf_counter() - now
-            if pending and time.perf_counter() - last_flush > FLUSH_SECONDS:
+            finished = builder.update(frame, last_boxes, detected=moving)
+            t1 = time.perf_counter()
+            timing["track"] += t1 - now
+            if engine is not None:
+                at = wall_clock(start_at, frame.t)
+                rules_out.extend(
+                    engine.update(frame, builder.live, detected=moving, at=at, detections=detections)
+                )
+                pending.extend(ended(finished))
+                timing["rules"] += time.perf_counter() - t1
+            else:
+                pending.extend(finished)
+            if (pending or rules_out) and time.perf_counter() - last_flush > FLUSH_SECONDS:
                 flush(pending)
                 pending = []
                 last_flush = time.perf_counter()
@@ -340,7 +445,9 @@ class Indexer:
                     if future is not None:
                         future.cancel()
         t0 = time.perf_counter()
-        pending.extend(builder.finish())
+        pending.extend(ended(builder.finish()))
+        if engine is not None:
+            rules_out.extend(engine.finish())
         timing["track"] += time.perf_counter() - t0
         flush(pending)
 
@@ -373,6 +480,7 @@ class Indexer:
             video_seconds=last_t + 1.0 / info.fps if counts["frames_analysed"] else 0.0,
             frames_decoded=video.decoded,
             tracks=repo.count_tracks(self.store, source_id),
+            events=event_counts,
             stage_seconds=timing,
             **counts,
         )

@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -23,6 +24,27 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored in UTC.
+
+    SQLite keeps no offset: values are converted to UTC on the way in and
+    come back marked as UTC, so local times never get stored as if UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -35,7 +57,7 @@ class Camera(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     kind: Mapped[str] = mapped_column(String(16), default="file")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     sources: Mapped[list[Source]] = relationship(back_populates="camera")
 
@@ -66,9 +88,9 @@ class Source(Base):
     frames_analysed: Mapped[int] = mapped_column(Integer, default=0)
     frames_detected: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    wallclock_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    wallclock_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     camera: Mapped[Camera] = relationship(back_populates="sources")
     tracks: Mapped[list[Track]] = relationship(
@@ -109,8 +131,8 @@ class Track(Base):
     #: float32 colour descriptor (tracking.appearance), for "more like this".
     appearance: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     #: Wall-clock span: the source's start time plus start_t/end_t.
-    start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    end_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: Appearance attributes with scores (analytics.attributes.TrackAttributes as a dict).
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     #: Facet scores as uint8 (0-255) in analytics.vocabulary.FACETS order, for the search index.
@@ -215,8 +237,8 @@ class EventRow(Base):
     #: Seconds into the source.
     start_t: Mapped[float] = mapped_column(Float)
     end_t: Mapped[float | None] = mapped_column(Float, nullable=True)
-    start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    end_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     zone: Mapped[str | None] = mapped_column(String(128), nullable=True)
     line: Mapped[str | None] = mapped_column(String(128), nullable=True)
     #: The tracks involved, as local ids within the source (tracks.local_id).
@@ -225,9 +247,9 @@ class EventRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     #: Annotated snapshot, relative to the media folder.
     snapshot: Mapped[str | None] = mapped_column(Text, nullable=True)
-    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class LineCrossingRow(Base):
@@ -247,7 +269,7 @@ class LineCrossingRow(Base):
     label: Mapped[str] = mapped_column(String(32))
     track_local_id: Mapped[int] = mapped_column(Integer)
     t: Mapped[float] = mapped_column(Float)
-    at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class OutboxRow(Base):
@@ -272,7 +294,7 @@ class OutboxRow(Base):
     #: ``pending``, ``delivered`` or ``failed`` (gave up; `camsight alerts retry` re-queues).
     status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

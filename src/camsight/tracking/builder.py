@@ -101,6 +101,9 @@ class TrackBuilder:
         self.link = link
         self._open: dict[tuple[str, int], _Open] = {}
         self._next_id = 1
+        #: The objects in the last frame given to :meth:`update`: (local id, label, box, confidence),
+        #: with the local id the stored track will have and the track's majority label so far.
+        self.live: list[tuple[int, str, tuple[float, float, float, float], float]] = []
 
     @property
     def open_tracks(self) -> int:
@@ -130,6 +133,10 @@ class TrackBuilder:
                     st.appearance_sum = (
                         b.appearance.copy() if st.appearance_sum is None else st.appearance_sum + b.appearance
                     )
+        self.live = [
+            (st.local_id, st.labels.most_common(1)[0][0] if st.labels else b.label, b.xyxy, b.confidence)
+            for b, st in zip(boxes, states, strict=True)
+        ]
         if detected and boxes:
             self._offer_crops(frame, boxes, states)
             self._associate_carried(boxes, states)

@@ -28,6 +28,8 @@ from camsight.tracking.records import TrackRecord
 Box = tuple[float, float, float, float]
 #: How much of each track's past the engine keeps for rules (seconds).
 HISTORY_SECONDS = 30.0
+#: Durations are sums of frame intervals: 0.2 * 5 is not quite 1.0.
+EPS = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,8 @@ class FrameContext:
     detected: bool = True
     #: Seconds since the previous analysed frame (0 for the first).
     dt: float = 0.0
+    #: Weak person detections no track took (track_id -1), for rules with ``needs_candidates``.
+    candidates: list[ObjectState] = field(default_factory=list)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -183,6 +187,8 @@ class Rule:
     needs_posture = False
     #: Set by rules that learn the camera's normal from its past tracks (see :meth:`learn`).
     needs_history = False
+    #: Set by rules that also look at weak person detections no track took.
+    needs_candidates = False
 
     def __init__(
         self, config: Any, camera: str, geometry: Geometry, schedule: Schedule | None, source_key: str
@@ -244,7 +250,11 @@ class Rule:
 
     def end_event(self, event: Event, subject: Any, t: float, at: datetime | None) -> EventChange:
         """Close ``event`` at ``t`` and start the subject's cooldown."""
-        event.end_t = max(t, event.start_t)
+        # An event never ends before it was raised (its last evidence may be older).
+        end = max(t, event.start_t, float(event.details.get("fired_t", event.start_t)))
+        if at is not None and end != t:
+            at = at + timedelta(seconds=end - t)
+        event.end_t = end
         event.end_at = at
         self._quiet_until[subject] = event.end_t + self.config.cooldown
         return EventChange("end", event)

@@ -1,0 +1,338 @@
+"""Runs one camera's behaviour rules over analysed frames.
+
+>>> from camsight.config import parse_config
+>>> cfg = parse_config('''
+... cameras:
+...   hall:
+...     zones: {door: {points: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}}
+...     rules: [{type: zone_intrusion, zone: door, min_seconds: 0}]
+... ''')
+>>> engine = RulesEngine.for_camera(cfg, "hall", (100, 50), source_key="doc")
+>>> frame = Frame(1, 0.0, np.zeros((50, 100, 3), np.uint8))
+>>> out = engine.update(frame, [(1, "person", (10.0, 10.0, 20.0, 40.0), 0.9)], detected=True, at=None)
+>>> [(c.kind, c.event.type, c.event.summary) for c in out.changes]
+[('start', 'zone_intrusion', "1 person in zone 'door'")]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from camsight.analytics.geometry import Geometry
+from camsight.analytics.rules.base import (
+    HISTORY_SECONDS,
+    EventChange,
+    FrameContext,
+    ObjectState,
+    PastTrack,
+    Rule,
+    TrackHistory,
+)
+from camsight.analytics.rules.lines import Crossing, LineCrossing
+from camsight.analytics.rules_config import CameraConfig
+from camsight.analytics.schedule import Schedule
+from camsight.analytics.snapshot import draw_snapshot
+from camsight.config import Config
+from camsight.sources.frame import Frame
+from camsight.tracking.records import TrackRecord
+from camsight.vision.detections import PERSON, Detections
+
+log = logging.getLogger(__name__)
+
+#: Rule type -> "module:Class" (imported when a camera uses it).
+RULES: dict[str, str] = {
+    "zone_intrusion": "camsight.analytics.rules.zones:ZoneIntrusion",
+    "dwell": "camsight.analytics.rules.zones:Dwell",
+    "stopped_vehicle": "camsight.analytics.rules.zones:StoppedVehicle",
+    "line_crossing": "camsight.analytics.rules.lines:LineCrossing",
+    "crowd": "camsight.analytics.rules.crowd:Crowd",
+    "fall": "camsight.analytics.rules.fall:Fall",
+    "running": "camsight.analytics.rules.motion:Running",
+    "erratic_driving": "camsight.analytics.rules.traffic:ErraticDriving",
+    "tampering": "camsight.analytics.rules.tampering:TamperingDetector",
+    "unusual_activity": "camsight.analytics.rules.unusual:UnusualActivity",
+}
+#: Wrong-way has two forms: along a lane (zone) or across a line.
+WRONG_WAY = {
+    "zone": "camsight.analytics.rules.traffic:WrongWayZone",
+    "line": "camsight.analytics.rules.lines:WrongWayLine",
+}
+
+#: Returns the lying score (0-1) of each person box in a frame.
+PostureFn = Callable[[np.ndarray, list[tuple[float, float, float, float]]], list[float]]
+
+
+def _class_for(rule: object) -> type[Rule]:
+    path = RULES.get(rule.type) if rule.type != "wrong_way" else WRONG_WAY["zone" if rule.zone else "line"]  # type: ignore[attr-defined]
+    module, name = path.split(":")  # type: ignore[union-attr]
+    return getattr(importlib.import_module(module), name)
+
+
+def rules_key(config: Config, camera: str) -> str | None:
+    """A short hash of everything that changes what this camera's rules produce (None: no rules)."""
+    cam = config.camera(camera)
+    if cam is None or not any(r.enabled for r in cam.rules):
+        return None
+    blob = json.dumps(
+        {
+            "camera": cam.model_dump(mode="json", by_alias=True),
+            "schedules": {k: v.model_dump(mode="json") for k, v in config.schedules.items()},
+            "timezone": config.timezone,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def box_posture(image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> list[float]:
+    """Lying scores from box shape alone (no pose model)."""
+    from camsight.vision.pose import posture
+
+    return [posture(None, b)["lying"] for b in boxes]
+
+
+def pose_posture(estimator: object) -> PostureFn:
+    """Lying scores from the pose model's keypoints, blended with box shape."""
+    from camsight.vision.pose import posture
+
+    def score(image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> list[float]:
+        return [posture(estimator.estimate(image, b), b)["lying"] for b in boxes]  # type: ignore[attr-defined]
+
+    return score
+
+
+#: Weak person boxes at least this confident are offered to rules as untracked candidates.
+CANDIDATE_MIN = 0.2
+
+
+def untracked_people(
+    detections: Detections,
+    tracked: list[tuple[float, float, float, float]],
+    min_confidence: float = CANDIDATE_MIN,
+) -> list[tuple[int, str, tuple[float, float, float, float], float]]:
+    """Person detections that no tracked box overlaps (IoU < 0.3), as (-1, label, box, confidence).
+
+    >>> boxes = np.array([[0, 0, 10, 20], [50, 0, 60, 20]], np.float32)
+    >>> d = Detections(boxes, np.array([0.3, 0.9], np.float32), ("person", "person"))
+    >>> untracked_people(d, [(50.0, 0.0, 60.0, 20.0)])
+    [(-1, 'person', (0.0, 0.0, 10.0, 20.0), 0.3)]
+    """
+    keep = (np.array([lab == PERSON for lab in detections.labels], bool)) & (
+        detections.confidence >= min_confidence
+    )
+    if not keep.any():
+        return []
+    boxes = detections.xyxy[keep].astype(np.float64)
+    conf = detections.confidence[keep]
+    if tracked:
+        tb = np.array(tracked, np.float64)
+        x1 = np.maximum(boxes[:, None, 0], tb[None, :, 0])
+        y1 = np.maximum(boxes[:, None, 1], tb[None, :, 1])
+        x2 = np.minimum(boxes[:, None, 2], tb[None, :, 2])
+        y2 = np.minimum(boxes[:, None, 3], tb[None, :, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
+        iou = inter / (area(boxes)[:, None] + area(tb)[None, :] - inter + 1e-9)
+        free = iou.max(axis=1) < 0.3
+        boxes, conf = boxes[free], conf[free]
+    return [
+        (-1, PERSON, tuple(float(v) for v in b), round(float(c), 3)) for b, c in zip(boxes, conf, strict=True)
+    ]
+
+
+@dataclass
+class RulesOutput:
+    """What one step of the engine produced: event changes, their snapshots and line crossings."""
+
+    changes: list[EventChange] = field(default_factory=list)
+    #: Event uid -> annotated BGR picture, for events that started in this step.
+    snapshots: dict[str, np.ndarray] = field(default_factory=dict)
+    crossings: list[Crossing] = field(default_factory=list)
+
+    def extend(self, other: RulesOutput) -> None:
+        self.changes += other.changes
+        self.snapshots.update(other.snapshots)
+        self.crossings += other.crossings
+
+    def __bool__(self) -> bool:
+        return bool(self.changes or self.crossings)
+
+
+class RulesEngine:
+    """One camera's rules, fed frame by frame; keeps each track's recent history for them."""
+
+    def __init__(
+        self, camera: str, rules: list[Rule], geometry: Geometry, posture: PostureFn | None = None
+    ) -> None:
+        self.camera = camera
+        self.rules = rules
+        self.geometry = geometry
+        self.posture = posture or box_posture
+        self.needs_posture = any(r.needs_posture for r in rules)
+        self.needs_candidates = any(r.needs_candidates for r in rules)
+        self.tracks: dict[int, TrackHistory] = {}
+        self._last_t: float | None = None
+        self._last_at: datetime | None = None
+        self._last_frame: Frame | None = None
+        self._last_seen: dict[int, float] = {}
+
+    @classmethod
+    def for_camera(
+        cls,
+        config: Config,
+        camera: str,
+        size: tuple[int, int],
+        *,
+        source_key: str,
+        posture: PostureFn | None = None,
+        history: Callable[[], list[PastTrack]] | None = None,
+    ) -> RulesEngine | None:
+        """The engine for ``camera``'s enabled rules on frames of ``size``; None when it has none.
+
+        Raises ConfigError when the camera's pixel shapes do not fit the frame.
+        ``history`` is called (once) only if a rule learns from past tracks.
+        """
+        cam: CameraConfig | None = config.camera(camera)
+        if cam is None:
+            return None
+        enabled = [r for r in cam.rules if r.enabled]
+        if not enabled:
+            return None
+        geometry = Geometry.build(camera, cam, size)
+        rules: list[Rule] = []
+        for rule_cfg in enabled:
+            schedule = None
+            if rule_cfg.schedule is not None:
+                sched = (
+                    config.schedules[rule_cfg.schedule]
+                    if isinstance(rule_cfg.schedule, str)
+                    else rule_cfg.schedule
+                )
+                schedule = Schedule(sched, config.timezone)
+            rules.append(_class_for(rule_cfg)(rule_cfg, camera, geometry, schedule, source_key))
+        if any(r.needs_history for r in rules):
+            past = history() if history is not None else []
+            for r in rules:
+                if r.needs_history:
+                    r.learn(past)
+        return cls(camera, rules, geometry, posture)
+
+    def update(
+        self,
+        frame: Frame,
+        live: Iterable[tuple[int, str, tuple[float, float, float, float], float]],
+        *,
+        detected: bool,
+        at: datetime | None,
+        detections: Detections | None = None,
+    ) -> RulesOutput:
+        """Feed one analysed frame with its tracked objects: (track id, label, box, confidence).
+
+        ``detections`` are the frame's raw detections (None when the motion
+        gate skipped the detector); rules that look at weak untracked people use them.
+        """
+        live = list(live)
+        candidates: list[tuple[int, str, tuple[float, float, float, float], float]] = []
+        if self.needs_candidates and detections is not None:
+            candidates = untracked_people(detections, [box for _, _, box, _ in live])
+        everyone = live + candidates
+        lying: list[float | None] = [None] * len(everyone)
+        if self.needs_posture:
+            people = [i for i, (_, label, _, _) in enumerate(everyone) if label == "person"]
+            if people:
+                scores = self.posture(frame.image, [everyone[i][2] for i in people])
+                for i, s in zip(people, scores, strict=True):
+                    lying[i] = float(s)
+        states = [
+            ObjectState(tid, label, box, conf, detected, ly)
+            for (tid, label, box, conf), ly in zip(everyone, lying, strict=True)
+        ]
+        objects, weak = states[: len(live)], states[len(live) :]
+        t = frame.t
+        dt = 0.0 if self._last_t is None else t - self._last_t
+        for o in objects:
+            hist = self.tracks.get(o.track_id)
+            if hist is None:
+                hist = self.tracks[o.track_id] = TrackHistory(o.track_id, o.label)
+            hist.add(t, o)
+            self._last_seen[o.track_id] = t
+        for tid in [k for k, s in self._last_seen.items() if t - s > HISTORY_SECONDS]:
+            del self._last_seen[tid], self.tracks[tid]
+        ctx = FrameContext(
+            t=t, at=at, frame=frame, objects=objects, detected=detected, dt=dt, candidates=weak
+        )
+        out = RulesOutput()
+        for rule in self.rules:
+            changes = rule.update(ctx, self.tracks)
+            self._collect(rule, changes, out, frame.image if changes else None, objects)
+        self._last_t, self._last_at, self._last_frame = t, at, frame
+        return out
+
+    def idle(self, t: float, at: datetime | None) -> RulesOutput:
+        """No frame arrived (live source stalled); lets rules such as tampering report video loss."""
+        out = RulesOutput()
+        for rule in self.rules:
+            self._collect(rule, rule.idle(t, at), out, None, [])
+        return out
+
+    def track_ended(self, record: TrackRecord, source_start: datetime | None) -> RulesOutput:
+        """A finished track (for rules judging whole tracks)."""
+        out = RulesOutput()
+        last = self._last_frame
+        for rule in self.rules:
+            changes = rule.track_ended(record, source_start, 0.0)
+            # The picture is the latest frame, with the track's path drawn on it.
+            for change in changes:
+                if change.kind == "start":
+                    change.event.highlight = [
+                        o.box for o in record.observations[:: max(1, len(record.observations) // 8)]
+                    ]
+            self._collect(rule, changes, out, last.image if (changes and last is not None) else None, [])
+        return out
+
+    def finish(self, t: float | None = None, at: datetime | None = None) -> RulesOutput:
+        """The source ended: close every open event (at the last frame's time by default)."""
+        t = self._last_t if t is None else t
+        at = self._last_at if at is None and t == self._last_t else at
+        out = RulesOutput()
+        if t is None:
+            return out
+        for rule in self.rules:
+            self._collect(rule, rule.finish(t, at), out, None, [])
+        return out
+
+    def _collect(
+        self,
+        rule: Rule,
+        changes: list[EventChange],
+        out: RulesOutput,
+        image: np.ndarray | None,
+        objects: list[ObjectState],
+    ) -> None:
+        out.changes += changes
+        for change in changes:
+            if change.kind == "start" and image is not None:
+                out.snapshots[change.event.uid] = draw_snapshot(
+                    image, self.geometry, change.event, objects, change.event.highlight
+                )
+            if change.kind == "start":
+                log.info(
+                    "event",
+                    extra={"camera": self.camera, "type": change.event.type, "summary": change.event.summary},
+                )
+        if isinstance(rule, LineCrossing) and rule.found:
+            out.crossings += rule.found
+            rule.found = []
+
+
+def wall_clock(start: datetime | None, t: float) -> datetime | None:
+    """``start`` plus ``t`` seconds (None without a start)."""
+    return None if start is None else start + timedelta(seconds=t)

@@ -1,0 +1,130 @@
+"""Crowd forming: people in a zone (or the whole view) reach a threshold and stay, or grow fast."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from camsight.analytics.rules.base import EPS, Event, EventChange, FrameContext, Rule, TrackHistory, wall_time
+
+#: Counts are the median over this many seconds: one missed or doubled detection is not a crowd change.
+SMOOTH_SECONDS = 1.0
+
+
+class Crowd(Rule):
+    """One event per episode of the crowd condition holding.
+
+    The condition is a count of at least ``threshold`` people, or a density
+    of at least ``density`` people per square metre of the zone. It must hold
+    for ``min_seconds`` before the event fires (``start_t`` is when it began);
+    the event ends after it has not held for ``clear_seconds``. A ``growth``
+    of N people within S seconds fires too, even below the threshold.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        cfg = self.config
+        self.zone = self.geometry.zones[cfg.zone] if cfg.zone else None
+        self.raw: deque[tuple[float, int]] = deque()
+        self.smooth: deque[tuple[float, float]] = deque()
+        self.held_since: float | None = None
+        self.last_held = float("-inf")
+        self.event: Event | None = None
+        self.peak = 0.0
+
+    @property
+    def place(self) -> str:
+        return f"zone '{self.zone.name}'" if self.zone else "view"
+
+    def _threshold(self) -> float:
+        """People needed, from the count threshold and/or the density (whichever is lower)."""
+        options = []
+        if self.config.threshold is not None:
+            options.append(float(self.config.threshold))
+        if self.config.density is not None and self.zone is not None and self.zone.area_m2:
+            options.append(self.config.density * self.zone.area_m2)
+        return min(options) if options else float("inf")
+
+    def update(self, ctx: FrameContext, tracks: dict[int, TrackHistory]) -> list[EventChange]:
+        people = [o for o in self.relevant(ctx.objects) if self.zone is None or self.zone.contains(*o.anchor)]
+        t = ctx.t
+        self.raw.append((t, len(people)))
+        while self.raw and t - self.raw[0][0] > SMOOTH_SECONDS:
+            self.raw.popleft()
+        count = float(np.median([n for _, n in self.raw]))
+        self.smooth.append((t, count))
+        horizon = self.config.growth.seconds if self.config.growth else 0.0
+        while self.smooth and t - self.smooth[0][0] > max(horizon, SMOOTH_SECONDS):
+            self.smooth.popleft()
+        threshold = self._threshold()
+        held = count >= threshold
+        growth = self._growth(t, count)
+        if held or growth:
+            if self.held_since is None:
+                self.held_since = t
+            self.last_held = t
+        elif t - self.last_held > self.config.clear_seconds:
+            self.held_since = None
+
+        ids = [o.track_id for o in people]
+        changes: list[EventChange] = []
+        event = self.event
+        if event is not None:
+            self.peak = max(self.peak, count)
+            if self.held_since is None or not self.active(ctx):
+                changes.append(
+                    self.end_event(event, "crowd", self.last_held, wall_time(ctx.at, t, self.last_held))
+                )
+                event.details["peak"] = self.peak
+                self.event = None
+            elif set(ids) - set(event.track_ids) and (held or growth):
+                event.track_ids = sorted(set(event.track_ids) | set(ids))
+                event.details["peak"] = self.peak
+                changes.append(EventChange("update", event))
+            return changes
+        if self.held_since is None or not self.active(ctx) or self.cooling("crowd", t):
+            return changes
+        if t - self.held_since + EPS < self.config.min_seconds and not growth:
+            return changes
+        self.peak = count
+        density = ""
+        details: dict[str, Any] = {"count": count, "threshold": threshold, "fired_t": round(t, 3)}
+        if self.zone is not None and self.zone.area_m2:
+            details["density_per_m2"] = round(count / self.zone.area_m2, 3)
+            density = f" ({details['density_per_m2']:.2f}/m²)"
+        if growth:
+            g = self.config.growth
+            details["growth"] = {"people": g.people, "seconds": g.seconds}
+            summary = (
+                f"crowd growing in the {self.place}: {count:.0f} people{density}, "
+                f"+{g.people} in {g.seconds:g} s"
+            )
+        else:
+            summary = f"crowd of {count:.0f} people in the {self.place}{density}"
+        self.event = self.new_event(
+            ctx,
+            "crowd",
+            summary,
+            start_t=self.held_since,
+            track_ids=ids,
+            zone=self.zone.name if self.zone else None,
+            details=details,
+        )
+        return [EventChange("start", self.event)]
+
+    def _growth(self, t: float, count: float) -> bool:
+        g = self.config.growth
+        if g is None or not self.smooth:
+            return False
+        earliest = min(n for s, n in self.smooth if t - s <= g.seconds)
+        return count - earliest >= g.people
+
+    def finish(self, t: float, at: datetime | None) -> list[EventChange]:
+        if self.event is None:
+            return []
+        event, self.event = self.event, None
+        event.details["peak"] = self.peak
+        return [self.end_event(event, "crowd", self.last_held, wall_time(at, t, self.last_held))]

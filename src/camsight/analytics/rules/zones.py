@@ -1,0 +1,269 @@
+"""Rules about objects inside zones: intrusion, dwell (loitering) and stopped vehicles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from camsight.analytics.rules.base import (
+    EPS,
+    Event,
+    EventChange,
+    FrameContext,
+    ObjectState,
+    Rule,
+    TrackHistory,
+    wall_time,
+)
+
+
+class Presence:
+    """When each subject arrived, forgiving absences up to ``gap`` seconds.
+
+    Detections flicker: a person missed for one frame has not left.
+
+    >>> p = Presence(gap=1.0)
+    >>> p.update(0.0, {7}); p.update(0.5, set()); p.update(1.2, {7})
+    >>> p.since[7], p.present(7, 1.2)
+    (0.0, True)
+    """
+
+    def __init__(self, gap: float) -> None:
+        self.gap = gap
+        self.since: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+
+    def update(self, t: float, inside: set[int]) -> None:
+        for key in inside:
+            if key not in self.since or t - self.last[key] > self.gap:
+                self.since[key] = t
+            self.last[key] = t
+        for key in [k for k, last in self.last.items() if t - last > self.gap]:
+            del self.since[key], self.last[key]
+
+    def present(self, key: int, t: float) -> bool:
+        return key in self.last and t - self.last[key] <= self.gap
+
+    def duration(self, key: int) -> float:
+        return self.last[key] - self.since[key]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class _ZoneRule(Rule):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.zone = self.geometry.zones[self.config.zone]
+
+    def inside(self, ctx: FrameContext) -> list[ObjectState]:
+        return [o for o in self.relevant(ctx.objects) if self.zone.contains(*o.anchor)]
+
+
+class ZoneIntrusion(_ZoneRule):
+    """One event per episode of the zone being occupied by objects of the rule's classes.
+
+    An object must be inside for ``min_seconds``; the episode ends once the
+    zone has been clear for ``clear_seconds``, so people coming and going in
+    a busy zone make one event, not one each.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.presence = Presence(gap=1.0)
+        self.event: Event | None = None
+        self.last_inside = 0.0
+
+    def update(self, ctx: FrameContext, tracks: dict[int, TrackHistory]) -> list[EventChange]:
+        objs = self.inside(ctx)
+        self.presence.update(ctx.t, {o.track_id for o in objs})
+        qualified = [o for o in objs if self.presence.duration(o.track_id) + EPS >= self.config.min_seconds]
+        changes: list[EventChange] = []
+        if qualified:
+            self.last_inside = ctx.t
+        event = self.event
+        if event is not None:
+            if not self.active(ctx) or ctx.t - self.last_inside > self.config.clear_seconds:
+                changes.append(
+                    self.end_event(
+                        event, "zone", self.last_inside, wall_time(ctx.at, ctx.t, self.last_inside)
+                    )
+                )
+                self.event = None
+            elif qualified:
+                new = {o.track_id for o in qualified} - set(event.track_ids)
+                if new:
+                    event.track_ids = sorted(set(event.track_ids) | new)
+                    event.details["objects"] = len(event.track_ids)
+                    event.summary = self._summary(event.track_ids, tracks)
+                    changes.append(EventChange("update", event))
+            return changes
+        if qualified and self.active(ctx) and not self.cooling("zone", ctx.t):
+            first = min(self.presence.since[o.track_id] for o in qualified)
+            ids = [o.track_id for o in qualified]
+            self.event = self.new_event(
+                ctx,
+                "zone",
+                self._summary(ids, tracks),
+                track_ids=ids,
+                zone=self.zone.name,
+                details={"objects": len(ids), "entered_t": round(first, 3), "fired_t": round(ctx.t, 3)},
+            )
+            changes.append(EventChange("start", self.event))
+        return changes
+
+    def _summary(self, ids: list[int], tracks: dict[int, TrackHistory]) -> str:
+        labels = sorted({tracks[i].label for i in ids if i in tracks}) or ["object"]
+        return f"{_plural(len(ids), '/'.join(labels))} in zone '{self.zone.name}'"
+
+    def finish(self, t: float, at: datetime | None) -> list[EventChange]:
+        if self.event is None:
+            return []
+        event, self.event = self.event, None
+        return [self.end_event(event, "zone", self.last_inside, wall_time(at, t, self.last_inside))]
+
+
+class _PerTrackZoneRule(_ZoneRule):
+    """A situation per track inside the zone, with the event kept open while it lasts."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.events: dict[int, Event] = {}
+        self.seen: dict[int, float] = {}
+        #: Where recently ended situations were: a track that restarts there is the same subject.
+        self.ended: list[tuple[float, tuple[float, float], float]] = []
+
+    def close(self, track_id: int, t: float, ctx: FrameContext) -> EventChange:
+        event = self.events.pop(track_id)
+        return self.end_event(event, track_id, t, wall_time(ctx.at, ctx.t, t))
+
+    def recently_ended_here(self, obj: ObjectState, t: float) -> bool:
+        """Whether a situation ended near ``obj`` within the cooldown (a track that was cut in two)."""
+        self.ended = [e for e in self.ended if t - e[0] <= self.config.cooldown]
+        x, y = obj.anchor
+        return any(np.hypot(x - ex, y - ey) <= 1.5 * h for _, (ex, ey), h in self.ended)
+
+    def finish(self, t: float, at: datetime | None) -> list[EventChange]:
+        out = []
+        for track_id in list(self.events):
+            event = self.events.pop(track_id)
+            end = self.seen.get(track_id, t)
+            out.append(self.end_event(event, track_id, end, wall_time(at, t, end)))
+        return out
+
+
+class Dwell(_PerTrackZoneRule):
+    """Loitering: a track inside the zone for ``min_seconds`` (0: at once)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.presence = Presence(gap=self.config.gap_seconds)
+
+    def update(self, ctx: FrameContext, tracks: dict[int, TrackHistory]) -> list[EventChange]:
+        objs = self.inside(ctx)
+        self.presence.update(ctx.t, {o.track_id for o in objs})
+        changes: list[EventChange] = []
+        for o in objs:
+            self.seen[o.track_id] = ctx.t
+        for track_id in list(self.events):
+            if not self.presence.present(track_id, ctx.t) or not self.active(ctx):
+                event = self.events[track_id]
+                changes.append(self.close(track_id, self.seen[track_id], ctx))
+                last = tracks.get(track_id)
+                if last is not None:
+                    _, obj = last.last
+                    self.ended.append((ctx.t, obj.anchor, obj.height))
+                event.details["dwell_seconds"] = round(event.end_t - event.details["entered_t"], 1)  # type: ignore[operator]
+            else:
+                event = self.events[track_id]
+                event.details["dwell_seconds"] = round(ctx.t - event.details["entered_t"], 1)
+        if not self.active(ctx):
+            return changes
+        for o in objs:
+            tid = o.track_id
+            if tid in self.events or self.cooling(tid, ctx.t):
+                continue
+            stay = self.presence.duration(tid)
+            if stay + EPS < self.config.min_seconds:
+                continue
+            if self.recently_ended_here(o, ctx.t):
+                continue
+            since = self.presence.since[tid]
+            label = tracks[tid].label if tid in tracks else o.label
+            what = "entered" if self.config.min_seconds == 0 else f"has stayed {stay:.0f} s in"
+            self.events[tid] = event = self.new_event(
+                ctx,
+                tid,
+                f"{label} {what} zone '{self.zone.name}'",
+                start_t=since,
+                track_ids=[tid],
+                zone=self.zone.name,
+                details={
+                    "entered_t": round(since, 3),
+                    "fired_t": round(ctx.t, 3),
+                    "dwell_seconds": round(stay, 1),
+                },
+            )
+            changes.append(EventChange("start", event))
+        return changes
+
+
+class StoppedVehicle(_PerTrackZoneRule):
+    """A vehicle standing (speed below ``max_speed`` box lengths a second) in a zone for ``min_seconds``."""
+
+    WINDOW = 1.0
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.still_since: dict[int, float] = {}
+
+    def update(self, ctx: FrameContext, tracks: dict[int, TrackHistory]) -> list[EventChange]:
+        changes: list[EventChange] = []
+        inside = {o.track_id: o for o in self.inside(ctx)}
+        for tid, o in inside.items():
+            self.seen[tid] = ctx.t
+            hist = tracks.get(tid)
+            speed = _speed_lengths(hist, ctx.t, self.WINDOW, o.length) if hist is not None else None
+            if speed is None:
+                continue
+            if speed <= self.config.max_speed:
+                self.still_since.setdefault(tid, ctx.t - self.WINDOW)
+            else:
+                self.still_since.pop(tid, None)
+        for tid in list(self.still_since):
+            if tid not in inside and ctx.t - self.seen.get(tid, ctx.t) > 2.0:
+                del self.still_since[tid]
+        for tid in list(self.events):
+            if tid not in self.still_since or not self.active(ctx):
+                changes.append(self.close(tid, self.seen.get(tid, ctx.t), ctx))
+        if not self.active(ctx):
+            return changes
+        for tid, since in self.still_since.items():
+            if tid in self.events or tid not in inside or self.cooling(tid, ctx.t):
+                continue
+            if ctx.t - since + EPS < self.config.min_seconds:
+                continue
+            label = tracks[tid].label if tid in tracks else "vehicle"
+            self.events[tid] = event = self.new_event(
+                ctx,
+                tid,
+                f"{label} stopped in zone '{self.zone.name}' for {ctx.t - since:.0f} s",
+                start_t=since,
+                track_ids=[tid],
+                zone=self.zone.name,
+                details={"stopped_t": round(since, 3), "fired_t": round(ctx.t, 3)},
+            )
+            changes.append(EventChange("start", event))
+        return changes
+
+
+def _speed_lengths(hist: TrackHistory, t: float, window: float, length: float) -> float | None:
+    """Speed over the last ``window`` seconds in box lengths a second (None: too little history)."""
+    pts = hist.points(since=t - window)
+    if len(pts) < 2 or pts[-1, 0] - pts[0, 0] < 0.5 * window:
+        return None
+    dist = float(np.hypot(*(pts[-1, 1:] - pts[0, 1:])))
+    return dist / (pts[-1, 0] - pts[0, 0]) / max(length, 1.0)
