@@ -96,6 +96,8 @@ class ZoneConfig(_Strict):
     def _simple_polygon(self) -> ZoneConfig:
         _check_bounds(self.points, self.units)
         poly = shapely.Polygon(self.points)
+        if poly.convex_hull.area <= 0:
+            raise ValueError("the polygon has no area (its points are on one line)")
         reason = shapely.is_valid_reason(poly)
         if "Self-intersection" in reason or "Ring Self-intersection" in reason:
             raise ValueError(
@@ -404,8 +406,30 @@ def rule_severity(rule: _Rule) -> str:
     return rule.severity or DEFAULT_SEVERITY[rule.type]  # type: ignore[attr-defined]
 
 
+class MovingObjectsConfig(_Strict):
+    """Track moving blobs as objects of one class, for fixed cameras where the detector is blind.
+
+    E.g. a road seen from straight above, where COCO detectors miss most
+    cars: anything of a car's size that moves is then a car.
+    """
+
+    label: Literal["person", "bicycle", "car", "motorcycle", "bus", "truck"]
+    #: Blob size limits as fractions of the frame's area.
+    min_area: Annotated[float, Field(gt=0, lt=1)] = 0.004
+    max_area: Annotated[float, Field(gt=0, le=1)] = 0.2
+
+    @model_validator(mode="after")
+    def _bounds(self) -> MovingObjectsConfig:
+        if self.min_area >= self.max_area:
+            raise ValueError("min_area must be smaller than max_area")
+        return self
+
+
 class CameraConfig(_Strict):
     """One camera's geometry and rules (live-source settings join it later)."""
+
+    #: Also track moving blobs as objects of a class (see MovingObjectsConfig).
+    moving_objects: MovingObjectsConfig | None = None
 
     #: Frame width and height in pixels; when given, pixel coordinates are checked against it.
     size: tuple[Annotated[int, Field(ge=16, le=16384)], Annotated[int, Field(ge=16, le=16384)]] | None = None

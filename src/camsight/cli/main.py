@@ -135,10 +135,16 @@ def index(
     when = _parse_when(recorded_at, "--recorded-at")
     store = _open(data, cfg)
     indexer = Indexer(store, settings, config=cfg)
+    dispatcher = None
     try:
         # Load the model before touching any file, so a missing or broken
         # model is one clear error rather than one failure per file.
         indexer.load_models()
+        if cfg.alerts.sink_names():
+            from camsight.alerts.dispatcher import Dispatcher
+
+            # Built now so a missing secret is an error before any work.
+            dispatcher = Dispatcher(store, cfg.alerts, mqtt_availability=False)
     except CamsightError:
         store.close()
         raise
@@ -168,6 +174,10 @@ def index(
             else:
                 bar.update(task, total=1, completed=1, description=f"{escape(path.name)} (skipped)")
             results.append(result)
+    if dispatcher is not None and not interrupted and any(r.events for r in results):
+        _deliver_after_index(dispatcher)
+    if dispatcher is not None:
+        dispatcher.close()
     store.close()
     if json_out:
         out_console.print_json(json.dumps([asdict(r) | {"speed": r.speed} for r in results]))
@@ -183,6 +193,22 @@ def index(
         raise SystemExit(130)
     if failures or any(r.status == "damaged" for r in results):
         raise SystemExit(1)
+
+
+#: Seconds `camsight index` spends delivering the alerts it raised before it leaves them to the outbox.
+DELIVER_AFTER_INDEX = 15.0
+
+
+def _deliver_after_index(dispatcher) -> None:  # noqa: ANN001
+    """Send the new alerts now; whatever cannot go stays in the outbox for `camsight alerts deliver`."""
+    report = dispatcher.deliver_due(deadline_s=DELIVER_AFTER_INDEX)
+    if report.delivered:
+        err_console.print(f"alerts: delivered {report.delivered}")
+    for sink, error in report.errors.items():
+        err_console.print(
+            f"[yellow]warning:[/] alerts for {escape(sink)} are waiting in the outbox ({escape(error)}); "
+            "they are sent by `camsight alerts deliver` or the next run"
+        )
 
 
 def _add_row(table: Table, *cells: str) -> None:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from camsight.analytics.attributes import AttributeExtractor
     from camsight.analytics.engine import RulesEngine
     from camsight.search.embeddings import DualEncoder
+    from camsight.vision.moving_objects import MovingObjects
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,15 @@ class Indexer:
             settings["rules"] = rules
             key = hashlib.sha256(f"{key}|{rules}".encode()).hexdigest()[:16]
         return key, settings
+
+    def _moving_objects(self, camera: str) -> MovingObjects | None:
+        cam = self.config.camera(camera)
+        if cam is None or cam.moving_objects is None:
+            return None
+        from camsight.vision.moving_objects import MovingObjects, MovingObjectSettings
+
+        m = cam.moving_objects
+        return MovingObjects(MovingObjectSettings(label=m.label, min_area=m.min_area, max_area=m.max_area))
 
     def rules_engine(
         self, camera: str, size: tuple[int, int], source_key: str, source_id: int
@@ -375,19 +385,24 @@ class Indexer:
             save_events()
             timing["store"] += time.perf_counter() - t0
 
+        blobs = self._moving_objects(camera)
         frames = video.frames(s.fps, start=s.start)
         # Detection runs a frame or two ahead in a worker thread (onnxruntime
         # and OpenCV release the GIL), so decoding, tracking and attributes
         # overlap with it; results are consumed strictly in frame order.
-        ahead: deque[tuple[Frame, Future[Detections] | None]] = deque()
+        ahead: deque[tuple[Frame, Future[Detections] | None, Detections | None]] = deque()
 
-        def consume(frame: Frame, future: Future[Detections] | None) -> None:
+        def consume(frame: Frame, future: Future[Detections] | None, moving_blobs: Detections | None) -> None:
             nonlocal last_boxes, pending, last_flush
             now = time.perf_counter()
             moving = future is not None
             detections = None
             if future is not None:
                 detections = future.result()
+                if moving_blobs is not None:
+                    from camsight.vision.moving_objects import merge
+
+                    detections = merge(detections, moving_blobs)
                 t1 = time.perf_counter()
                 timing["detect"] += t1 - now
                 now = t1
@@ -430,10 +445,13 @@ class Indexer:
                         moving = gate.check(frame.gray, frame.t)
                         timing["motion"] += time.perf_counter() - now
                     future = None
+                    frame_blobs = blobs.update(frame.gray, frame.t) if blobs is not None else None
+                    if frame_blobs is not None and len(frame_blobs):
+                        moving = True
                     if moving:
                         counts["frames_detected"] += 1
                         future = pool.submit(detector.detect, frame.image)
-                    ahead.append((frame, future))
+                    ahead.append((frame, future, frame_blobs))
                     if len(ahead) > workers + DETECT_AHEAD:
                         consume(*ahead.popleft())
                     t_mark = time.perf_counter()
@@ -441,7 +459,7 @@ class Indexer:
                 while ahead:
                     consume(*ahead.popleft())
             finally:
-                for _, future in ahead:  # interrupted: do not start work nobody will read
+                for _, future, _ in ahead:  # interrupted: do not start work nobody will read
                     if future is not None:
                         future.cancel()
         t0 = time.perf_counter()

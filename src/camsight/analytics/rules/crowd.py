@@ -14,6 +14,10 @@ from camsight.analytics.rules.base import EPS, Event, EventChange, FrameContext,
 SMOOTH_SECONDS = 1.0
 
 
+#: Untracked person boxes at least this confident count towards a crowd.
+WEAK_MIN = 0.3
+
+
 class Crowd(Rule):
     """One event per episode of the crowd condition holding.
 
@@ -23,6 +27,8 @@ class Crowd(Rule):
     the event ends after it has not held for ``clear_seconds``. A ``growth``
     of N people within S seconds fires too, even below the threshold.
     """
+
+    needs_candidates = True
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -50,8 +56,15 @@ class Crowd(Rule):
 
     def update(self, ctx: FrameContext, tracks: dict[int, TrackHistory]) -> list[EventChange]:
         people = [o for o in self.relevant(ctx.objects) if self.zone is None or self.zone.contains(*o.anchor)]
+        # People in a crowd hide each other: many are detected only weakly and never
+        # start a track. Count the fairly confident untracked boxes too.
+        weak = [
+            o
+            for o in ctx.candidates
+            if o.confidence >= WEAK_MIN and (self.zone is None or self.zone.contains(*o.anchor))
+        ]
         t = ctx.t
-        self.raw.append((t, len(people)))
+        self.raw.append((t, len(people) + len(weak)))
         while self.raw and t - self.raw[0][0] > SMOOTH_SECONDS:
             self.raw.popleft()
         count = float(np.median([n for _, n in self.raw]))

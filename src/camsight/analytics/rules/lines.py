@@ -42,23 +42,45 @@ class CrossingTracker:
         #: track id -> last feet point firmly on one side
         self.anchor: dict[int, tuple[float, float]] = {}
         self.seen: dict[int, float] = {}
+        self.last_point: dict[int, tuple[float, float]] = {}
+        self.handoff_seconds = 2.0
 
     def update(self, obj: ObjectState, t: float) -> str | None:
         p = obj.anchor
         side = self.line.side(*p)
         self.seen[obj.track_id] = t
+        self.last_point[obj.track_id] = p
         if abs(side) < self.margin * obj.height:
             return None
         last = self.anchor.get(obj.track_id)
+        if last is None:
+            last = self._handoff(obj, t)
         self.anchor[obj.track_id] = p
         if last is None:
             return None
         return self.line.crossing(last, p)
 
+    def _handoff(self, obj: ObjectState, t: float) -> tuple[float, float] | None:
+        """The side of a track lost just now near ``obj``: the tracker often gives a person
+        a new id mid-crossing, and the crossing must still count (once)."""
+        x, y = obj.anchor
+        best: tuple[float, int] | None = None
+        for tid, seen in self.seen.items():
+            if tid == obj.track_id or seen >= t or t - seen > self.handoff_seconds or tid not in self.anchor:
+                continue
+            ax, ay = self.last_point.get(tid, self.anchor[tid])
+            dist = ((ax - x) ** 2 + (ay - y) ** 2) ** 0.5
+            if dist <= 1.5 * obj.height and (best is None or dist < best[0]):
+                best = (dist, tid)
+        if best is None:
+            return None
+        return self.anchor[best[1]]
+
     def forget(self, t: float, after: float = 10.0) -> None:
         for tid in [k for k, s in self.seen.items() if t - s > after]:
             del self.seen[tid]
             self.anchor.pop(tid, None)
+            self.last_point.pop(tid, None)
 
 
 class LineCrossing(Rule):

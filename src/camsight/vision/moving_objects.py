@@ -1,0 +1,260 @@
+"""Moving blobs as objects, for fixed cameras the COCO detectors do not serve well.
+
+Seen from straight above, a car looks nothing like the cars in COCO and the
+detectors barely find it. On such a camera the user can declare that
+anything of a given size that moves is an object of a given class ("on this
+road everything big that moves is a car"). :class:`MovingObjects` finds
+those blobs with a background model (OpenCV's MOG2) on a small copy of each
+frame, and :func:`merge` adds them to the detector's boxes where the
+detector saw nothing.
+
+The pieces, cheapest first, all on a frame about 192 pixels wide:
+
+* exposure compensation: cameras change their exposure when something
+  bright or dark fills part of the view (a white car makes the road go
+  from grey 114 to 66). The median difference between the frame and the
+  background model is the shift of the whole picture; it is taken off
+  before the model sees the frame, so the road stays background;
+* MOG2 without shadow detection, then a morphological opening (drops
+  speckle) and closing (joins an object's parts), then connected
+  components kept when their area is within ``[min_area, max_area]``;
+* a global change the compensation cannot absorb (lights switched on, the
+  camera moved) makes most pixels foreground: such a frame reports nothing
+  and the model re-learns from it;
+* ghosts: where an object stood when the model started (or stood long
+  enough to be learnt) and then left, the revealed background is
+  foreground until the model forgets the object. A ghost does not move, so
+  a blob is kept only when enough of it differs from the frame analysed
+  just before. A moving object always does; the price is that an object
+  that stops is no longer reported (it is not *moving* any more). While
+  the object drives off, for a second or so, its box may still take in
+  part of the place it left.
+
+Objects that touch make one blob: two cars overtaking each other get one
+box, or none when together they are bigger than ``max_area``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from camsight.vision.detections import CLASSES, Detections
+
+
+@dataclass(frozen=True)
+class MovingObjectSettings:
+    """What a moving blob is reported as, and how blobs are found.
+
+    ``label`` is the class given to every blob (one of :data:`CLASSES`);
+    ``min_area`` and ``max_area`` bound a blob's area as fractions of the
+    frame's; ``confidence`` is the score given to blob boxes.
+
+    The rest is tuning: ``width`` is the width (pixels) the frame is reduced
+    to (by a whole factor); ``history`` (frames) and ``var_threshold`` are
+    MOG2's; ``learning_rate`` is MOG2's rate once warmed up (during the
+    warm-up MOG2's own, ``1/min(2 * frames seen, history)``, learns fast; a
+    negative value keeps that). At 0.005 and 5 fps, something that stays put
+    for about 4 s becomes background. ``warmup`` (seconds) is how long
+    nothing is reported after the first frame or a re-learn; ``max_foreground`` is the
+    share of foreground pixels beyond which a frame counts as a global
+    change; ``motion_threshold`` is the grey-level change from the previous
+    frame that marks a pixel as moving, and ``min_motion`` is about how far
+    (pixels of the reduced frame) a blob must have moved since the previous
+    frame not to be taken for a ghost: it needs that many times the square
+    root of its area in moving pixels (an object moving ``d`` pixels changes
+    about ``d`` times its width).
+
+    >>> MovingObjectSettings("car").max_area
+    0.2
+    >>> MovingObjectSettings("spaceship")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown class 'spaceship' for moving objects
+    """
+
+    label: str
+    min_area: float = 0.004
+    max_area: float = 0.2
+    confidence: float = 0.5
+    width: int = 192
+    history: int = 200
+    var_threshold: float = 25.0
+    learning_rate: float = 0.005
+    warmup: float = 1.0
+    max_foreground: float = 0.5
+    motion_threshold: int = 12
+    min_motion: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.label not in CLASSES:
+            raise ValueError(f"unknown class {self.label!r} for moving objects")
+        if not 0 <= self.min_area < self.max_area <= 1:
+            raise ValueError(f"need 0 <= min_area < max_area <= 1, got {self.min_area}, {self.max_area}")
+        if self.width < 8:
+            raise ValueError(f"width must be at least 8 pixels, got {self.width}")
+
+
+_OPEN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+_CLOSE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+
+
+class MovingObjects:
+    """Boxes of the blobs that move in front of a fixed camera.
+
+    Give it every analysed frame, in order: the background model learns from
+    each one.
+
+    >>> rng = np.random.default_rng(0)
+    >>> road = rng.integers(90, 130, (216, 384), dtype=np.uint8)
+    >>> finder = MovingObjects(MovingObjectSettings("car"))
+    >>> for i in range(12):
+    ...     frame = road.copy()
+    ...     frame[80:130, 20 + 20 * i : 80 + 20 * i] = 230  # a white car driving right
+    ...     found = finder.update(frame, i / 5)
+    >>> found.labels, found.xyxy.round().tolist()
+    (('car',), [[240.0, 80.0, 300.0, 130.0]])
+    """
+
+    def __init__(self, settings: MovingObjectSettings) -> None:
+        self.settings = settings
+        self._model: cv2.BackgroundSubtractorMOG2 | None = None
+        self._shape: tuple[int, int] | None = None
+        self._factor = 1
+        self._start = 0.0
+        self._previous: np.ndarray | None = None
+        #: Share of the last frame's pixels that were foreground (diagnostics).
+        self.last_foreground = 0.0
+        #: Brightness shift taken off the last frame (diagnostics).
+        self.last_shift = 0.0
+
+    def reset(self) -> None:
+        """Forget the background; the next frame starts a new warm-up."""
+        self._model = None
+        self._previous = None
+
+    def _new_model(self, t: float) -> cv2.BackgroundSubtractorMOG2:
+        s = self.settings
+        model = cv2.createBackgroundSubtractorMOG2(s.history, s.var_threshold, False)
+        self._start = t
+        return model
+
+    def update(self, gray: np.ndarray, t: float) -> Detections:
+        """Learn from ``gray`` (uint8 luma, seen at ``t`` seconds) and return its moving blobs.
+
+        Boxes are pixel xyxy in ``gray``'s resolution. Nothing is returned for
+        the first ``warmup`` seconds, nor for a frame that changed as a
+        whole. A new picture size starts a new background.
+        """
+        s = self.settings
+        h, w = gray.shape[:2]
+        if self._shape != (h, w):
+            self._shape = (h, w)
+            # A whole-number reduction keeps OpenCV's area resize on its fast path.
+            self._factor = max(1, w // s.width)
+            self.reset()
+        f = self._factor
+        small = cv2.resize(gray, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+        model, previous = self._model, self._previous
+        if model is None or previous is None:
+            self._model = self._new_model(t)
+            self._model.apply(small, learningRate=1.0)
+            self._previous = small
+            self.last_foreground = self.last_shift = 0.0
+            return Detections.empty()
+
+        small = self._compensate(small, model.getBackgroundImage())
+        warm = t - self._start >= s.warmup
+        rate = s.learning_rate if warm else -1.0
+        mask = model.apply(small, learningRate=rate)
+        self._previous = small
+        self.last_foreground = float(np.count_nonzero(mask)) / mask.size
+        if self.last_foreground > s.max_foreground:
+            # Not objects but the whole picture changing: start again from this frame.
+            self._model = self._new_model(t)
+            self._model.apply(small, learningRate=1.0)
+            return Detections.empty()
+        if not warm:
+            return Detections.empty()
+        return self._blobs(mask, small, previous)
+
+    def _compensate(self, small: np.ndarray, background: np.ndarray) -> np.ndarray:
+        """Take the picture-wide brightness shift (auto exposure) off ``small``."""
+        diff = cv2.subtract(small[::2, ::2], background[::2, ::2], dtype=cv2.CV_16S)
+        shift = float(np.median(diff))
+        self.last_shift = shift
+        if abs(shift) < 1.0:
+            return small
+        return cv2.subtract(small, shift, dtype=cv2.CV_8U) if shift > 0 else cv2.add(small, -shift)
+
+    def _blobs(self, mask: np.ndarray, small: np.ndarray, previous: np.ndarray) -> Detections:
+        s = self.settings
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _OPEN)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _CLOSE)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        if n <= 1:
+            return Detections.empty()
+        area = stats[:, cv2.CC_STAT_AREA]
+        share = area / float(mask.size)
+        keep = np.flatnonzero((share >= s.min_area) & (share <= s.max_area))
+        keep = keep[keep > 0]  # component 0 is the background
+        if keep.size == 0:
+            return Detections.empty()
+        # Ghosts do not move: keep blobs of which enough changed since the last frame.
+        moving = cv2.absdiff(small, previous) > s.motion_threshold
+        counts = np.bincount(labels[moving], minlength=n)
+        keep = keep[counts[keep] >= s.min_motion * np.sqrt(area[keep])]
+        if keep.size == 0:
+            return Detections.empty()
+        x, y = stats[keep, cv2.CC_STAT_LEFT], stats[keep, cv2.CC_STAT_TOP]
+        bw, bh = stats[keep, cv2.CC_STAT_WIDTH], stats[keep, cv2.CC_STAT_HEIGHT]
+        h, w = self._shape or mask.shape
+        xyxy = np.stack([x, y, x + bw, y + bh], axis=1).astype(np.float32) * self._factor
+        np.clip(xyxy, 0, [w, h, w, h], out=xyxy)
+        return Detections(xyxy, np.full(len(keep), s.confidence, np.float32), (s.label,) * len(keep))
+
+
+def _iou_and_cover(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IoU of every ``a`` box with every ``b`` box, and the share of each ``b`` box inside each ``a`` box."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    iou = inter / np.maximum(union, 1e-9)
+    cover = inter / np.maximum(area_b[None, :], 1e-9)
+    return iou, cover
+
+
+def merge(detections: Detections, blobs: Detections, iou: float = 0.3) -> Detections:
+    """The detector's boxes plus the blobs no detector box accounts for.
+
+    A blob is dropped when a detector box overlaps it with an IoU of ``iou``
+    or more, or covers half of it or more: where both see something the
+    detector's class wins.
+
+    >>> def boxes(*xyxy, label="car"):
+    ...     return Detections(np.array(xyxy, np.float32), np.full(len(xyxy), 0.5, np.float32),
+    ...                       (label,) * len(xyxy))
+    >>> found = merge(boxes([0, 0, 10, 10], label="truck"), boxes([1, 1, 11, 11], [50, 50, 60, 60]))
+    >>> found.labels, found.xyxy[:, 0].tolist()
+    (('truck', 'car'), [0.0, 50.0])
+    """
+    if len(blobs) == 0:
+        return detections
+    if len(detections) == 0:
+        return blobs
+    overlap, cover = _iou_and_cover(detections.xyxy, blobs.xyxy)
+    unmatched = ~((overlap >= iou) | (cover >= 0.5)).any(axis=0)
+    if not unmatched.any():
+        return detections
+    extra = blobs.select(unmatched)
+    return Detections(
+        np.concatenate([detections.xyxy, extra.xyxy]).astype(np.float32),
+        np.concatenate([detections.confidence, extra.confidence]).astype(np.float32),
+        detections.labels + extra.labels,
+    )

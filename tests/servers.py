@@ -1,0 +1,243 @@
+"""Real servers for the alert tests: a mosquitto broker and an HTTP receiver, on 127.0.0.1 only.
+
+Both can be stopped and started again on the same port, to play a receiver
+that goes down and comes back. Ports are chosen free by the OS.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(
+    predicate: Any, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"
+) -> None:
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------- MQTT broker
+
+
+def mosquitto_binary() -> str | None:
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return next((p for p in MOSQUITTO_PATHS if os.access(p, os.X_OK)), None)
+
+
+def require_mosquitto() -> str:
+    """The mosquitto executable; skips the test without it (fails on CI, where it must be installed)."""
+    binary = mosquitto_binary()
+    if binary is None:
+        message = "mosquitto is not installed (apt-get install mosquitto, or bash scripts/setup.sh --dev)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
+class Mosquitto:
+    """A mosquitto broker on 127.0.0.1:``port``, no persistence; optional users (a password file)."""
+
+    def __init__(
+        self, workdir: Path, *, port: int | None = None, users: dict[str, str] | None = None
+    ) -> None:
+        self.binary = require_mosquitto()
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.users = users
+        self.proc: subprocess.Popen | None = None
+        self.log = self.workdir / "mosquitto.log"
+        self.config = self.workdir / "mosquitto.conf"
+        self._write_config()
+
+    def _write_config(self) -> None:
+        lines = [
+            # Run as whoever runs the tests: started as root, mosquitto would
+            # switch to the "mosquitto" user, who cannot read pytest's tmp dirs.
+            f"user {getpass.getuser()}",
+            f"listener {self.port} 127.0.0.1",
+            "persistence false",
+            "log_dest stdout",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+        ]
+        if self.users:
+            passwd = self.workdir / "passwd"
+            passwd.write_text("")
+            tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+            for user, password in self.users.items():
+                subprocess.run([tool, "-b", str(passwd), user, password], check=True, capture_output=True)
+            passwd.chmod(0o600)
+            lines += ["allow_anonymous false", f"password_file {passwd}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.config.write_text("\n".join(lines) + "\n")
+
+    def start(self, timeout: float = 10.0) -> Mosquitto:
+        """Start the broker and wait until it accepts connections."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while not port_open(self.port):
+            if self.proc.poll() is not None:
+                pytest.fail(f"mosquitto exited ({self.proc.returncode}):\n{self.log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"mosquitto did not listen on port {self.port} within {timeout:g}s")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        """Stop the broker (its clients see the connection drop); the port is free afterwards."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- HTTP receiver
+
+
+@dataclass
+class Received:
+    """One request the receiver saw, and the status it answered."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class HttpReceiver:
+    """An HTTP server that records every request; can fail the next N requests or be down.
+
+    ``stop()`` closes the listening socket, so a client gets "connection
+    refused" until ``start()`` opens it again on the same port.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.requests: list[Received] = []
+        self._lock = threading.Lock()
+        self._failures: list[tuple[int, str]] = []
+        #: Seconds to wait before answering (after recording the request).
+        self.delay_s = 0.0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    @property
+    def accepted(self) -> list[Received]:
+        """Requests answered 2xx."""
+        with self._lock:
+            return [r for r in self.requests if 200 <= r.status < 300]
+
+    def fail_next(self, count: int, status: int = 500, body: str = "receiver error") -> None:
+        """Answer the next ``count`` requests with ``status`` and ``body``."""
+        with self._lock:
+            self._failures.extend([(status, body)] * count)
+
+    def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+        with self._lock:
+            status, text = self._failures.pop(0) if self._failures else (200, "ok")
+            self.requests.append(Received(method, path, headers, body, status))
+        return status, text
+
+    def start(self) -> HttpReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, text = receiver._answer("POST", self.path, headers, body)
+                time.sleep(receiver.delay_s)
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        assert self._thread is not None
+        self._thread.join(timeout=10)
+        self._server = None
+
+    def __enter__(self) -> HttpReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
