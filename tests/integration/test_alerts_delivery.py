@@ -481,6 +481,13 @@ def test_mqtt_service_availability_and_last_will(tmp_path: Path, store: Store, b
         watcher.close()
 
 
+def test_one_off_runs_do_not_take_the_service_client_id() -> None:
+    config = MqttConfig(host="127.0.0.1", client_id="camsight-site")
+    assert MqttSink(config).client_id == "camsight-site"
+    one_off = MqttSink(config, availability=False).client_id
+    assert one_off.startswith("camsight-site-") and one_off != "camsight-site"
+
+
 def test_mqtt_broker_down_then_back(store: Store, broker: Mosquitto) -> None:
     alerts = AlertsConfig(mqtt=MqttConfig(host="127.0.0.1", port=broker.port), retry=FAST)
     first = raise_event(store, alerts)

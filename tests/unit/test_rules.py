@@ -310,3 +310,18 @@ def test_alert_sink_for_an_unknown_camera_is_an_error():
         parse_config(
             "alerts:\n  webhooks:\n    - {name: ops, url: 'http://127.0.0.1:9/x', cameras: [nope]}\n"
         )
+
+
+def test_erratic_speed_is_judged_against_the_lanes_own_history():
+    from camsight.analytics.rules.base import PastTrack
+
+    lane = "lane: {points: [[0, 100], [400, 100], [400, 200], [0, 200]], direction: right}"
+    engine = engine_for("      - {type: erratic_driving, zone: lane}", lane)
+    (rule,) = engine.rules
+    in_lane = np.array([[t, 0.1 + 0.05 * t, 0.5] for t in range(10)], float)
+    elsewhere = np.array([[t, 0.1 + 0.05 * t, 0.9] for t in range(10)], float)
+    rule.learn([PastTrack("car", in_lane, 0.5)] * 12 + [PastTrack("car", elsewhere, 5.0)] * 30)
+    assert rule.normal == pytest.approx(0.5)
+    fast = [[(1, "car", (10 + 60 * i, 130, 50 + 60 * i, 160))] for i in range(7)]  # 300 px/s = 10 heights/s
+    events = starts(run(engine, fast))
+    assert [e.details["kind"] for e in events] == ["speeding"]

@@ -162,7 +162,8 @@ class MqttSink:
     With ``availability`` (the long-running service) the client sets the
     last will ``<prefix>/available`` = ``offline`` and publishes ``online``
     when connected and ``offline`` when closed; one-off deliveries (the CLI)
-    pass ``availability=False`` so they do not mark a running service away.
+    pass ``availability=False`` so they do not mark a running service away
+    (and, without an explicit ``client_id``, connect as ``<client_id>-<pid>``).
     """
 
     kind = "mqtt"
@@ -180,7 +181,11 @@ class MqttSink:
         self.config = config
         self.topics = Topics(config.topic_prefix, config.discovery_prefix)
         self.availability = availability
-        self.client_id = client_id or config.client_id
+        # Two clients with one id take turns kicking each other off the
+        # broker: a one-off run (no availability) never borrows the service's.
+        self.client_id = client_id or (
+            config.client_id if availability else f"{config.client_id}-{os.getpid()}"
+        )
         self.connect_timeout = connect_timeout
         self.publish_timeout = publish_timeout
         self._password = resolve_password(config)

@@ -11,7 +11,6 @@ Examples::
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,11 +70,9 @@ def _open(data: Path | None, cfg: Config, *, create: bool) -> Store:
 def _dispatcher(store: Store, cfg: Config) -> Dispatcher:
     from camsight.alerts.dispatcher import Dispatcher
 
-    mqtt = cfg.alerts.mqtt
-    # A one-off run uses its own client id (the service's would be kicked
-    # off the broker) and leaves <prefix>/available to the service.
-    client_id = f"{mqtt.client_id}-cli-{os.getpid()}" if mqtt else None
-    return Dispatcher(store, cfg.alerts, mqtt_availability=False, mqtt_client_id=client_id)
+    # A one-off run leaves <prefix>/available to the service, and connects
+    # under its own client id (<client_id>-<pid>) so it never kicks it off.
+    return Dispatcher(store, cfg.alerts, mqtt_availability=False)
 
 
 def _age(seconds: float | None) -> str:

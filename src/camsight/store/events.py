@@ -19,6 +19,8 @@ from camsight.store.models import Camera, EventRow, LineCrossingRow, Source, utc
 from camsight.store.repository import require_camera
 
 PAYLOAD_SCHEMA = "camsight.event/1"
+#: Seconds of footage before and after an event in its clip link.
+CLIP_PADDING = 5.0
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -56,6 +58,14 @@ def event_payload(row: EventRow, camera: str, kind: str, source: str | None) -> 
         "details": row.details or {},
         "snapshot": row.snapshot,
         "source": source,
+        # The footage to review: the source from a little before to a little after the situation.
+        "clip": None
+        if source is None
+        else {
+            "source": source,
+            "from_t": round(max(0.0, row.start_t - CLIP_PADDING), 3),
+            "to_t": round((row.end_t if row.end_t is not None else row.start_t) + CLIP_PADDING, 3),
+        },
     }
 
 

@@ -145,7 +145,17 @@ class ErraticDriving(Rule):
         self.reported: set[int] = set()
 
     def learn(self, history: list[PastTrack]) -> None:
-        speeds = [p.speed_bh_s for p in history if p.label in self.classes and p.speed_bh_s > 0.05]
+        """The lane's normal speed: the median of past vehicles that drove mostly inside it."""
+        w, h = self.geometry.size
+        speeds = []
+        for p in history:
+            if p.label not in self.classes or p.speed_bh_s <= 0.05 or not len(p.points):
+                continue
+            if self.zone is not None:
+                inside = [self.zone.contains(x * w, y * h) for _, x, y in p.points]
+                if np.mean(inside) < 0.5:
+                    continue
+            speeds.append(p.speed_bh_s)
         if len(speeds) >= 10:
             self.normal = float(np.median(speeds))
 

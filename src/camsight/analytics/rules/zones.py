@@ -25,8 +25,8 @@ class Presence:
     Detections flicker: a person missed for one frame has not left.
 
     >>> p = Presence(gap=1.0)
-    >>> p.update(0.0, {7}); p.update(0.5, set()); p.update(1.2, {7})
-    >>> p.since[7], p.present(7, 1.2)
+    >>> p.update(0.0, {7}); p.update(0.5, set()); p.update(0.9, {7})
+    >>> p.since[7], p.present(7, 1.5)
     (0.0, True)
     """
 
