@@ -297,6 +297,14 @@ def test_idle_reports_video_lost_after_lost_seconds_and_ends_when_frames_return(
     assert "20 s" in changes[0].event.summary
 
 
+def test_finish_closes_video_lost_when_frames_never_return():
+    det = detector(lost_seconds=10)
+    run(det, healthy, 10, finish=False)
+    (start,) = det.idle(21.0, None)
+    (end,) = det.finish(30.0, None)
+    assert end.kind == "end" and end.event is start.event and end.event.end_t == 30.0
+
+
 def test_timestamp_gap_in_a_file_is_video_lost():
     det = detector(lost_seconds=10)
     changes = run(det, healthy, 10, finish=False)

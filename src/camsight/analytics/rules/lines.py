@@ -36,7 +36,7 @@ class CrossingTracker:
     [None, None, None, None, 'in']
     """
 
-    def __init__(self, line: Line, margin: float = 0.1) -> None:
+    def __init__(self, line: Line, margin: float = 0.2) -> None:
         self.line = line
         self.margin = margin
         #: track id -> last feet point firmly on one side

@@ -25,7 +25,8 @@ while a problem is building up or reported. People and vehicles passing
 change only part of the picture for a while: every check needs a large share
 of the view, and a problem must last ``min_seconds``.
 
-Cost: about 0.3-0.6 ms per 768x576 frame on one core (``bench/tampering_eval.py``).
+Cost: 0.5-0.9 ms per 768x576 frame on one core (1-2.5 times what decoding one frame
+costs; the rule sees 5 of every 10-12.5 decoded frames), see ``bench/tampering_eval.py``.
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def _lerp(lenient: float, strict: float, sensitivity: float) -> float:
 class Thresholds:
     """Decision thresholds for a sensitivity from 0 (lenient) to 1 (strict); 0.5 is the default.
 
-    The defaults were set on the footage in ``../shared/data`` (``bench/tampering_eval.py``):
+    The defaults were set on the footage in ``../shared/data`` (``bench/tampering_eval.py``
+    scores the same clips, so it checks them rather than testing them independently):
     healthy views, with people, cars, exposure jumps and a slowly drifting drone camera,
     stay at covered <= 0.1, sharpness >= 0.75, shift <= 2.5% and match >= 0.3; a 60% black
     patch reads covered 0.47-0.74, a Gaussian blur of 1% of the width sharpness 0.1-0.45,
@@ -231,11 +233,12 @@ def features(gray: np.ndarray, scratch: Scratch | None = None) -> Features:
     h, w = gray.shape[:2]
     k = max(1, w // SMALL_WIDTH)
     half = max(1, k // 2)
+    mid = gray  # twice the small resolution, where focus is judged
     if half > 1:
-        gray = gray[: h // half * half, : w // half * half]
         size = (w // half, h // half)
-        gray = cv2.resize(gray, size, dst=s.get("mid8", size[::-1], np.uint8), interpolation=cv2.INTER_AREA)
-    small = (_halve(gray) if k >= 2 else gray).astype(np.float32)
+        mid = s.get("mid", size[::-1], np.uint8)
+        cv2.resize(gray[: h // half * half, : w // half * half], size, dst=mid, interpolation=cv2.INTER_AREA)
+    small = (_halve(mid) if k >= 2 else mid).astype(np.float32)
     grid = grid_for((small.shape[1], small.shape[0]))
     mean = _cells(small, grid)
     sq = cv2.multiply(small, small, dst=s.get("sq", small.shape))
@@ -243,10 +246,12 @@ def features(gray: np.ndarray, scratch: Scratch | None = None) -> Features:
     level = float(mean.mean())
     norm = 1.0 / max(level, 16.0)
     grad = _grad(small, s)
-    gx = cv2.Sobel(gray, cv2.CV_16S, 1, 0, dst=s.get("mid_gx", gray.shape, np.int16))
-    gy = cv2.Sobel(gray, cv2.CV_16S, 0, 1, dst=s.get("mid_gy", gray.shape, np.int16))
-    energy = cv2.multiply(gx, gx, dst=s.get("energy", gray.shape), dtype=cv2.CV_32F)
-    energy = cv2.add(energy, cv2.multiply(gy, gy, dst=s.get("energy_y", gray.shape), dtype=cv2.CV_32F), dst=energy)
+    # Squared Sobel gradient of the uint8 image (int16 gradients: half the memory traffic).
+    gx = cv2.Sobel(mid, cv2.CV_16S, 1, 0, dst=s.get("mid_gx", mid.shape, np.int16))
+    gy = cv2.Sobel(mid, cv2.CV_16S, 0, 1, dst=s.get("mid_gy", mid.shape, np.int16))
+    energy = cv2.multiply(gx, gx, dst=s.get("energy", mid.shape), dtype=cv2.CV_32F)
+    energy_y = cv2.multiply(gy, gy, dst=s.get("energy_y", mid.shape), dtype=cv2.CV_32F)
+    cv2.add(energy, energy_y, dst=energy)
     return Features(
         small=small,
         level=level,
