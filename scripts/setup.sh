@@ -12,9 +12,17 @@ extras=""
 missing=()
 ldconfig -p | grep -q 'libGL.so.1' || missing+=(libgl1)
 ldconfig -p | grep -q 'libglib-2.0.so.0' || missing+=(libglib2.0-0)
-# The tests talk to a real MQTT broker.
-if [[ -n "$extras" ]] && ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
-  missing+=(mosquitto)
+# The tests talk to a real MQTT broker, stream from a real RTSP server (GStreamer's, driven
+# by the system Python) and check exported clips with ffprobe.
+if [[ -n "$extras" ]]; then
+  if ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
+    missing+=(mosquitto)
+  fi
+  if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null; then
+    missing+=(gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+              gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+  fi
+  command -v ffprobe >/dev/null || missing+=(ffmpeg)
 fi
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]]; then

@@ -78,6 +78,15 @@ class IndexConfig(StrictModel):
     fps: Annotated[float, Field(gt=0, le=240)] | Literal["native"] = 5.0
 
 
+class StorageConfig(StrictModel):
+    """Where recordings go and how much disk they may use."""
+
+    #: Recordings folder (default: ``recordings/`` in the data directory).
+    recordings: Path | None = None
+    #: Keep at least this much disk free: below it the oldest footage is deleted (and a warning raised).
+    min_free_gb: Annotated[float, Field(ge=0, le=100000)] = 1.0
+
+
 class Config(StrictModel):
     data_dir: Path | None = None
     detector: DetectorConfig = DetectorConfig()
@@ -91,6 +100,7 @@ class Config(StrictModel):
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
     cameras: dict[str, CameraConfig] = Field(default_factory=dict)
     alerts: AlertsConfig = AlertsConfig()
+    storage: StorageConfig = StorageConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -79,11 +79,17 @@ def _class_for(rule: object) -> type[Rule]:
 def rules_key(config: Config, camera: str) -> str | None:
     """A short hash of everything that changes what this camera's rules produce (None: no rules)."""
     cam = config.camera(camera)
-    if cam is None or not any(r.enabled for r in cam.rules):
+    if cam is None:
+        return None
+    # Only what changes analysis: not the stream address or recording settings.
+    analysis = cam.model_dump(
+        mode="json", by_alias=True, include={"zones", "lines", "rules", "moving_objects", "masks"}
+    )
+    if not any(r.enabled for r in cam.rules) and not cam.moving_objects and not cam.masks:
         return None
     blob = json.dumps(
         {
-            "camera": cam.model_dump(mode="json", by_alias=True),
+            "camera": analysis,
             "schedules": {k: v.model_dump(mode="json") for k, v in config.schedules.items()},
             "timezone": config.timezone,
         },

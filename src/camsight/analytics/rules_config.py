@@ -425,11 +425,67 @@ class MovingObjectsConfig(_Strict):
         return self
 
 
-class CameraConfig(_Strict):
-    """One camera's geometry and rules (live-source settings join it later)."""
+class RecordConfig(_Strict):
+    """Recording of a live camera, stream-copied into segments (no re-encoding)."""
 
+    #: ``continuous``: always; ``events``: around behaviour events only; ``off``: never.
+    mode: Literal["off", "continuous", "events"] = "off"
+    segment_seconds: Annotated[float, Field(ge=2, le=3600)] = 60.0
+    #: Event-only mode: footage kept before an event starts and after it ends.
+    pre_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0
+    post_seconds: Annotated[float, Field(ge=0, le=3600)] = 10.0
+    #: Delete footage older than this many days (null: no age limit).
+    retain_days: Annotated[float, Field(gt=0, le=3650)] | None = 7.0
+    #: Keep at most this many GB of this camera's footage, oldest deleted first (null: no size limit).
+    retain_gb: Annotated[float, Field(gt=0, le=100000)] | None = None
+
+
+_URL = re.compile(r"^(rtsps?|https?)://", re.I)
+
+
+class CameraConfig(_Strict):
+    """One camera: where its video comes from, recording, privacy masks, zones and rules."""
+
+    #: Live source: ``rtsp://``, ``rtsps://``, ``http(s)://`` (MJPEG or HLS), or a local file or
+    #: folder played as a camera. Credentials may be in the URL or below; they never appear in logs.
+    url: str | None = None
+    #: A lower-resolution stream of the same camera to analyse (the main stream is recorded).
+    detect_url: str | None = None
+    #: RTSP transport.
+    transport: Literal["tcp", "udp"] = "tcp"
+    username: str | None = None
+    password: str | None = None
+    #: Name of an environment variable holding the password.
+    password_env: str | None = None
+    #: Frames analysed per second.
+    fps: Annotated[float, Field(gt=0, le=60)] = 5.0
+    #: ``keyframes``: decode only keyframes (cheapest; for cameras with short GOPs).
+    decode: Literal["all", "keyframes"] = "all"
+    #: No frame for this long: the stream has stalled and is reconnected.
+    stall_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    #: An unchanged picture for this long is reported as frozen.
+    frozen_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    enabled: bool = True
+    record: RecordConfig = RecordConfig()
+    #: Privacy masks: blanked in everything users see or export, and excluded from analysis.
+    masks: dict[str, ZoneConfig] = Field(default_factory=dict)
     #: Also track moving blobs as objects of a class (see MovingObjectsConfig).
     moving_objects: MovingObjectsConfig | None = None
+
+    @field_validator("url", "detect_url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        url = url.strip()
+        if not url:
+            raise ValueError("an empty URL; give rtsp://, http(s):// or a file or folder path")
+        if "://" in url and not _URL.match(url):
+            scheme = url.split("://", 1)[0]
+            raise ValueError(f"unsupported URL scheme '{scheme}' (use rtsp, rtsps, http, https or a path)")
+        if any(c.isspace() for c in url):
+            raise ValueError("a URL cannot contain spaces")
+        return url
 
     #: Frame width and height in pixels; when given, pixel coordinates are checked against it.
     size: tuple[Annotated[int, Field(ge=16, le=16384)], Annotated[int, Field(ge=16, le=16384)]] | None = None
@@ -462,7 +518,7 @@ class CameraConfig(_Strict):
             names.add(name)
         if self.size is not None:
             w, h = self.size
-            for kind, shapes in (("zones", self.zones), ("lines", self.lines)):
+            for kind, shapes in (("zones", self.zones), ("lines", self.lines), ("masks", self.masks)):
                 for shape_name, shape in shapes.items():
                     pts = list(shape.points)
                     if shape.normalised:

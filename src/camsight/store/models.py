@@ -298,3 +298,49 @@ class OutboxRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RecordingRow(Base):
+    """One recorded segment of a live camera: stream-copied video, a few seconds to minutes long.
+
+    ``held_until`` keeps a segment past retention (an event or an export needs it);
+    ``gap_before`` marks that the stream was interrupted just before it began.
+    """
+
+    __tablename__ = "recordings"
+    __table_args__ = (Index("ix_recordings_camera_start", "camera_id", "start_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    #: Relative to the data directory's recordings folder.
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Null while the segment is being written.
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    codec: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    gap_before: Mapped[bool] = mapped_column(Boolean, default=False)
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    hold_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CameraStatusRow(Base):
+    """The latest health of a live camera, written by its worker every few seconds."""
+
+    __tablename__ = "camera_status"
+
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True)
+    #: ``connecting``, ``connected``, ``stalled``, ``frozen``, ``error`` or ``stopped``.
+    state: Mapped[str] = mapped_column(String(16))
+    fps_in: Mapped[float] = mapped_column(Float, default=0.0)
+    fps_analysed: Mapped[float] = mapped_column(Float, default=0.0)
+    #: Seconds between a frame's arrival and the end of its analysis (growing lag = not keeping up).
+    lag_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    last_frame_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reconnects: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
