@@ -36,7 +36,8 @@ import av
 import numpy as np
 from common import VTEST, YOLOX, backend_args, camsight, require_shared
 
-from camsight.pipeline.indexer import STAGES, Indexer, IndexResult, IndexSettings
+from camsight.pipeline.analysis import STAGES
+from camsight.pipeline.indexer import Indexer, IndexResult, IndexSettings
 from camsight.sources.video_file import VideoFile
 from camsight.store.db import open_store
 from camsight.vision.detector import Detector, create_detector

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from camsight.cli.alerts_cmd import alerts_app
+from camsight.cli.clip_cmd import clip
 from camsight.cli.models_cmd import models_app
 from camsight.cli.output import err_console, fail, out_console, print_error, progress_bar, setup_logging
 from camsight.config import Config, load_config, validate_config
@@ -34,6 +35,7 @@ config_app = typer.Typer(help="Inspect and check configuration.", no_args_is_hel
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(alerts_app, name="alerts")
+app.command("clip")(clip)
 
 
 class DetectorChoice(StrEnum):
@@ -633,4 +635,123 @@ def counts(
         table.add_column(col, justify="right" if col in ("in", "out") else "left")
     for b in buckets:
         _add_row(table, b.camera, b.line, _local(b.start) if b.start else "all", str(b.ins), str(b.outs))
+    out_console.print(table)
+
+
+@app.command("run")
+def run_service(
+    camera: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--camera",
+            help="Add a camera as NAME=URL (rtsp://, http(s)://, a file or a folder); repeatable. "
+            "Cameras in the config run too.",
+        ),
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Run only this configured camera (repeatable).")
+    ] = None,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the live service: analyse and record every camera until Ctrl-C.
+
+    Example: camsight run --camera lobby=rtsp://10.0.0.5/stream1
+    """
+    import signal
+    import threading
+
+    from camsight.service.supervisor import Supervisor
+
+    cfg = load_config(config)
+    if camera:
+        extra: dict = {}
+        for item in camera:
+            name, sep, url = item.partition("=")
+            if not sep or not name.strip() or not url.strip():
+                fail(f"--camera must be NAME=URL, got {item!r}")
+            name = name.strip()
+            known = cfg.cameras.get(name)
+            base = known.model_dump(mode="json", by_alias=True) if known is not None else {}
+            extra[name] = {**base, "url": url.strip()}
+        data_cfg = cfg.model_dump(mode="json", by_alias=True)
+        data_cfg["cameras"] = {**data_cfg.get("cameras", {}), **extra}
+        cfg = validate_config(data_cfg, "--camera")
+    unknown = sorted(set(only or ()) - set(cfg.cameras))
+    if unknown:
+        fail(f"--only: no camera named {unknown[0]!r} in the config")
+    live = [n for n, c in cfg.cameras.items() if c.url and c.enabled and (not only or n in only)]
+    if not live:
+        fail("no cameras to run: add `url:` to a camera in the config, or --camera NAME=URL")
+    store = _open(data, cfg)
+    from camsight.sources.live import redact_url
+
+    for name in live:
+        err_console.print(f"camera {escape(name)}: {escape(redact_url(cfg.cameras[name].url or ''))}")
+    err_console.print(f"data in {escape(str(store.root))}; Ctrl-C stops")
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    supervisor = Supervisor(cfg, store, cameras=live)
+    try:
+        supervisor.run(stop)
+    finally:
+        store.close()
+    err_console.print("stopped")
+
+
+@app.command()
+def cameras(
+    data: DataOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Each camera's health: connected, frames in and analysed per second, lag, last frame, errors."""
+    from camsight.service.supervisor import camera_status
+
+    store = _open(data, create=False)
+    try:
+        rows = camera_status(store)
+    finally:
+        store.close()
+    items = []
+    for name, st in rows:
+        items.append(
+            {
+                "camera": name,
+                "state": st.state if st else "never run",
+                "fps_in": round(st.fps_in, 2) if st else None,
+                "fps_analysed": round(st.fps_analysed, 2) if st else None,
+                "lag_seconds": round(st.lag_seconds, 2) if st else None,
+                "last_frame_at": st.last_frame_at.isoformat() if st and st.last_frame_at else None,
+                "reconnects": st.reconnects if st else None,
+                "error": st.error if st else None,
+                "details": st.details if st else {},
+                "updated_at": st.updated_at.isoformat() if st else None,
+            }
+        )
+    if json_out:
+        out_console.print_json(json.dumps(items))
+        return
+    if not items:
+        err_console.print("no cameras yet")
+        return
+    table = Table()
+    for col in ("camera", "state", "fps in", "analysed", "lag", "last frame", "reconnects", "error"):
+        table.add_column(col, overflow="fold")
+    for it in items:
+        _add_row(
+            table,
+            it["camera"],
+            it["state"],
+            str(it["fps_in"] or "-"),
+            str(it["fps_analysed"] or "-"),
+            f"{it['lag_seconds']}s" if it["lag_seconds"] is not None else "-",
+            _local(datetime.fromisoformat(it["last_frame_at"])) if it["last_frame_at"] else "-",
+            str(it["reconnects"] if it["reconnects"] is not None else "-"),
+            it["error"] or "",
+        )
     out_console.print(table)

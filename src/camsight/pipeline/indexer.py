@@ -6,26 +6,21 @@ import hashlib
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from camsight.config import Config
 from camsight.errors import ConfigError, SourceError
-from camsight.sources.frame import Frame
+from camsight.pipeline.analysis import AnalysisTarget, FrameAnalyzer
 from camsight.sources.video_file import VideoFile, fingerprint
 from camsight.store import repository as repo
 from camsight.store.db import Store
-from camsight.tracking.builder import LinkSettings, TrackBuilder
-from camsight.tracking.records import TrackRecord
-from camsight.tracking.tracker import MultiClassTracker, TrackedBox, TrackerSettings
-from camsight.vision.detections import Detections
+from camsight.tracking.tracker import TrackerSettings
 from camsight.vision.detector import Detector, create_detector
-from camsight.vision.motion import MotionGate, MotionSettings
+from camsight.vision.motion import MotionSettings
 
 if TYPE_CHECKING:
     from camsight.analytics.attributes import AttributeExtractor
@@ -34,8 +29,6 @@ if TYPE_CHECKING:
     from camsight.vision.moving_objects import MovingObjects
 
 log = logging.getLogger(__name__)
-
-STAGES = ("decode", "motion", "detect", "track", "rules", "attributes", "store")
 
 
 @dataclass(frozen=True)
@@ -126,10 +119,6 @@ class IndexResult:
 
 #: Called with (seconds of video done, total seconds or None, frames decoded).
 ProgressFn = Callable[[float, float | None, int], None]
-
-FLUSH_SECONDS = 2.0
-#: Frames detected ahead of the one being tracked, beyond the detector's parallelism.
-DETECT_AHEAD = 1
 
 
 class Indexer:
@@ -307,167 +296,44 @@ class Indexer:
         info = video.info
         source_id = plan.source_id
         assert source_id is not None
-        detector = self.detector
-        analysis_fps = s.fps or info.fps
-        tracker = MultiClassTracker(analysis_fps, s.tracker)
-        link = LinkSettings(seconds=s.link_seconds) if s.link_seconds > 0 else None
-        builder = TrackBuilder(
-            (info.width, info.height),
-            end_after=s.tracker.lost_seconds + s.link_seconds + 2.0 / analysis_fps,
-            crops_per_track=s.thumbnails_per_track,
-            link=link,
+        target = AnalysisTarget(
+            camera=camera,
+            camera_id=plan.camera_id,
+            source_id=source_id,
+            source_uri=str(video.path),
+            frame_size=(info.width, info.height),
+            analysis_fps=s.fps or info.fps,
+            start_at=start_at,
         )
-        gate = None
-        if s.motion is not None:
-            # The tracker drops a track unseen for lost_seconds; the gate must
-            # look again well before that, or still objects would get new ids.
-            max_skip = min(s.motion.max_skip, 0.75 * s.tracker.lost_seconds)
-            gate = MotionGate(replace(s.motion, max_skip=max_skip))
-        timing = dict.fromkeys(STAGES, 0.0)
-        counts = {"frames_analysed": 0, "frames_detected": 0}
-        pending: list[TrackRecord] = []
-        last_boxes: list[TrackedBox] = []
-        last_flush = time.perf_counter()
-        last_t = 0.0
-
-        extractor = self.extractor
-        encoder = self.encoder
-        engine = self.rules_engine(camera, (info.width, info.height), source_key, source_id)
-        from camsight.analytics.engine import RulesOutput, wall_clock
-
-        rules_out = RulesOutput()
-        event_counts: dict[str, int] = {}
-
-        def ended(records: list[TrackRecord]) -> list[TrackRecord]:
-            if engine is not None:
-                for rec in records:
-                    rules_out.extend(engine.track_ended(rec, start_at))
-            return records
-
-        def save_events() -> None:
-            nonlocal rules_out
-            if not rules_out:
-                return
-            from camsight.store.events import save_rules_output
-
-            for change in rules_out.changes:
-                if change.kind == "start":
-                    event_counts[change.event.type] = event_counts.get(change.event.type, 0) + 1
-            save_rules_output(
-                self.store,
-                rules_out,
-                camera_id=plan.camera_id,
-                camera=camera,
-                source_id=source_id,
-                source_uri=str(video.path),
-                alerts=self.config.alerts,
-            )
-            rules_out = RulesOutput()
-
-        def flush(records: list[TrackRecord]) -> None:
-            t0 = time.perf_counter()
-            if extractor is not None:
-                for rec in records:
-                    rec.attributes = extractor.extract(rec)
-                t1 = time.perf_counter()
-                timing["attributes"] += t1 - t0
-                t0 = t1
-            if encoder is not None:
-                with_crops = [rec for rec in records if rec.crops]
-                vectors = encoder.embed_images([rec.crops[0].image for rec in with_crops])
-                for rec, vec in zip(with_crops, vectors, strict=True):
-                    rec.embedding, rec.embedding_model = vec, encoder.name
-                t1 = time.perf_counter()
-                timing["attributes"] += t1 - t0
-                t0 = t1
-            fields = {**counts, "frames_decoded": video.decoded}
-            repo.save_tracks(self.store, source_id, plan.camera_id, records, fields)
-            save_events()
-            timing["store"] += time.perf_counter() - t0
-
-        blobs = self._moving_objects(camera)
-        frames = video.frames(s.fps, start=s.start)
-        # Detection runs a frame or two ahead in a worker thread (onnxruntime
-        # and OpenCV release the GIL), so decoding, tracking and attributes
-        # overlap with it; results are consumed strictly in frame order.
-        ahead: deque[tuple[Frame, Future[Detections] | None, Detections | None]] = deque()
-
-        def consume(frame: Frame, future: Future[Detections] | None, moving_blobs: Detections | None) -> None:
-            nonlocal last_boxes, pending, last_flush
-            now = time.perf_counter()
-            moving = future is not None
-            detections = None
-            if future is not None:
-                detections = future.result()
-                if moving_blobs is not None:
-                    from camsight.vision.moving_objects import merge
-
-                    detections = merge(detections, moving_blobs)
-                t1 = time.perf_counter()
-                timing["detect"] += t1 - now
-                now = t1
-                last_boxes = tracker.update(detections, frame.image, frame.t)
-            # With no motion the scene is as it was: the last boxes still
-            # hold, and the tracker is not told about a frame it did not see,
-            # so still objects keep their tracks.
-            finished = builder.update(frame, last_boxes, detected=moving)
-            t1 = time.perf_counter()
-            timing["track"] += t1 - now
-            if engine is not None:
-                at = wall_clock(start_at, frame.t)
-                rules_out.extend(
-                    engine.update(frame, builder.live, detected=moving, at=at, detections=detections)
-                )
-                pending.extend(ended(finished))
-                timing["rules"] += time.perf_counter() - t1
-            else:
-                pending.extend(finished)
-            if (pending or rules_out) and time.perf_counter() - last_flush > FLUSH_SECONDS:
-                flush(pending)
-                pending = []
-                last_flush = time.perf_counter()
-            if progress is not None:
-                progress(frame.t, info.duration, video.decoded)
-
-        workers = max(1, int(getattr(detector, "parallel", 1)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="camsight-detect") as pool:
-            try:
+        analyzer = FrameAnalyzer(
+            self.store,
+            s,
+            target,
+            detector=self.detector,
+            alerts=self.config.alerts,
+            extractor=self.extractor,
+            encoder=self.encoder,
+            engine=self.rules_engine(camera, target.frame_size, source_key, source_id),
+            blobs=self._moving_objects(camera),
+            progress_fields=lambda: {"frames_decoded": video.decoded},
+            on_done=None
+            if progress is None
+            else (lambda frame: progress(frame.t, info.duration, video.decoded)),
+        )
+        counts = analyzer.counts
+        with analyzer:
+            t_mark = time.perf_counter()
+            for frame in video.frames(s.fps, start=s.start):
+                if s.end is not None and frame.t >= s.end:
+                    break
+                counts.timing["decode"] += time.perf_counter() - t_mark
+                analyzer.push(frame)
                 t_mark = time.perf_counter()
-                for frame in frames:
-                    if s.end is not None and frame.t >= s.end:
-                        break
-                    now = time.perf_counter()
-                    timing["decode"] += now - t_mark
-                    last_t = frame.t
-                    counts["frames_analysed"] += 1
-                    moving = True
-                    if gate is not None:
-                        moving = gate.check(frame.gray, frame.t)
-                        timing["motion"] += time.perf_counter() - now
-                    future = None
-                    frame_blobs = blobs.update(frame.gray, frame.t) if blobs is not None else None
-                    if frame_blobs is not None and len(frame_blobs):
-                        moving = True
-                    if moving:
-                        counts["frames_detected"] += 1
-                        future = pool.submit(detector.detect, frame.image)
-                    ahead.append((frame, future, frame_blobs))
-                    if len(ahead) > workers + DETECT_AHEAD:
-                        consume(*ahead.popleft())
-                    t_mark = time.perf_counter()
-                timing["decode"] += time.perf_counter() - t_mark
-                while ahead:
-                    consume(*ahead.popleft())
-            finally:
-                for _, future, _ in ahead:  # interrupted: do not start work nobody will read
-                    if future is not None:
-                        future.cancel()
-        t0 = time.perf_counter()
-        pending.extend(ended(builder.finish()))
-        if engine is not None:
-            rules_out.extend(engine.finish())
-        timing["track"] += time.perf_counter() - t0
-        flush(pending)
+            counts.timing["decode"] += time.perf_counter() - t_mark
+            analyzer.finish()
+        last_t = counts.last_t
+        timing = counts.timing
+        counts_fields = {"frames_analysed": counts.frames_analysed, "frames_detected": counts.frames_detected}
 
         status, message = "complete", None
         problems = list(video.errors)
@@ -486,7 +352,7 @@ class Indexer:
             self.store,
             source_id,
             status,
-            {**counts, "frames_decoded": video.decoded},
+            {**counts_fields, "frames_decoded": video.decoded},
             message,
         )
         return IndexResult(
@@ -495,10 +361,10 @@ class Indexer:
             status=status,
             source_id=source_id,
             message=message,
-            video_seconds=last_t + 1.0 / info.fps if counts["frames_analysed"] else 0.0,
+            video_seconds=last_t + 1.0 / info.fps if counts.frames_analysed else 0.0,
             frames_decoded=video.decoded,
             tracks=repo.count_tracks(self.store, source_id),
-            events=event_counts,
+            events=counts.events,
             stage_seconds=timing,
-            **counts,
+            **counts_fields,
         )

@@ -1,0 +1,154 @@
+"""``camsight clip``: export recorded footage of a camera as one MP4.
+
+Examples::
+
+    camsight clip --camera gate --start 2026-11-20T18:00 --end 2026-11-20T18:05 gate.mp4
+    camsight clip --camera gate --start 2026-11-20T18:00+01:00 --end 2026-11-20T18:01+01:00 out.mp4 --redact
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from camsight.cli.output import err_console, fail, progress_bar
+
+if TYPE_CHECKING:
+    from camsight.analytics.rules_config import CameraConfig
+    from camsight.store.db import Store
+
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Data directory (default: CAMSIGHT_DATA or the per-user data folder).",
+        show_default=False,
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="YAML config file (default: CAMSIGHT_CONFIG, else built-in defaults).",
+        show_default=False,
+    ),
+]
+
+
+def clip(
+    camera: Annotated[str, typer.Option(help="Camera whose recordings to export.", show_default=False)],
+    start: Annotated[
+        str, typer.Option(help="Start time: ISO, local time unless it has an offset.", show_default=False)
+    ],
+    end: Annotated[
+        str, typer.Option(help="End time: ISO, local time unless it has an offset.", show_default=False)
+    ],
+    out: Annotated[
+        Path, typer.Argument(help="The MP4 file to write.", metavar="OUT.mp4", show_default=False)
+    ],
+    redact: Annotated[
+        bool, typer.Option("--redact", help="Blur every person (runs the configured detector).")
+    ] = False,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Export a camera's recorded footage from START to END as an MP4 that plays in a browser.
+
+    The camera's privacy masks (from the config) are blacked out. Without
+    masks or --redact the video is copied as recorded, starting at the
+    keyframe just before START.
+
+    Example: camsight clip --camera gate --start 2026-11-20T18:00 --end 2026-11-20T18:05 gate.mp4
+    """
+    # Imported here: main.py imports this module to register the command.
+    from camsight.cli.main import _open, _parse_when
+    from camsight.config import load_config
+    from camsight.media.clip import export_clip
+    from camsight.media.retention import recordings_dir
+
+    when_start, when_end = _parse_when(start, "--start"), _parse_when(end, "--end")
+    assert when_start is not None and when_end is not None
+    if when_end <= when_start:
+        fail(f"--end ({end}) must be after --start ({start})")
+    cfg = load_config(config)
+    store = _open(data, cfg, create=False)
+    try:
+        root = recordings_dir(store.root, cfg.storage.recordings)
+        cam_cfg = cfg.camera(camera)
+        detector = None
+        if redact:
+            from camsight.pipeline.indexer import IndexSettings
+            from camsight.vision.detector import create_detector
+
+            settings = IndexSettings.from_config(cfg)
+            detector = create_detector(
+                settings.detector,  # type: ignore[arg-type]
+                Path(settings.model) if settings.model else None,
+                settings.confidence,
+            )
+        mask = None
+        if cam_cfg is not None and cam_cfg.masks:
+            mask = _camera_mask(store, camera, cam_cfg, when_start, when_end)
+        reencode = mask is not None or redact
+        if reencode:
+            with progress_bar() as bar:
+                task = bar.add_task(escape(f"{camera} -> {out.name}"), total=None, frames=0)
+
+                def report(done: float, total: float) -> None:
+                    frames = bar.tasks[task].fields.get("frames", 0) + 1
+                    bar.update(task, completed=done, total=total, frames=frames)
+
+                result = export_clip(
+                    store,
+                    camera,
+                    when_start,
+                    when_end,
+                    out,
+                    recordings_root=root,
+                    mask=mask,
+                    redact=redact,
+                    detector=detector,
+                    progress=report,
+                )
+        else:
+            result = export_clip(store, camera, when_start, when_end, out, recordings_root=root)
+    finally:
+        store.close()
+    how = "re-encoded" + (", masked" if result.masked else "") + (", people blurred" if redact else "")
+    err_console.print(
+        f"wrote {escape(str(result.path))}: {result.duration:.1f}s from "
+        f"{result.start_at.astimezone():%Y-%m-%d %H:%M:%S}, {result.segments} segment(s), "
+        f"{result.size_bytes / 1e6:.1f} MB ({how if result.reencoded else 'copied as recorded'})"
+    )
+
+
+def _camera_mask(store: Store, camera: str, cam_cfg: CameraConfig, start: datetime, end: datetime) -> Any:
+    """The camera's privacy mask for the frame size of its recordings in the range (None: no footage)."""
+    from sqlalchemy import select
+
+    from camsight.media.masks import PrivacyMask
+    from camsight.store.models import Camera, RecordingRow
+
+    with store.session() as session:
+        rows = session.execute(
+            select(RecordingRow.width, RecordingRow.height)
+            .join(Camera, Camera.id == RecordingRow.camera_id)
+            .where(Camera.name == camera, RecordingRow.start_at < end)
+            .where((RecordingRow.end_at.is_(None)) | (RecordingRow.end_at > start))
+            .order_by(RecordingRow.start_at)
+            .limit(1)
+        ).all()
+    if not rows:
+        return None  # nothing to export: export_clip says so
+    width, height = rows[0]
+    if not width or not height:
+        # Never export unmasked footage because the mask could not be placed.
+        fail(
+            f"cannot tell the frame size of camera {camera!r}'s recordings, "
+            "so its privacy masks cannot be applied"
+        )
+    return PrivacyMask.for_camera(cam_cfg, (int(width), int(height)), camera)

@@ -1,0 +1,345 @@
+"""One live camera: its stream, recording, analysis and health, until told to stop.
+
+The source thread (PyAV demux/decode, see :mod:`camsight.sources.live`) hands
+every packet to the recorder (stream copy, cheap) and analysis-rate frames to
+a small queue; the analysis thread takes the newest frames from it. When
+analysis falls behind, the oldest queued frames are dropped rather than
+letting the lag grow: a live camera is only useful if what it reports is now.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from camsight.config import Config
+from camsight.pipeline.analysis import AnalysisTarget, FrameAnalyzer
+from camsight.sources.frame import Frame
+from camsight.store import repository as repo
+from camsight.store.db import Store
+from camsight.store.models import CameraStatusRow, utcnow
+
+if TYPE_CHECKING:
+    import av
+
+    from camsight.analytics.rules.base import Event
+    from camsight.media.masks import PrivacyMask
+    from camsight.media.recorder import SegmentRecorder
+    from camsight.pipeline.indexer import Indexer
+    from camsight.sources.live import Health
+
+log = logging.getLogger(__name__)
+
+#: Frames waiting for analysis; beyond this the oldest are dropped.
+QUEUE_FRAMES = 3
+#: Seconds between health records written to the store.
+HEALTH_SECONDS = 2.0
+
+
+class MaskedFrame(Frame):
+    """A frame whose picture (colour and grey) has the camera's privacy masks blanked.
+
+    The masks are applied when a picture is first asked for, so frames the
+    motion gate rejects still never pay for colour conversion.
+    """
+
+    __slots__ = ("_mask",)
+
+    def __init__(self, frame: Frame, mask: PrivacyMask) -> None:
+        super().__init__(frame.index, frame.t, frame._image, av_frame=frame._av)
+        self._mask = mask
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._image is None:
+            self._image = self._mask.apply(Frame.image.fget(self).copy())  # type: ignore[attr-defined]
+        return self._image
+
+    @property
+    def gray(self) -> np.ndarray:
+        if self._gray is None:
+            self._gray = self._mask.apply_gray(Frame.gray.fget(self).copy())  # type: ignore[attr-defined]
+        return self._gray
+
+
+@dataclass
+class LiveStats:
+    """What the analysis side reports into the camera's health."""
+
+    frames_queued: int = 0
+    frames_dropped: int = 0
+    frames_done: int = 0
+    lag_seconds: float = 0.0
+    recent: list[float] = field(default_factory=list)
+
+    def analysed_fps(self, now: float) -> float:
+        self.recent = [t for t in self.recent if now - t <= 5.0]
+        return len(self.recent) / 5.0
+
+
+class CameraWorker:
+    """Runs one camera of the config against the store in ``data_dir`` until ``stop`` is set.
+
+    >>> worker = CameraWorker(load_config(path), "gate", Path("data"))  # doctest: +SKIP
+    >>> worker.run(threading.Event())                                  # doctest: +SKIP
+    """
+
+    def __init__(self, config: Config, camera: str, data_dir: Path, *, detector_threads: int = 1) -> None:
+        cam = config.camera(camera)
+        if cam is None or cam.url is None:
+            raise ValueError(f"camera {camera!r} has no url in the config")
+        self.config = config
+        self.camera = camera
+        self.cam = cam
+        self.data_dir = Path(data_dir)
+        self.detector_threads = detector_threads
+        self.stats = LiveStats()
+        self._queue: queue.Queue[tuple[Frame, datetime]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._store: Store | None = None
+        self._recorder: SegmentRecorder | None = None
+        self._mask: PrivacyMask | None = None
+        self._mask_size: tuple[int, int] | None = None
+        self._last_health = 0.0
+        self._health: Health | None = None
+        self._idle_at: datetime | None = None
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, stop: threading.Event) -> None:
+        """Connect, record and analyse until ``stop``; reconnects on its own."""
+        from camsight.pipeline.indexer import Indexer, IndexSettings
+        from camsight.sources.live import LiveSettings, LiveSource
+        from camsight.store.db import open_store
+
+        self._store = store = open_store(self.data_dir)
+        with store.session() as session:
+            cam_row = repo.get_or_create_camera(session, self.camera, kind="live")
+            camera_id = cam_row.id
+        # The camera's own analysis rate; one detector thread, as every camera has its own process.
+        settings = replace(IndexSettings.from_config(self.config), fps=self.cam.fps)
+        indexer = Indexer(store, settings, config=self.config)
+        indexer.load_models()
+        if self.cam.record.mode != "off":
+            from camsight.media.recorder import SegmentRecorder
+
+            root = self.config.storage.recordings or (self.data_dir / "recordings")
+            self._recorder = SegmentRecorder(
+                store, camera=self.camera, root=Path(root), settings=self.cam.record
+            )
+        source = LiveSource(self.camera, LiveSettings.from_camera(self.cam))
+        thread = threading.Thread(
+            target=self._analyse, args=(indexer, camera_id, stop), name=f"analysis-{self.camera}", daemon=True
+        )
+        thread.start()
+        try:
+            source.run(self, stop)
+        finally:
+            stop.set()
+            thread.join()
+            if self._recorder is not None:
+                self._recorder.close()
+            self._write_health(state="stopped", force=True)
+            store.close()
+
+    def _analyse(self, indexer: Indexer, camera_id: int, stop: threading.Event) -> None:
+        analyzer: FrameAnalyzer | None = None
+        source_id: int | None = None
+        size: tuple[int, int] | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    frame, at = self._queue.get(timeout=0.5)
+                except queue.Empty:
+                    idle_at = self._idle_at
+                    if analyzer is not None and idle_at is not None:
+                        self._idle_at = None
+                        analyzer.idle(idle_at)
+                    continue
+                h, w = frame.gray.shape[:2]
+                if size != (w, h):
+                    # A new picture size (first frame, or the camera was reconfigured): a new session.
+                    if analyzer is not None:
+                        self._end_session(analyzer, source_id)
+                    size = (w, h)
+                    analyzer, source_id = self._start_session(indexer, camera_id, size, frame, at)
+                if self._mask is not None:
+                    frame = MaskedFrame(frame, self._mask)
+                analyzer.push(frame)
+                with self._lock:
+                    self.stats.lag_seconds = (datetime.now(UTC) - at).total_seconds()
+        except Exception as exc:  # reported in health; the supervisor restarts the worker
+            log.exception("analysis failed", extra={"camera": self.camera})
+            self._write_health(state="error", error=f"analysis failed: {exc}", force=True)
+            stop.set()
+        finally:
+            if analyzer is not None:
+                self._end_session(analyzer, source_id)
+
+    def _start_session(
+        self, indexer: Indexer, camera_id: int, size: tuple[int, int], frame: Frame, at: datetime
+    ) -> tuple[FrameAnalyzer, int]:
+        from camsight.media.masks import PrivacyMask
+        from camsight.sources.live import redact_url
+
+        store = self._store
+        assert store is not None
+        start_at = at - timedelta(seconds=frame.t)
+        settings_key, settings = indexer.settings_for(self.camera)
+        plan = repo.plan_source(
+            store,
+            camera=self.camera,
+            uri=redact_url(self.cam.url or ""),
+            fingerprint=f"live:{start_at.isoformat()}:{size[0]}x{size[1]}",
+            settings_key=settings_key,
+            settings=settings,
+            width=size[0],
+            height=size[1],
+            native_fps=self.cam.fps,
+            duration=None,
+            wallclock_start=start_at,
+            force=True,
+        )
+        assert plan.source_id is not None
+        self._mask = PrivacyMask.for_camera(self.cam, size)
+        target = AnalysisTarget(
+            camera=self.camera,
+            camera_id=camera_id,
+            source_id=plan.source_id,
+            source_uri=redact_url(self.cam.url or ""),
+            frame_size=size,
+            analysis_fps=self.cam.fps,
+            start_at=start_at,
+        )
+        analyzer = FrameAnalyzer(
+            store,
+            indexer.settings,
+            target,
+            detector=indexer.detector,
+            alerts=self.config.alerts,
+            extractor=indexer.extractor,
+            encoder=indexer.encoder,
+            engine=indexer.rules_engine(self.camera, size, target.source_uri, plan.source_id),
+            blobs=indexer._moving_objects(self.camera),
+            workers=self.detector_threads,
+            on_event=self._on_event,
+            on_done=self._on_done,
+        )
+        log.info("session started", extra={"camera": self.camera, "size": f"{size[0]}x{size[1]}"})
+        return analyzer, plan.source_id
+
+    def _end_session(self, analyzer: FrameAnalyzer, source_id: int | None) -> None:
+        store = self._store
+        assert store is not None
+        try:
+            analyzer.finish()
+        finally:
+            analyzer.close()
+        if source_id is not None:
+            c = analyzer.counts
+            repo.finish_source(
+                store,
+                source_id,
+                "complete",
+                {"frames_analysed": c.frames_analysed, "frames_detected": c.frames_detected},
+                None,
+            )
+
+    def _on_event(self, event: Event, kind: str) -> None:
+        if self._recorder is not None and event.start_at is not None:
+            self._recorder.event(event.start_at, event.end_at)
+
+    def _on_done(self, frame: Frame) -> None:
+        with self._lock:
+            self.stats.frames_done += 1
+            self.stats.recent.append(time.monotonic())
+
+    # ------------------------------------------------------------------ LiveHandler
+
+    def on_connect(self, stream: av.video.stream.VideoStream, gap: bool) -> None:
+        if self._recorder is not None:
+            self._recorder.open(stream, gap)
+
+    def on_packet(self, packet: av.Packet, at: datetime) -> None:
+        if self._recorder is not None:
+            self._recorder.packet(packet, at)
+
+    def on_frame(self, frame: Frame, at: datetime) -> None:
+        # Keep the newest frames: drop the oldest when analysis is behind.
+        while self._queue.qsize() >= QUEUE_FRAMES:
+            try:
+                self._queue.get_nowait()
+                with self._lock:
+                    self.stats.frames_dropped += 1
+            except queue.Empty:
+                break
+        self._queue.put((frame, at))
+        with self._lock:
+            self.stats.frames_queued += 1
+
+    def on_health(self, health: Health) -> None:
+        self._health = health
+        self._write_health(force=health.state not in ("connected",))
+
+    def idle(self, at: datetime) -> None:
+        self._idle_at = at
+
+    # ------------------------------------------------------------------ health
+
+    def _write_health(
+        self, state: str | None = None, error: str | None = None, *, force: bool = False
+    ) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_health < HEALTH_SECONDS:
+            return
+        store = self._store
+        if store is None:
+            return
+        self._last_health = now
+        h = self._health
+        with self._lock:
+            fps_analysed = self.stats.analysed_fps(now)
+            details: dict[str, Any] = {
+                "frames_queued": self.stats.frames_queued,
+                "frames_dropped": self.stats.frames_dropped,
+                "frames_analysed": self.stats.frames_done,
+            }
+            lag = self.stats.lag_seconds
+        if h is not None:
+            details.update(
+                {"frames_in": h.frames_in, "gaps": h.gaps, "connected_since": _iso(h.connected_since)}
+            )
+        fields = {
+            "state": state or (h.state if h is not None else "connecting"),
+            "fps_in": h.fps_in if h is not None else 0.0,
+            "fps_analysed": fps_analysed,
+            "lag_seconds": lag,
+            "last_frame_at": h.last_frame_at if h is not None else None,
+            "reconnects": h.reconnects if h is not None else 0,
+            "error": error if error is not None else (h.error if h is not None else None),
+            "details": details,
+            "updated_at": utcnow(),
+        }
+        try:
+            with store.session() as session:
+                cam = repo.get_or_create_camera(session, self.camera, kind="live")
+                row = session.get(CameraStatusRow, cam.id)
+                if row is None:
+                    session.add(CameraStatusRow(camera_id=cam.id, **fields))
+                else:
+                    for key, value in fields.items():
+                        setattr(row, key, value)
+        except Exception:  # health is best effort; the stream must go on
+            log.warning("cannot write camera health", extra={"camera": self.camera}, exc_info=True)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

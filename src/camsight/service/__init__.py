@@ -1,0 +1,1 @@
+"""The long-running service: camera workers, alert delivery and retention under one supervisor."""
