@@ -222,3 +222,5 @@ def test_ctrl_c_stops_everything_cleanly(service):
     assert db_query(data, "SELECT count(*) FROM sources WHERE status != 'complete'") == [(0,)]
     states = {c: v["state"] for c, v in cameras(data).items()}
     assert states["people"] == "stopped"
+    # Footage around the intrusion events is held past normal retention.
+    assert db_query(data, "SELECT count(*) FROM recordings WHERE hold_reason LIKE 'event %'")[0][0] > 0

@@ -7,6 +7,7 @@ real-time pace, so these tests take a few seconds each.
 from __future__ import annotations
 
 import functools
+import io
 import itertools
 import os
 import socket
@@ -317,6 +318,38 @@ def test_folder_camera_plays_files_in_order_and_picks_up_new_ones(tmp_path: Path
     assert increasing(stamps)
     # Waiting for a new file is not an error.
     assert "error" not in handler.states() and handler.idles
+
+
+def test_stream_template_stays_usable_until_the_next_connect(tmp_path: Path) -> None:
+    # A recorder keeps the stream from on_connect as the template of its next
+    # segment; a stream whose container was closed crashes PyAV, so the source
+    # must keep it open until the next on_connect (and after run returns).
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    old = time.time() - 10
+    for name in ("a.mp4", "b.mp4"):
+        make_clip(folder / name, frames=4, fps=10)
+        os.utime(folder / name, (old, old))
+
+    class Recorder(Collector):
+        template = None
+
+        def on_connect(self, stream, gap: bool) -> None:
+            if self.template is not None:
+                self.segment(self.template)  # the previous connection's stream, still usable
+            self.template = stream
+            super().on_connect(stream, gap)
+
+        @staticmethod
+        def segment(template) -> None:
+            with av.open(io.BytesIO(), "w", format="mp4") as out:
+                assert out.add_stream_from_template(template).codec_context.width == 160
+
+    handler = run_for(
+        LiveSettings(str(folder), fps=5), 4.0, until=lambda h: len(h.connects) == 2, handler=Recorder()
+    )
+    assert len(handler.connects) == 2
+    Recorder.segment(handler.template)  # after run returned
 
 
 def test_missing_file_is_an_error_and_retried(tmp_path: Path) -> None:

@@ -438,6 +438,9 @@ class RecordConfig(_Strict):
     retain_days: Annotated[float, Field(gt=0, le=3650)] | None = 7.0
     #: Keep at most this many GB of this camera's footage, oldest deleted first (null: no size limit).
     retain_gb: Annotated[float, Field(gt=0, le=100000)] | None = None
+    #: Footage around a behaviour event (with the pre/post padding) is held this long, past the
+    #: limits above, so an incident can still be reviewed and exported.
+    event_hold_days: Annotated[float, Field(ge=0, le=3650)] = 30.0
 
 
 _URL = re.compile(r"^(rtsps?|https?)://", re.I)

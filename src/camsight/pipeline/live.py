@@ -111,6 +111,9 @@ class CameraWorker:
         self._last_health = 0.0
         self._health: Health | None = None
         self._idle_at: datetime | None = None
+        self._holds: list[tuple[datetime, datetime, str]] = []
+        #: Whether this connection's packets are recorded (not when a sub-stream is analysed).
+        self._record_here = True
 
     # ------------------------------------------------------------------ running
 
@@ -135,16 +138,39 @@ class CameraWorker:
             self._recorder = SegmentRecorder(
                 store, camera=self.camera, root=Path(root), settings=self.cam.record
             )
-        source = LiveSource(self.camera, LiveSettings.from_camera(self.cam))
-        thread = threading.Thread(
-            target=self._analyse, args=(indexer, camera_id, stop), name=f"analysis-{self.camera}", daemon=True
-        )
-        thread.start()
+        threads = [
+            threading.Thread(
+                target=self._analyse,
+                args=(indexer, camera_id, stop),
+                name=f"analysis-{self.camera}",
+                daemon=True,
+            )
+        ]
+        if self.cam.detect_url:
+            # Analyse the camera's sub-stream; record its main stream on a second
+            # connection that is never decoded.
+            source = LiveSource(self.camera, LiveSettings.from_camera(self.cam, detect=True))
+            if self._recorder is not None:
+                main = LiveSource(f"{self.camera}-main", LiveSettings.from_camera(self.cam, decode="none"))
+                self._record_here = False
+                threads.append(
+                    threading.Thread(
+                        target=main.run,
+                        args=(_RecordOnly(self._recorder), stop),
+                        name=f"record-{self.camera}",
+                        daemon=True,
+                    )
+                )
+        else:
+            source = LiveSource(self.camera, LiveSettings.from_camera(self.cam))
+        for thread in threads:
+            thread.start()
         try:
             source.run(self, stop)
         finally:
             stop.set()
-            thread.join()
+            for thread in threads:
+                thread.join()
             if self._recorder is not None:
                 self._recorder.close()
             self._write_health(state="stopped", force=True)
@@ -183,6 +209,7 @@ class CameraWorker:
         finally:
             if analyzer is not None:
                 self._end_session(analyzer, source_id)
+            self._apply_holds(everything=True)
 
     def _start_session(
         self, indexer: Indexer, camera_id: int, size: tuple[int, int], frame: Frame, at: datetime
@@ -254,22 +281,46 @@ class CameraWorker:
             )
 
     def _on_event(self, event: Event, kind: str) -> None:
-        if self._recorder is not None and event.start_at is not None:
-            self._recorder.event(event.start_at, event.end_at)
+        if self._recorder is None or event.start_at is None:
+            return
+        self._recorder.event(event.start_at, event.end_at)
+        rec = self.cam.record
+        if kind == "end" and event.end_at is not None and rec.event_hold_days > 0:
+            # Held once the post-event footage has been written (see _apply_holds).
+            start = event.start_at - timedelta(seconds=rec.pre_seconds)
+            end = event.end_at + timedelta(seconds=rec.post_seconds)
+            self._holds.append((start, end, f"event {event.uid}"))
+
+    def _apply_holds(self, *, everything: bool = False) -> None:
+        """Keep incidents' footage past normal retention, for review and export."""
+        if not self._holds or self._store is None:
+            return
+        from camsight.media.retention import hold
+
+        now = datetime.now(UTC)
+        due = [h for h in self._holds if everything or now - h[1] > timedelta(seconds=5)]
+        self._holds = [h for h in self._holds if h not in due]
+        until = now + timedelta(days=self.cam.record.event_hold_days)
+        for start, end, reason in due:
+            try:
+                hold(self._store, self.camera, start, end, until, reason)
+            except Exception:  # the footage stays under normal retention; never stop the camera for it
+                log.warning("cannot hold event footage", extra={"camera": self.camera}, exc_info=True)
 
     def _on_done(self, frame: Frame) -> None:
         with self._lock:
             self.stats.frames_done += 1
             self.stats.recent.append(time.monotonic())
+        self._apply_holds()
 
     # ------------------------------------------------------------------ LiveHandler
 
     def on_connect(self, stream: av.video.stream.VideoStream, gap: bool) -> None:
-        if self._recorder is not None:
+        if self._recorder is not None and self._record_here:
             self._recorder.open(stream, gap)
 
     def on_packet(self, packet: av.Packet, at: datetime) -> None:
-        if self._recorder is not None:
+        if self._recorder is not None and self._record_here:
             self._recorder.packet(packet, at)
 
     def on_frame(self, frame: Frame, at: datetime) -> None:
@@ -339,6 +390,28 @@ class CameraWorker:
                         setattr(row, key, value)
         except Exception:  # health is best effort; the stream must go on
             log.warning("cannot write camera health", extra={"camera": self.camera}, exc_info=True)
+
+
+class _RecordOnly:
+    """The handler of a main-stream connection that is only recorded."""
+
+    def __init__(self, recorder: SegmentRecorder) -> None:
+        self.recorder = recorder
+
+    def on_connect(self, stream: av.video.stream.VideoStream, gap: bool) -> None:
+        self.recorder.open(stream, gap)
+
+    def on_packet(self, packet: av.Packet, at: datetime) -> None:
+        self.recorder.packet(packet, at)
+
+    def on_frame(self, frame: Frame, at: datetime) -> None:
+        return
+
+    def on_health(self, health: Health) -> None:
+        return
+
+    def idle(self, at: datetime) -> None:
+        return
 
 
 def _iso(value: datetime | None) -> str | None:

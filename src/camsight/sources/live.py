@@ -229,8 +229,9 @@ class LiveSettings:
     transport: Literal["tcp", "udp"] = "tcp"
     #: Frames analysed per second (picked by timestamp).
     fps: float = 5.0
-    #: ``keyframes``: decode keyframes only (cheapest; for cameras with short GOPs).
-    decode: Literal["all", "keyframes"] = "all"
+    #: ``keyframes``: decode keyframes only (cheapest; for cameras with short GOPs);
+    #: ``none``: no decoding at all (a connection that only records).
+    decode: Literal["all", "keyframes", "none"] = "all"
     #: No packet for this long: the stream has stalled and is reconnected.
     stall_seconds: float = 10.0
     #: An unchanged picture for this long is reported as frozen.
@@ -238,15 +239,17 @@ class LiveSettings:
     #: Seconds to wait for a connection to open.
     open_timeout: float = 10.0
     backoff_initial: float = 0.5
-    backoff_max: float = 30.0
+    #: Cameras sit on the local network and retrying is cheap: a short cap means a camera is
+    #: back within seconds of returning, however long it was away.
+    backoff_max: float = 3.0
     #: Random spread of each backoff delay, as a fraction (0.3: ±30 %).
     jitter: float = 0.3
 
     def __post_init__(self) -> None:
         if self.transport not in ("tcp", "udp"):
             raise ValueError(f"transport must be 'tcp' or 'udp', got {self.transport!r}")
-        if self.decode not in ("all", "keyframes"):
-            raise ValueError(f"decode must be 'all' or 'keyframes', got {self.decode!r}")
+        if self.decode not in ("all", "keyframes", "none"):
+            raise ValueError(f"decode must be 'all', 'keyframes' or 'none', got {self.decode!r}")
         for name in ("fps", "stall_seconds", "frozen_seconds", "open_timeout", "backoff_initial"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
@@ -346,8 +349,9 @@ class LiveHandler(Protocol):
         """A (re)connection: ``stream`` is the input video stream, a template for stream copy.
 
         ``gap`` is True when data was lost since the previous connection (a
-        recorder starts a new segment). The stream belongs to the source and is
-        valid until the next ``on_connect``: copy what you need from it then.
+        recorder starts a new segment). The stream stays usable (its container
+        open) until the next ``on_connect`` returns, and after ``run`` returns
+        for as long as the handler keeps it; replace it at each ``on_connect``.
         Packets that follow may start before the first keyframe.
         """
 
@@ -401,8 +405,8 @@ class _Events:
                         break
             elif kind == "packet" and len(self._items) >= MAX_PENDING_EVENTS:
                 # The handler cannot keep up even with packets: drop them all and
-                # tell the handler there is a gap (containers still get closed).
-                kept = [(k, a) for k, a in self._items if k in ("close", "state", "connect")]
+                # tell the handler there is a gap.
+                kept = [(k, a) for k, a in self._items if k in ("state", "connect")]
                 self.dropped_frames += self._frames
                 self._items = deque(kept)
                 self._frames = 0
@@ -422,13 +426,6 @@ class _Events:
             if kind == "frame":
                 self._frames -= 1
             return kind, args
-
-    def drain(self) -> list[tuple[str, tuple[Any, ...]]]:
-        with self._cond:
-            items = list(self._items)
-            self._items.clear()
-            self._frames = 0
-            return items
 
 
 class _Rate:
@@ -524,6 +521,21 @@ class _Session:
     #: Files a folder camera has played.
     played: set[str] = field(default_factory=set)
     decode_errors: int = 0
+    #: Containers of connections that ended. Their stream may still be the
+    #: handler's template (and PyAV crashes on a stream of a closed container),
+    #: so they are closed only after the handler has had the next on_connect.
+    retired: list[Any] = field(default_factory=list)
+
+    def retire(self, container: InputContainer) -> None:
+        with self.lock:
+            self.retired.append(container)
+
+    def close_retired(self, keep: Any = None) -> None:
+        with self.lock:
+            retired = [c for c in self.retired if c is not keep]
+            self.retired = [c for c in self.retired if c is keep]
+        for container in retired:
+            container.close()
 
 
 class _Reader(threading.Thread):
@@ -566,12 +578,12 @@ class _Reader(threading.Thread):
             self._last_state = (state, error)
             self.emit("state", state, error)
 
-    def release(self, container: InputContainer) -> None:
-        """Close ``container`` once the handler is done with its stream (on the run thread)."""
-        if self.cancel.is_set():
-            container.close()
+    def release(self, container: InputContainer, handed_out: bool) -> None:
+        """Close ``container`` now, or once the handler has a newer stream if it has seen this one."""
+        if handed_out:
+            self.session.retire(container)
         else:
-            self.events.put("close", container)
+            container.close()
 
     # -- the loop
 
@@ -731,6 +743,7 @@ class _Reader(threading.Thread):
         live streams, which arrive in real time, are never held back.
         """
         session = self.session
+        handed_out = False
         try:
             if not container.streams.video:
                 raise av.error.InvalidDataError(errno.EINVAL, "the stream has no video")
@@ -741,6 +754,7 @@ class _Reader(threading.Thread):
             session.timeline.reset()
             session.frozen.reset()
             self.emit("connect", stream, session.had_data if gap is None else gap)
+            handed_out = True
             self.state("connected")
             session.last_packet = time.monotonic()
             self.reading = True
@@ -789,7 +803,7 @@ class _Reader(threading.Thread):
                 ctx.flush_buffers()
         finally:
             self.reading = False
-            self.release(container)
+            self.release(container, handed_out)
 
     def _packets(self, container: InputContainer, stream: VideoStream) -> Iterator[av.Packet]:
         """The video packets; all streams are read so that audio alone cannot hide a video stall."""
@@ -824,6 +838,10 @@ class _Reader(threading.Thread):
 
     def _decode(self, ctx: Any, packet: av.Packet | None, now: float) -> None:
         session = self.session
+        if self.settings.decode == "none":
+            if packet is not None:
+                self.emit("packet", packet, datetime.now(UTC))
+            return
         try:
             frames = ctx.decode(packet)
         except av.error.ExitError:
@@ -963,14 +981,12 @@ class LiveSource:
                             health.gaps += 1
                             health.reconnects += 1
                         handler.on_connect(stream, gap)
+                        # The handler has a new template: older connections can go.
+                        session.close_retired(keep=stream.container)
                     elif kind == "resync" and stream is not None:
                         log.warning("camera %s: handler fell behind; packets dropped", self.name)
                         health.gaps += 1
                         handler.on_connect(stream, True)
-                    elif kind == "close":
-                        if stream is not None and stream.container is args[0]:
-                            stream = None
-                        args[0].close()
                 if reader.exception is not None:
                     raise reader.exception
                 # Our own stall watchdog: the reader reports a stall itself when PyAV's
@@ -981,7 +997,6 @@ class LiveSource:
                     set_state("stalled", f"{settings.redacted_url}: no video for {silent:.0f}s", now)
                     log.info("camera %s: abandoning a reader stuck in a read", self.name)
                     reader.cancel.set()
-                    self._close_pending(reader)
                     dropped_before += reader.events.dropped_frames
                     stream = None
                     session.last_packet = now
@@ -997,18 +1012,12 @@ class LiveSource:
                     report(now)
         except BaseException:
             reader.cancel.set()
-            self._close_pending(reader)
             raise
         reader.cancel.set()
         reader.join(timeout=1.0)
-        self._close_pending(reader)
+        # Containers still open (retired, or the reader's last) are not closed here:
+        # the handler may still use its stream; they close when it lets go of it.
         health.state = "stopped"
         health.connected_since = None
         log.info("camera %s: stopped", self.name)
         report(time.monotonic())
-
-    @staticmethod
-    def _close_pending(reader: _Reader) -> None:
-        for kind, args in reader.events.drain():
-            if kind == "close":
-                args[0].close()
