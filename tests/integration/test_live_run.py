@@ -67,6 +67,10 @@ cameras:
     transport: udp
   broken:
     url: {server.url("/nothing-here")}
+  dual:
+    url: {server.url("/parking")}
+    detect_url: {server.url("/people")}
+    record: {{mode: continuous, segment_seconds: 4}}
 """
     )
     data = work / "data"
@@ -121,7 +125,12 @@ def test_tracks_events_and_recordings_flow_into_the_store(service):
     wait_for(
         lambda: db_query(data, "SELECT count(*) FROM events WHERE type = 'zone_intrusion'")[0][0] > 0, 30
     )
-    rows = wait_for(lambda: db_query(data, "SELECT path FROM recordings WHERE end_at IS NOT NULL"), 30)
+    # A full segment (4 s at the clip's 10 fps); the first one after a connection may be short.
+    query = (
+        "SELECT path FROM recordings r JOIN cameras c ON c.id = r.camera_id WHERE c.name = 'people' "
+        "AND end_at IS NOT NULL AND (julianday(end_at) - julianday(start_at)) * 86400 >= 3.5"
+    )
+    rows = wait_for(lambda: db_query(data, query), 30)
     seg = data / "recordings" / rows[0][0]
     with av.open(str(seg)) as f:
         assert f.streams.video[0].codec_context.name == "h264"  # stream copy, not re-encoded
@@ -210,6 +219,32 @@ def test_clip_export_spans_segments_with_masks(service):
         ),
         "nope",
     )
+
+
+def test_sub_stream_is_analysed_while_the_main_stream_is_recorded(service):
+    data = service["data"]
+    wait_for(
+        lambda: (
+            db_query(
+                data,
+                "SELECT count(*) FROM recordings r JOIN cameras c ON c.id = r.camera_id "
+                "WHERE c.name = 'dual' AND end_at IS NOT NULL",
+            )[0][0]
+            > 0
+        ),
+        60,
+    )
+    wait_for(
+        lambda: (
+            db_query(
+                data,
+                "SELECT count(*) FROM tracks t JOIN cameras c ON c.id = t.camera_id WHERE c.name = 'dual'",
+            )[0][0]
+            > 0
+        ),
+        60,
+    )
+    assert cameras(data)["dual"]["state"] == "connected"
 
 
 def test_ctrl_c_stops_everything_cleanly(service):

@@ -367,3 +367,49 @@ def test_write_errors_are_reported_and_recording_resumes(store, root, clip):
     # Recording resumed at the first keyframe after the fix.
     assert (row.start_at - T0).total_seconds() == pytest.approx(KEYFRAMES[2], abs=1e-3)
     assert decoded_frames(root / row.path) > 0
+
+
+def _sliced_clip(path: Path, frames: int = 40) -> Path:
+    """A 10 fps H.264 clip whose pictures are coded as two slices each (as many IP cameras do)."""
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.options = {"slices": "2", "g": "10", "bf": "0"}
+        for i in range(frames):
+            img = np.full((120, 160, 3), 60, np.uint8)
+            img[40:80, 4 * i % 120 : 4 * i % 120 + 40] = 230
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")))
+        out.mux(stream.encode())
+    return path
+
+
+def test_slices_of_one_picture_become_one_sample(store, root, tmp_path):
+    """RTSP hands each slice over as its own packet with the picture's timestamps; the
+    recorder must join them, not take the repeated timestamp for a break in the stream."""
+    clip = _sliced_clip(tmp_path / "sliced.mp4")
+    rec = SegmentRecorder(store, "sliced", root, RecordConfig(mode="continuous", segment_seconds=60))
+    fed = 0
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        rec.open(stream)
+        for packet in container.demux(stream):
+            if packet.dts is None:
+                continue
+            data, nals = bytes(packet), []
+            while data:  # MP4 samples are length-prefixed NAL units
+                size = int.from_bytes(data[:4], "big")
+                nals.append(data[: 4 + size])
+                data = data[4 + size :]
+            assert packet.is_keyframe is False or len(nals) >= 2
+            for nal in nals:
+                piece = av.Packet(nal)
+                piece.pts, piece.dts, piece.time_base = packet.pts, packet.dts, packet.time_base
+                piece.duration, piece.is_keyframe = packet.duration, packet.is_keyframe
+                rec.packet(piece, T0 + timedelta(seconds=float(packet.pts * stream.time_base)))
+            fed += 1
+    rec.close()
+    (row,) = rows(store)
+    assert not row.gap_before
+    assert decoded_frames(root / row.path) == fed == 40

@@ -185,6 +185,8 @@ class SegmentRecorder:
         self._last_dts: int | None = None
         self._frame_s = 0.04
         self._gap_next = False
+        #: The latest packet, held until the next one shows it was the picture's last slice.
+        self._held: tuple[av.Packet, float] | None = None
         self._seg: _Segment | None = None
         # Events mode: the buffer, as keyframe intervals (each a list starting with a keyframe).
         self._gops: deque[list[_Item]] = deque()
@@ -209,6 +211,7 @@ class SegmentRecorder:
             if not self._recovered:
                 self._recovered = True
                 self._recover()
+            self._release()
             self._break(gap)
             self._template = stream
             self._tb = float(stream.time_base) if stream.time_base else 1 / 90000
@@ -223,7 +226,29 @@ class SegmentRecorder:
         if self.settings.mode == "off" or self._template is None or packet.size == 0:
             return
         with self._lock:
-            self._packet(packet, _utc(at).timestamp())
+            held = self._held
+            if held is not None and packet.dts is not None and packet.dts == held[0].dts:
+                # Another slice of the same picture: RTSP depacketizers hand multi-slice
+                # frames over piece by piece, but an MP4 sample is the whole picture.
+                first, when = held
+                merged = av.Packet(bytes(first) + bytes(packet))
+                merged.pts, merged.dts, merged.time_base = first.pts, first.dts, first.time_base
+                merged.duration = first.duration or packet.duration
+                merged.is_keyframe = first.is_keyframe or packet.is_keyframe
+                self._held = (merged, when)
+                return
+            self._release()
+            # A copy: the caller may decode (or reuse) its packet after this returns.
+            own = av.Packet(bytes(packet))
+            own.pts, own.dts, own.time_base = packet.pts, packet.dts, packet.time_base
+            own.duration, own.is_keyframe = packet.duration, packet.is_keyframe
+            self._held = (own, _utc(at).timestamp())
+
+    def _release(self) -> None:
+        """Record the packet held back in case more slices of its picture follow."""
+        held, self._held = self._held, None
+        if held is not None:
+            self._packet(*held)
 
     def event(self, start_at: datetime, end_at: datetime | None) -> None:
         """Events mode: footage from ``start_at - pre_seconds`` to ``end_at + post_seconds`` is recorded.
@@ -248,6 +273,7 @@ class SegmentRecorder:
     def close(self) -> None:
         """Stop: finish the segment being written and drop the buffer."""
         with self._lock:
+            self._release()
             self._finish()
             self._gops.clear()
             self._buffered = 0

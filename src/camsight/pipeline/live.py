@@ -337,8 +337,9 @@ class CameraWorker:
             self.stats.frames_queued += 1
 
     def on_health(self, health: Health) -> None:
+        changed = self._health is None or self._health.state != health.state
         self._health = health
-        self._write_health(force=health.state not in ("connected",))
+        self._write_health(force=changed or health.state != "connected")
 
     def idle(self, at: datetime) -> None:
         self._idle_at = at
