@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -125,6 +126,13 @@ def test_tracks_events_and_recordings_flow_into_the_store(service):
     wait_for(
         lambda: db_query(data, "SELECT count(*) FROM events WHERE type = 'zone_intrusion'")[0][0] > 0, 30
     )
+    # The privacy mask (top-left quarter) is blank in what users see: the event's snapshot.
+    (snap,) = db_query(data, "SELECT snapshot FROM events WHERE type = 'zone_intrusion' LIMIT 1")[0]
+    image = cv2.imread(str(data / "media" / snap))
+    h, w = image.shape[:2]
+    # Below the snapshot's caption banner and inside the zone outline; the zone's tint is all that shows.
+    corner = image[h // 10 : h // 4 - 4, 6 : w // 4 - 4]
+    assert corner.mean() < 60, corner.mean()
     # A full segment (4 s at the clip's 10 fps); the first one after a connection may be short.
     query = (
         "SELECT path FROM recordings r JOIN cameras c ON c.id = r.camera_id WHERE c.name = 'people' "

@@ -51,22 +51,24 @@ class MaskedFrame(Frame):
     motion gate rejects still never pay for colour conversion.
     """
 
-    __slots__ = ("_mask",)
+    __slots__ = ("_mask", "_source")
 
     def __init__(self, frame: Frame, mask: PrivacyMask) -> None:
         super().__init__(frame.index, frame.t, frame._image, av_frame=frame._av)
+        self._image = None  # never hand out an unmasked picture, even one already converted
+        self._source = frame
         self._mask = mask
 
     @property
     def image(self) -> np.ndarray:
         if self._image is None:
-            self._image = self._mask.apply(Frame.image.fget(self).copy())  # type: ignore[attr-defined]
+            self._image = self._mask.apply(self._source.image.copy())
         return self._image
 
     @property
     def gray(self) -> np.ndarray:
         if self._gray is None:
-            self._gray = self._mask.apply_gray(Frame.gray.fget(self).copy())  # type: ignore[attr-defined]
+            self._gray = self._mask.apply_gray(self._source.gray.copy())
         return self._gray
 
 

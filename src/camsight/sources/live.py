@@ -304,7 +304,7 @@ class LiveSettings:
 
         >>> s = LiveSettings("rtsp://cam/live", jitter=0.0)
         >>> [s.backoff(n) for n in range(8)]
-        [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+        [0.5, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0]
         """
         base = min(self.backoff_max, self.backoff_initial * 2.0 ** min(attempt, 60))
         spread = 1.0 + self.jitter * (2.0 * rand() - 1.0)
