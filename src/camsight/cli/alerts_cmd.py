@@ -22,6 +22,7 @@ from rich.progress import TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from camsight.cli.options import ConfigOpt, DataOpt
 from camsight.cli.output import err_console, fail, out_console, progress_bar
 
 if TYPE_CHECKING:
@@ -35,22 +36,6 @@ alerts_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DataOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--data",
-        help="Data directory (default: CAMSIGHT_DATA or the per-user data folder).",
-        show_default=False,
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="YAML config file (default: CAMSIGHT_CONFIG, else built-in defaults).",
-        show_default=False,
-    ),
-]
 #: Longest sleep between passes while waiting, so the progress line stays current.
 POLL_S = 1.0
 

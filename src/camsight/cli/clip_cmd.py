@@ -15,28 +15,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
+from camsight.cli.options import ConfigOpt, DataOpt
 from camsight.cli.output import err_console, fail, progress_bar
 
 if TYPE_CHECKING:
     from camsight.analytics.rules_config import CameraConfig
     from camsight.store.db import Store
-
-DataOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--data",
-        help="Data directory (default: CAMSIGHT_DATA or the per-user data folder).",
-        show_default=False,
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="YAML config file (default: CAMSIGHT_CONFIG, else built-in defaults).",
-        show_default=False,
-    ),
-]
 
 
 def clip(

@@ -18,9 +18,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from camsight.cli.accounts_cmd import audit_app, tokens_app, users_app
 from camsight.cli.alerts_cmd import alerts_app
 from camsight.cli.clip_cmd import clip
 from camsight.cli.models_cmd import models_app
+from camsight.cli.options import ConfigOpt, DataOpt
 from camsight.cli.output import err_console, fail, out_console, print_error, progress_bar, setup_logging
 from camsight.config import Config, load_config, validate_config
 from camsight.errors import CamsightError
@@ -35,30 +37,15 @@ config_app = typer.Typer(help="Inspect and check configuration.", no_args_is_hel
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(audit_app, name="audit")
 app.command("clip")(clip)
 
 
 class DetectorChoice(StrEnum):
     ssd = "ssd"
     yolox = "yolox"
-
-
-DataOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--data",
-        help="Data directory (default: CAMSIGHT_DATA or the per-user data folder).",
-        show_default=False,
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="YAML config file (default: CAMSIGHT_CONFIG, else built-in defaults).",
-        show_default=False,
-    ),
-]
 
 
 def _open(data: Path | None, config: Config | None = None, *, create: bool = True):  # noqa: ANN202

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from camsight.config import Config
 from camsight.errors import ConfigError, SourceError
@@ -161,6 +161,24 @@ class Indexer:
             key = hashlib.sha256(f"{key}|{rules}".encode()).hexdigest()[:16]
         return key, settings
 
+    def analyzer(self, target: AnalysisTarget, *, source_key: str, **options: Any) -> FrameAnalyzer:
+        """A frame analyser for ``target`` with this indexer's models, the camera's rules and blobs.
+
+        ``options`` go to :class:`FrameAnalyzer` (workers, callbacks).
+        """
+        return FrameAnalyzer(
+            self.store,
+            self.settings,
+            target,
+            detector=self.detector,
+            alerts=self.config.alerts,
+            extractor=self.extractor,
+            encoder=self.encoder,
+            engine=self.rules_engine(target.camera, target.frame_size, source_key, target.source_id),
+            blobs=self._moving_objects(target.camera),
+            **options,
+        )
+
     def _moving_objects(self, camera: str) -> MovingObjects | None:
         cam = self.config.camera(camera)
         if cam is None or cam.moving_objects is None:
@@ -305,16 +323,9 @@ class Indexer:
             analysis_fps=s.fps or info.fps,
             start_at=start_at,
         )
-        analyzer = FrameAnalyzer(
-            self.store,
-            s,
+        analyzer = self.analyzer(
             target,
-            detector=self.detector,
-            alerts=self.config.alerts,
-            extractor=self.extractor,
-            encoder=self.encoder,
-            engine=self.rules_engine(camera, target.frame_size, source_key, source_id),
-            blobs=self._moving_objects(camera),
+            source_key=source_key,
             progress_fields=lambda: {"frames_decoded": video.decoded},
             on_done=None
             if progress is None

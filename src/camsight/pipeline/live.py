@@ -223,11 +223,13 @@ class CameraWorker:
         assert store is not None
         start_at = at - timedelta(seconds=frame.t)
         settings_key, settings = indexer.settings_for(self.camera)
+        # Identifies this session: event ids derive from it, so they never collide across sessions.
+        session_key = f"live:{start_at.isoformat()}:{size[0]}x{size[1]}"
         plan = repo.plan_source(
             store,
             camera=self.camera,
             uri=redact_url(self.cam.url or ""),
-            fingerprint=f"live:{start_at.isoformat()}:{size[0]}x{size[1]}",
+            fingerprint=session_key,
             settings_key=settings_key,
             settings=settings,
             width=size[0],
@@ -248,16 +250,9 @@ class CameraWorker:
             analysis_fps=self.cam.fps,
             start_at=start_at,
         )
-        analyzer = FrameAnalyzer(
-            store,
-            indexer.settings,
+        analyzer = indexer.analyzer(
             target,
-            detector=indexer.detector,
-            alerts=self.config.alerts,
-            extractor=indexer.extractor,
-            encoder=indexer.encoder,
-            engine=indexer.rules_engine(self.camera, size, target.source_uri, plan.source_id),
-            blobs=indexer._moving_objects(self.camera),
+            source_key=session_key,
             workers=self.detector_threads,
             on_event=self._on_event,
             on_done=self._on_done,
