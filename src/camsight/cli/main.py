@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from camsight.cli.accounts_cmd import audit_app, tokens_app, users_app
 from camsight.cli.alerts_cmd import alerts_app
 from camsight.cli.clip_cmd import clip
 from camsight.cli.models_cmd import models_app
@@ -36,6 +37,9 @@ config_app = typer.Typer(help="Inspect and check configuration.", no_args_is_hel
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(audit_app, name="audit")
 app.command("clip")(clip)
 
 
