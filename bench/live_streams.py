@@ -131,7 +131,7 @@ def main() -> None:
         config.write_text(f"detector: {detector}\ncameras:\n{cams}\n")
         data = work / "data"
         proc = subprocess.Popen(
-            [str(EXE), "run", "--config", str(config), "--data", str(data)],
+            [str(EXE), "run", "--config", str(config), "--data", str(data), "--no-web"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

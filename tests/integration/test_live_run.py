@@ -17,10 +17,12 @@ import pytest
 
 from tests.conftest import CAMSIGHT, assert_clean_failure, db_query, run_cli
 from tests.rtsp import RtspServer, prepare_clip, require_rtsp
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MASK = [[0.0, 0.0], [0.25, 0.0], [0.25, 0.25], [0.0, 0.25]]
+ADMIN_PASSWORD = "correct horse battery"
 
 
 def cameras(data: Path) -> dict[str, dict]:
@@ -75,14 +77,15 @@ cameras:
 """
     )
     data = work / "data"
+    port = free_port()
     proc = subprocess.Popen(
-        [str(CAMSIGHT), "run", "--config", str(config), "--data", str(data)],
+        [str(CAMSIGHT), "run", "--config", str(config), "--data", str(data), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "CAMSIGHT_LOG": "info"},
+        env={**os.environ, "CAMSIGHT_LOG": "info", "CAMSIGHT_ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
-    yield {"server": server, "data": data, "config": config, "proc": proc, "work": work}
+    yield {"server": server, "data": data, "config": config, "proc": proc, "work": work, "port": port}
     if proc.poll() is None:
         proc.kill()
     server.stop()
@@ -253,6 +256,19 @@ def test_sub_stream_is_analysed_while_the_main_stream_is_recorded(service):
         60,
     )
     assert cameras(data)["dual"]["state"] == "connected"
+
+
+def test_the_same_process_serves_the_api_with_camera_health(service):
+    import httpx
+
+    base = f"http://127.0.0.1:{service['port']}/api/v1"
+    assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+    assert httpx.get(f"{base}/cameras", timeout=10).status_code == 401
+    with httpx.Client(base_url=base, timeout=10) as client:
+        login = client.post("/auth/login", json={"name": "admin", "password": ADMIN_PASSWORD})
+        assert login.status_code == 200, login.text
+        cams = {c["name"]: c for c in client.get("/cameras").json()["items"]}
+    assert {"people", "parking", "broken", "dual"} <= set(cams)
 
 
 def test_ctrl_c_stops_everything_cleanly(service):

@@ -35,7 +35,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -152,6 +152,10 @@ class VerifyResult:
             return f"audit chain intact: {self.entries} entries"
         where = f"at entry {self.broken_id}" if self.broken_id is not None else ""
         return f"audit chain broken {where}: {self.reason}".replace("  ", " ")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready fields, with its message."""
+        return {**asdict(self), "message": self.message}
 
 
 @dataclass(frozen=True)

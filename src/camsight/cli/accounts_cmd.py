@@ -454,18 +454,7 @@ def audit_verify(
     with _store(data, _load(config)) as store:
         result = audit.verify(store, expect=expect)
     if json_out:
-        out_console.print_json(
-            json.dumps(
-                {
-                    "ok": result.ok,
-                    "entries": result.entries,
-                    "broken_id": result.broken_id,
-                    "reason": result.reason,
-                    "head_id": result.head_id,
-                    "head_hash": result.head_hash,
-                }
-            )
-        )
+        out_console.print_json(json.dumps(result.to_dict()))
     if not result.ok:
         fail(result.message, 1)
     if not json_out:

@@ -638,10 +638,13 @@ def run_service(
     only: Annotated[
         list[str] | None, typer.Option(help="Run only this configured camera (repeatable).")
     ] = None,
+    host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the API.")] = 8080,
+    web: Annotated[bool, typer.Option(help="Serve the HTTP API (behind accounts).")] = True,
     data: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the live service: analyse and record every camera until Ctrl-C.
+    """Run the service: analyse and record every camera, and serve the HTTP API, until Ctrl-C.
 
     Example: camsight run --camera lobby=rtsp://10.0.0.5/stream1
     """
@@ -668,27 +671,74 @@ def run_service(
     if unknown:
         fail(f"--only: no camera named {unknown[0]!r} in the config")
     live = [n for n, c in cfg.cameras.items() if c.url and c.enabled and (not only or n in only)]
-    if not live:
+    if not live and not web:
         fail("no cameras to run: add `url:` to a camera in the config, or --camera NAME=URL")
     store = _open(data, cfg)
     from camsight.sources.live import redact_url
 
     for name in live:
         err_console.print(f"camera {escape(name)}: {escape(redact_url(cfg.cameras[name].url or ''))}")
-    err_console.print(f"data in {escape(str(store.root))}; Ctrl-C stops")
+    err_console.print(f"data in {escape(str(store.root))}")
     stop = threading.Event()
+    supervisor = Supervisor(cfg, store, cameras=live)
+    worker = threading.Thread(target=supervisor.run, args=(stop,), name="supervisor", daemon=True)
+    try:
+        if web:
+            _serve_web(cfg, store, host, port, stop, worker)
+        else:
+            err_console.print("Ctrl-C stops")
 
+            def on_signal(signum: int, _frame: object) -> None:
+                stop.set()
+
+            signal.signal(signal.SIGINT, on_signal)
+            signal.signal(signal.SIGTERM, on_signal)
+            worker.start()
+            while worker.is_alive():
+                worker.join(0.5)
+    finally:
+        stop.set()
+        if worker.is_alive():
+            worker.join(30)
+        store.close()
+    err_console.print("stopped")
+
+
+def _serve_web(cfg: Config, store, host: str, port: int, stop, worker) -> None:  # noqa: ANN001
+    """Serve the API in this thread (uvicorn handles Ctrl-C) with the cameras' supervisor beside it."""
+    import signal
+
+    import uvicorn
+
+    from camsight.api.app import create_app
+    from camsight.auth.users import ADMIN_PASSWORD_ENV, bootstrap_admin
+
+    one_time = bootstrap_admin(store, os.environ.get(ADMIN_PASSWORD_ENV))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(cfg, store), host=host, port=port, log_level="warning", access_log=False)
+    )
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    err_console.print(f"API: http://{shown}:{port}/api/v1/ (documentation: /api/v1/docs); Ctrl-C stops")
+    if one_time is not None:
+        err_console.print(
+            f"first sign-in: user [bold]admin[/], one-time password [bold]{escape(one_time)}[/] "
+            "(shown once; you will be asked to choose a new one)"
+        )
+    # uvicorn handles Ctrl-C while serving and raises the signal again once it has
+    # stopped; this handler receives it then, so the cameras stop cleanly too.
     def on_signal(signum: int, _frame: object) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    supervisor = Supervisor(cfg, store, cameras=live)
+    worker.start()
     try:
-        supervisor.run(stop)
-    finally:
-        store.close()
-    err_console.print("stopped")
+        server.run()
+    except SystemExit:
+        pass  # uvicorn exits when it cannot bind; said below
+    if not server.started:
+        stop.set()
+        fail(f"cannot serve on {host}:{port} (is the port in use? choose another with --port)")
 
 
 @app.command()

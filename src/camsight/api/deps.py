@@ -1,0 +1,183 @@
+"""Request dependencies: the store, the caller (cookie or API token), permissions, pagination.
+
+Every protected router depends on :func:`current_principal`; endpoints add
+:func:`require` for a permission and :func:`visible_camera` for camera access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from camsight.api.errors import ApiError
+from camsight.auth import login
+from camsight.auth.principal import Principal
+from camsight.auth.roles import Permission
+from camsight.config import Config
+from camsight.store.db import Store
+from camsight.store.models import Camera
+
+API_PREFIX = "/api/v1"
+SESSION_COOKIE = "camsight_session"
+MAX_QUERY = 500
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: What a user with a one-time or temporary password may still do.
+PASSWORD_CHANGE_PATHS = frozenset(
+    {f"{API_PREFIX}/auth/me", f"{API_PREFIX}/auth/password", f"{API_PREFIX}/auth/logout"}
+)
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def get_config(request: Request) -> Config:
+    return request.app.state.config
+
+
+def client_ip(request: Request) -> str | None:
+    """The peer address (uvicorn's ``--proxy-headers`` rewrites it behind a trusted proxy)."""
+    return request.client.host if request.client else None
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def _origin_of(url: str) -> str | None:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def check_same_origin(request: Request) -> None:
+    """Refuse a cross-site unsafe request (CSRF): the Origin, else Referer, must be this server.
+
+    Browsers send Origin on cross-site POSTs; SameSite=Strict already keeps the cookie
+    off them, this is the second line. Requests with neither header (curl, scripts) pass.
+    """
+    if request.method not in UNSAFE_METHODS:
+        return
+    own = f"{request.url.scheme}://{request.url.netloc}".lower()
+    origin = request.headers.get("origin")
+    referer = request.headers.get("referer")
+    if origin is not None:
+        if origin.strip().lower() != own:
+            raise ApiError(403, "cross-site request refused (Origin does not match)", code="csrf")
+    elif referer is not None and _origin_of(referer) != own:
+        raise ApiError(403, "cross-site request refused (Referer does not match)", code="csrf")
+
+
+def current_principal(request: Request) -> Principal:
+    """The authenticated caller, or 401. An API token wins over the cookie when both are sent."""
+    store = get_store(request)
+    api_token = bearer_token(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    principal = login.authenticate(
+        store, session_token=cookie if not api_token else None, api_token=api_token
+    )
+    if principal is None:
+        raise ApiError(
+            401, "sign in first: no valid session or API token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if principal.via == "session":
+        check_same_origin(request)
+    if principal.user.must_change_password and request.url.path not in PASSWORD_CHANGE_PATHS:
+        raise ApiError(
+            403,
+            "you must change your password first (POST /api/v1/auth/password)",
+            code="password_change_required",
+        )
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def require(permission: Permission) -> Callable[..., Principal]:
+    """A dependency that answers 403 unless the caller's role has ``permission``."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.can(permission):
+            raise ApiError(
+                403, f"your role ({principal.user.role}) may not {permission.value.replace('_', ' ')}"
+            )
+        return principal
+
+    check.__name__ = f"require_{permission.value}"
+    return check
+
+
+def not_found_camera(name: str) -> ApiError:
+    # Same words whether the camera is missing or hidden from this user: nothing leaks.
+    return ApiError(404, f"no camera named {name!r}")
+
+
+def can_see(principal: Principal, camera: str) -> bool:
+    scope = principal.camera_scope()
+    return not principal.user.disabled and (scope is None or camera in scope)
+
+
+def visible_camera(store: Store, principal: Principal, name: str) -> Camera:
+    """The camera ``name`` if it exists and the caller may see it; otherwise 404 either way."""
+    if not can_see(principal, name):
+        raise not_found_camera(name)
+    with store.sessions() as session:
+        camera = session.execute(select(Camera).where(Camera.name == name)).scalar_one_or_none()
+    if camera is None:
+        raise not_found_camera(name)
+    return camera
+
+
+def visible_camera_names(store: Store, principal: Principal) -> list[str]:
+    """Existing cameras the caller may see, by name."""
+    with store.sessions() as session:
+        names = list(session.execute(select(Camera.name).order_by(Camera.name)).scalars())
+    return [n for n in names if can_see(principal, n)]
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+    def slice(self, items: Sequence[Any]) -> list[Any]:
+        return list(items[self.offset : self.offset + self.limit])
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many items.")] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Skip this many items.")] = 0,
+) -> Page:
+    return Page(limit, offset)
+
+
+PageDep = Annotated[Page, Depends(page_params)]
+
+
+class PageOut(BaseModel):
+    """A page of a list: the items, how many there are in all, and the window asked for."""
+
+    items: list[dict[str, Any]]
+    total: int
+    limit: int
+    offset: int
+
+
+def page_out(items: list[dict[str, Any]], total: int, page: Page) -> PageOut:
+    return PageOut(items=items, total=total, limit=page.limit, offset=page.offset)

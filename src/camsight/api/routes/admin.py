@@ -1,0 +1,200 @@
+"""Administration: users, API tokens and the audit log (admins only)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from camsight.api.deps import PageDep, PageOut, StoreDep, client_ip, page_out, require
+from camsight.auth import audit, tokens, users
+from camsight.auth.principal import Principal
+from camsight.auth.roles import Permission
+from camsight.store.models import AuditLogRow
+
+router = APIRouter(tags=["admin"])
+UserAdmin = Annotated[Principal, Depends(require(Permission.MANAGE_USERS))]
+Auditor = Annotated[Principal, Depends(require(Permission.READ_AUDIT))]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class UserIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    role: str = Field(max_length=16)
+    #: None (or absent): every camera.
+    cameras: list[Annotated[str, Field(max_length=128)]] | None = Field(default=None, max_length=1000)
+    must_change_password: bool = True
+
+
+class UserPatch(BaseModel):
+    """Only the fields sent change; ``cameras: null`` means every camera."""
+
+    role: str | None = Field(default=None, max_length=16)
+    cameras: list[Annotated[str, Field(max_length=128)]] | None = Field(default=None, max_length=1000)
+    disabled: bool | None = None
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+    must_change_password: bool = True
+
+
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    #: Whose token; the caller's own when absent.
+    user: str | None = Field(default=None, max_length=64)
+    expires_at: datetime | None = None
+
+
+@router.get("/users", response_model=PageOut)
+def list_users(principal: UserAdmin, store: StoreDep, page: PageDep) -> PageOut:
+    with store.sessions() as session:
+        found = users.list_users(session)
+    return page_out([u.to_dict() for u in page.slice(found)], len(found), page)
+
+
+@router.post("/users", status_code=201)
+def create_user(request: Request, body: UserIn, principal: UserAdmin, store: StoreDep) -> dict[str, Any]:
+    """Create a user; audited. New users must change the password by default."""
+    with store.session() as session:
+        info = users.create_user(
+            session,
+            body.name,
+            body.password,
+            body.role,
+            by=principal.actor(client_ip(request)),
+            cameras=body.cameras,
+            must_change_password=body.must_change_password,
+        )
+    return info.to_dict()
+
+
+@router.patch("/users/{name}")
+def update_user(
+    request: Request, name: str, body: UserPatch, principal: UserAdmin, store: StoreDep
+) -> dict[str, Any]:
+    """Change role, cameras, disabled and/or set a (temporary) password; each change audited."""
+    by = principal.actor(client_ip(request))
+    sent = body.model_fields_set
+    with store.session() as session:
+        info = users.update_user(
+            session,
+            name,
+            by=by,
+            role=body.role,
+            cameras=body.cameras if "cameras" in sent else users.KEEP,
+            disabled=body.disabled,
+        )
+        if body.password is not None:
+            info = users.set_password(
+                session, name, body.password, by=by, must_change=body.must_change_password
+            )
+    return info.to_dict()
+
+
+@router.delete("/users/{name}", status_code=204)
+def delete_user(request: Request, name: str, principal: UserAdmin, store: StoreDep) -> Response:
+    with store.session() as session:
+        users.delete_user(session, name, by=principal.actor(client_ip(request)))
+    return Response(status_code=204)
+
+
+@router.get("/tokens", response_model=PageOut)
+def list_tokens(
+    principal: UserAdmin,
+    store: StoreDep,
+    page: PageDep,
+    user: Annotated[str | None, Query(max_length=64)] = None,
+    include_revoked: bool = False,
+) -> PageOut:
+    with store.sessions() as session:
+        found = tokens.list_tokens(session, user, include_revoked=include_revoked)
+    return page_out([t.to_dict() for t in page.slice(found)], len(found), page)
+
+
+@router.post("/tokens", status_code=201)
+def create_token(request: Request, body: TokenIn, principal: UserAdmin, store: StoreDep) -> dict[str, Any]:
+    """Create an API token; the secret is in this answer only (it is stored hashed)."""
+    with store.session() as session:
+        new = tokens.create(
+            session,
+            body.user or principal.name,
+            body.name,
+            by=principal.actor(client_ip(request)),
+            expires_at=_utc(body.expires_at),
+        )
+    return {"token": new.info.to_dict(), "secret": new.secret}
+
+
+@router.delete("/tokens/{token_id}")
+def revoke_token(request: Request, token_id: int, principal: UserAdmin, store: StoreDep) -> dict[str, Any]:
+    with store.session() as session:
+        info = tokens.revoke(session, token_id, by=principal.actor(client_ip(request)))
+    return info.to_dict()
+
+
+@router.get("/audit", response_model=PageOut)
+def audit_log(
+    principal: Auditor,
+    store: StoreDep,
+    page: PageDep,
+    actor: Annotated[str | None, Query(max_length=128)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> PageOut:
+    """Audit entries, newest first."""
+    q = select(AuditLogRow)
+    if actor:
+        q = q.where(AuditLogRow.actor == actor)
+    if action:
+        q = q.where(AuditLogRow.action == action)
+    if since is not None:
+        q = q.where(AuditLogRow.at >= _utc(since))
+    if until is not None:
+        q = q.where(AuditLogRow.at < _utc(until))
+    with store.sessions() as session:
+        total = int(session.execute(select(func.count()).select_from(q.subquery())).scalar_one())
+        rows = session.execute(
+            q.order_by(AuditLogRow.id.desc()).limit(page.limit).offset(page.offset)
+        ).scalars()
+        items = [
+            audit.AuditEntry(
+                r.id, r.at, r.actor, r.action, r.target, dict(r.detail or {}), r.ip, r.prev_hash, r.hash
+            ).to_dict()
+            for r in rows
+        ]
+    return page_out(items, total, page)
+
+
+@router.get("/audit.csv")
+def audit_csv(
+    request: Request,
+    principal: Auditor,
+    store: StoreDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Response:
+    """The audit log as CSV (spreadsheet-safe cells); the export itself is audited."""
+    text = audit.csv_text(store, _utc(since), _utc(until))
+    audit.record(
+        store,
+        principal.actor(client_ip(request)),
+        audit.Action.AUDIT_EXPORT,
+        detail={"since": since.isoformat() if since else None, "until": until.isoformat() if until else None},
+    )
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="camsight-audit.csv"'},
+    )
+
+
+@router.get("/audit/verify")
+def audit_verify(principal: Auditor, store: StoreDep) -> dict[str, Any]:
+    """Walk the hash chain; ``ok`` false names the first entry that does not fit."""
+    return audit.verify(store).to_dict()

@@ -1,0 +1,214 @@
+"""Events: list, one, acknowledge, snapshot; and cameras with their health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from sqlalchemy import func, select
+
+from camsight.api.deps import (
+    PageDep,
+    PageOut,
+    StoreDep,
+    can_see,
+    client_ip,
+    page_out,
+    require,
+    visible_camera,
+    visible_camera_names,
+)
+from camsight.api.errors import ApiError
+from camsight.api.routes.tracks import media_file
+from camsight.auth import audit
+from camsight.auth.principal import Principal
+from camsight.auth.roles import Permission
+from camsight.service.supervisor import camera_status
+from camsight.store import events as store_events
+from camsight.store.db import Store
+from camsight.store.models import Camera, EventRow, Source, Track
+
+router = APIRouter(tags=["events"])
+EventViewer = Annotated[Principal, Depends(require(Permission.VIEW_EVENTS))]
+Acknowledger = Annotated[Principal, Depends(require(Permission.ACKNOWLEDGE))]
+LiveViewer = Annotated[Principal, Depends(require(Permission.VIEW_LIVE))]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _event_out(row: EventRow, camera: str, source: str | None, track_ids: list[int]) -> dict[str, Any]:
+    data = store_events.event_payload(row, camera, row.state, source)
+    data.pop("schema", None)
+    data.pop("kind", None)
+    # The media path stays server-side: clients get a URL served by id.
+    data.pop("snapshot", None)
+    data["snapshot_url"] = f"/api/v1/events/{row.id}/snapshot" if row.snapshot else None
+    data["track_ids"] = track_ids
+    data["acknowledged_at"] = (
+        store_events.aware(row.acknowledged_at).isoformat() if row.acknowledged_at else None
+    )
+    data["acknowledged_by"] = row.acknowledged_by
+    return data
+
+
+def _load_event(store: Store, principal: Principal, event_id: int) -> tuple[EventRow, str, str | None]:
+    with store.sessions() as session:
+        found = session.execute(
+            select(EventRow, Camera.name, Source.uri)
+            .join(Camera, Camera.id == EventRow.camera_id)
+            .outerjoin(Source, Source.id == EventRow.source_id)
+            .where(EventRow.id == event_id)
+        ).one_or_none()
+    if found is None or not can_see(principal, found[1]):
+        raise ApiError(404, f"no event with id {event_id}")
+    return found[0], found[1], found[2]
+
+
+def _track_ids(store: Store, row: EventRow) -> list[int]:
+    if row.source_id is None or not row.track_local_ids:
+        return []
+    with store.sessions() as session:
+        pairs = dict(
+            session.execute(
+                select(Track.local_id, Track.id).where(
+                    Track.source_id == row.source_id, Track.local_id.in_(list(row.track_local_ids))
+                )
+            ).all()
+        )
+    return [pairs[i] for i in row.track_local_ids if i in pairs]
+
+
+@router.get("/events", response_model=PageOut)
+def list_events(
+    principal: EventViewer,
+    store: StoreDep,
+    page: PageDep,
+    camera: Annotated[list[str] | None, Query(max_length=50)] = None,
+    event_type: Annotated[list[str] | None, Query(alias="type", max_length=20)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    unacknowledged: bool = False,
+) -> PageOut:
+    """Events of the caller's cameras, newest first."""
+    if camera:
+        for name in camera:
+            visible_camera(store, principal, name)
+        cameras = list(camera)
+    else:
+        cameras = visible_camera_names(store, principal)
+        if principal.camera_scope() is not None and not cameras:
+            return page_out([], 0, page)
+        if principal.camera_scope() is None:
+            cameras = []  # every camera: no filter at all
+    types = [t for t in event_type or [] if t]
+    since, until = _utc(since), _utc(until)
+    views = store_events.list_events(
+        store,
+        cameras=cameras,
+        types=types,
+        since=since,
+        until=until,
+        unacknowledged=unacknowledged,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    total = _count(store, cameras, types, since, until, unacknowledged)
+    items = [_event_out(v.row, v.camera, v.source, v.track_ids) for v in views]
+    return page_out(items, total, page)
+
+
+def _count(
+    store: Store,
+    cameras: list[str],
+    types: list[str],
+    since: datetime | None,
+    until: datetime | None,
+    unacknowledged: bool,
+) -> int:
+    """How many events the same filters give (list_events pages; the total is counted here)."""
+    q = select(func.count()).select_from(EventRow).join(Camera, Camera.id == EventRow.camera_id)
+    if cameras:
+        q = q.where(Camera.name.in_(cameras))
+    if types:
+        q = q.where(EventRow.type.in_(types))
+    if since is not None:
+        q = q.where(func.coalesce(EventRow.end_at, EventRow.start_at) >= since)
+    if until is not None:
+        q = q.where(EventRow.start_at <= until)
+    if unacknowledged:
+        q = q.where(EventRow.acknowledged_at.is_(None))
+    with store.sessions() as session:
+        return int(session.execute(q).scalar_one())
+
+
+@router.get("/events/{event_id}")
+def get_event(event_id: int, principal: EventViewer, store: StoreDep) -> dict[str, Any]:
+    row, camera, source = _load_event(store, principal, event_id)
+    return _event_out(row, camera, source, _track_ids(store, row))
+
+
+@router.post("/events/{event_id}/ack")
+def ack_event(request: Request, event_id: int, principal: Acknowledger, store: StoreDep) -> dict[str, Any]:
+    """Acknowledge an event (operators and admins); audited. Acknowledging twice is harmless."""
+    row, camera, _source = _load_event(store, principal, event_id)
+    fresh = store_events.acknowledge(store, [event_id], principal.name)
+    if fresh:
+        audit.record(
+            store,
+            principal.actor(client_ip(request)),
+            audit.Action.EVENT_ACKNOWLEDGE,
+            target=camera,
+            detail={"event_id": event_id, "type": row.type},
+        )
+    row, camera, source = _load_event(store, principal, event_id)
+    return {"acknowledged": bool(fresh), "event": _event_out(row, camera, source, _track_ids(store, row))}
+
+
+@router.get("/events/{event_id}/snapshot", response_class=FileResponse)
+def snapshot(event_id: int, principal: EventViewer, store: StoreDep) -> FileResponse:
+    """The event's snapshot (JPEG)."""
+    row, _camera, _source = _load_event(store, principal, event_id)
+    if not row.snapshot:
+        raise ApiError(404, f"event {event_id} has no snapshot")
+    return media_file(store, row.snapshot)
+
+
+def _camera_out(name: str, status: Any) -> dict[str, Any]:
+    if status is None:
+        return {"name": name, "health": None}
+    return {
+        "name": name,
+        "health": {
+            "state": status.state,
+            "fps_in": round(status.fps_in or 0.0, 2),
+            "fps_analysed": round(status.fps_analysed or 0.0, 2),
+            "lag_seconds": round(status.lag_seconds or 0.0, 2),
+            "last_frame_at": store_events.aware(status.last_frame_at).isoformat()
+            if status.last_frame_at
+            else None,
+            "reconnects": status.reconnects,
+            "error": status.error,
+        },
+    }
+
+
+@router.get("/cameras", response_model=PageOut)
+def cameras(principal: LiveViewer, store: StoreDep, page: PageDep) -> PageOut:
+    """The caller's cameras with their live health (None for cameras never run live)."""
+    found = sorted(
+        ((name, st) for name, st in camera_status(store) if can_see(principal, name)), key=lambda p: p[0]
+    )
+    return page_out([_camera_out(n, s) for n, s in page.slice(found)], len(found), page)
+
+
+@router.get("/cameras/{name}")
+def camera(name: str, principal: LiveViewer, store: StoreDep) -> dict[str, Any]:
+    visible_camera(store, principal, name)
+    for cam, st in camera_status(store):
+        if cam == name:
+            return _camera_out(cam, st)
+    raise ApiError(404, f"no camera named {name!r}")

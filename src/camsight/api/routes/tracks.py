@@ -1,0 +1,267 @@
+"""Search, tracks, similar tracks and thumbnails (operators and admins: permission ``search``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+
+from camsight.api.deps import (
+    MAX_QUERY,
+    PageDep,
+    PageOut,
+    StoreDep,
+    can_see,
+    client_ip,
+    page_out,
+    require,
+    visible_camera,
+    visible_camera_names,
+)
+from camsight.api.errors import ApiError
+from camsight.auth import audit
+from camsight.auth.principal import Principal
+from camsight.auth.roles import Permission
+from camsight.errors import NotFoundError
+from camsight.search.engine import SearchEngine, SearchResult
+from camsight.search.query import parse_query
+from camsight.store.db import Store
+from camsight.store.models import Camera, Source, Thumbnail, Track
+from camsight.store.repository import list_tracks
+
+router = APIRouter(tags=["search"])
+Searcher = Annotated[Principal, Depends(require(Permission.SEARCH))]
+#: Hits asked of the engine at most (the engine's own limit is 1000).
+MAX_HITS = 500
+
+
+def engine_of(request: Request) -> SearchEngine:
+    """One engine per app: it caches the facet index between requests."""
+    state = request.app.state
+    if getattr(state, "engine", None) is None:
+        cfg = state.config
+        state.engine = SearchEngine(state.store, embedding_weight=cfg.embeddings.weight)
+    return state.engine
+
+
+def thumbnail_url(track_id: int, rank: int = 0) -> str:
+    return f"/api/v1/tracks/{track_id}/thumbnails/{rank}"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # A time without zone is taken as UTC: the server's local zone means nothing to a client.
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _chips(result: SearchResult) -> list[dict[str, Any]]:
+    """The interpretation as separate terms a UI can show (and let the user remove) one by one."""
+    parsed = result.to_dict()["parsed"]
+    chips: list[dict[str, Any]] = [{"kind": "class", "text": c} for c in parsed["classes"]]
+    for term in parsed["terms"]:
+        words = term["words"] if isinstance(term["words"], str) else " ".join(term["words"])
+        chips.append(
+            {"kind": "attribute", "text": words, "facets": term["facets"], "negated": term["negated"]}
+        )
+    chips += [{"kind": "camera", "text": c} for c in parsed["cameras"]]
+    if parsed["since"]:
+        chips.append({"kind": "since", "text": parsed["since"]})
+    if parsed["until"]:
+        chips.append({"kind": "until", "text": parsed["until"]})
+    if parsed["time_of_day"]:
+        chips.append({"kind": "time_of_day", "text": "-".join(parsed["time_of_day"])})
+    chips += [{"kind": "not_analysed", "text": w} for w in parsed["not_analysed"]]
+    chips += [{"kind": "unknown", "text": w} for w in parsed["unknown"]]
+    return chips
+
+
+def _result_out(result: SearchResult, principal: Principal, limit: int) -> dict[str, Any]:
+    # Filtered again here: a hidden camera's track must never slip out, whatever the engine did.
+    hits = [h for h in result.hits if can_see(principal, h.camera)][:limit]
+    return {
+        "query": result.query.text,
+        "interpretation": result.interpretation,
+        "chips": _chips(result),
+        "notes": result.notes,
+        "candidates": result.candidates,
+        "full_matches": result.full_matches,
+        "hits": [
+            {
+                "track_id": h.track_id,
+                "camera": h.camera,
+                "label": h.label,
+                "start": h.start,
+                "end": h.end,
+                "recorded_start": h.recorded_start,
+                "score": round(float(h.score), 4),
+                "match": h.match,
+                "explanation": h.explanation,
+                "frame": h.frame,
+                "box": h.box,
+                "thumbnail_url": thumbnail_url(h.track_id) if h.thumbnail else None,
+            }
+            for h in hits
+        ],
+    }
+
+
+@router.get("/search")
+def search(
+    request: Request,
+    principal: Searcher,
+    store: StoreDep,
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY, description="What to look for.")],
+    camera: Annotated[list[str] | None, Query(max_length=10, description="Only these cameras.")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    label: Annotated[list[str] | None, Query(alias="class", max_length=10)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_HITS)] = 50,
+) -> dict[str, Any]:
+    """Search by description, best first, each hit with why it matched; audited with the query."""
+    engine = engine_of(request)
+    cameras = [c for c in camera or [] if c]
+    for name in cameras:
+        visible_camera(store, principal, name)
+    if principal.camera_scope() is not None and not cameras:
+        # A limited user searches only their cameras: pass them explicitly so the engine never
+        # considers others (and never names them in an error).
+        indexed = engine.index_cache.get().camera_names
+        mine = [c for c in visible_camera_names(store, principal) if c in indexed]
+        mentioned = [c for c in parse_query(q, cameras=mine).cameras if c in mine]
+        cameras = mentioned or mine
+        if not cameras:
+            audit.record(store, principal.actor(client_ip(request)), audit.Action.SEARCH, detail={"query": q})
+            parsed = parse_query(q)
+            empty = SearchResult(parsed, "no footage from your cameras yet", [], 0, 0)
+            return _result_out(empty, principal, 0)
+    try:
+        result = engine.search(
+            q, cameras=cameras, since=_utc(since), until=_utc(until), classes=label or (), limit=limit
+        )
+    except NotFoundError as exc:
+        # The engine's message lists every known camera: say only which name was not found.
+        raise ApiError(404, str(exc).split(" (")[0]) from None
+    audit.record(
+        store,
+        principal.actor(client_ip(request)),
+        audit.Action.SEARCH,
+        target=",".join(camera or []) or None,
+        detail={"query": q, "hits": len(result.hits)},
+    )
+    return _result_out(result, principal, limit)
+
+
+def _track_row(store: Store, principal: Principal, track_id: int) -> dict[str, Any]:
+    with store.sessions() as session:
+        found = session.execute(
+            select(Track, Camera.name, Source.uri)
+            .join(Camera, Camera.id == Track.camera_id)
+            .join(Source, Source.id == Track.source_id)
+            .where(Track.id == track_id)
+        ).one_or_none()
+        if found is None or not can_see(principal, found[1]):
+            # A hidden camera's track answers exactly like a missing one.
+            raise ApiError(404, f"no track with id {track_id}")
+        t, cam, uri = found
+        ranks = list(
+            session.execute(
+                select(Thumbnail.rank).where(Thumbnail.track_id == t.id).order_by(Thumbnail.rank)
+            ).scalars()
+        )
+        return {
+            "id": t.id,
+            "camera": cam,
+            "source": uri,
+            "local_id": t.local_id,
+            "label": t.label,
+            "start": round(t.start_t, 3),
+            "end": round(t.end_t, 3),
+            "first_frame": t.first_frame,
+            "last_frame": t.last_frame,
+            "observations": t.num_observations,
+            "confidence": round(t.confidence, 3),
+            "heading": t.heading,
+            "thumbnails": [thumbnail_url(t.id, r) for r in ranks],
+        }
+
+
+@router.get("/tracks", response_model=PageOut)
+def tracks(
+    principal: Searcher,
+    store: StoreDep,
+    page: PageDep,
+    camera: Annotated[str | None, Query(max_length=128)] = None,
+    label: Annotated[str | None, Query(alias="class", max_length=32)] = None,
+) -> PageOut:
+    """Tracks of the caller's cameras, by camera and time."""
+    if camera is not None:
+        visible_camera(store, principal, camera)
+    found = [t for t in list_tracks(store, camera=camera, label=label) if can_see(principal, t.camera)]
+    items = [
+        {
+            "id": t.id,
+            "camera": t.camera,
+            "source": t.source,
+            "label": t.label,
+            "start": t.start,
+            "end": t.end,
+            "observations": t.observations,
+            "confidence": t.confidence,
+            "heading": t.heading,
+            "thumbnail_url": thumbnail_url(t.id) if t.thumbnail else None,
+        }
+        for t in page.slice(found)
+    ]
+    return page_out(items, len(found), page)
+
+
+@router.get("/tracks/{track_id}")
+def track(track_id: int, principal: Searcher, store: StoreDep) -> dict[str, Any]:
+    """One track with its thumbnails' URLs."""
+    return _track_row(store, principal, track_id)
+
+
+@router.get("/tracks/{track_id}/similar")
+def similar(
+    request: Request,
+    track_id: int,
+    principal: Searcher,
+    store: StoreDep,
+    same_camera: bool = False,
+    limit: Annotated[int, Query(ge=1, le=MAX_HITS)] = 20,
+) -> dict[str, Any]:
+    """Tracks that look like this one (clothing and body colours)."""
+    _track_row(store, principal, track_id)
+    # Ask for more when some cameras are hidden: hits on them are dropped afterwards.
+    want = limit if principal.camera_scope() is None else min(1000, limit * 4)
+    result = engine_of(request).more_like(track_id, same_camera=same_camera, limit=want)
+    return _result_out(result, principal, limit)
+
+
+@router.get("/tracks/{track_id}/thumbnails/{rank}", response_class=FileResponse)
+def thumbnail(track_id: int, rank: int, principal: Searcher, store: StoreDep) -> FileResponse:
+    """A thumbnail (JPEG) of the track; rank 0 is the best. Not audited (clip views are)."""
+    _track_row(store, principal, track_id)
+    with store.sessions() as session:
+        rel = session.execute(
+            select(Thumbnail.path).where(Thumbnail.track_id == track_id, Thumbnail.rank == rank)
+        ).scalar_one_or_none()
+    if rel is None:
+        raise ApiError(404, f"track {track_id} has no thumbnail {rank}")
+    return media_file(store, rel)
+
+
+def media_file(store: Store, rel: str) -> FileResponse:
+    """A stored JPEG by its database path; refuses anything resolving outside the media folder."""
+    media = store.media.resolve()
+    path = (media / rel).resolve()
+    # The path comes from the database, never the request; check it anyway (a tampered row,
+    # a symlink) so nothing outside media/ can be served.
+    if not path.is_relative_to(media) or not path.is_file():
+        raise ApiError(404, "the image file is missing")
+    return FileResponse(
+        Path(path), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+    )

@@ -1,0 +1,137 @@
+"""The API on a store indexed from real footage (UR Fall clip: tracks and one fall event)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from camsight.api.app import create_app
+from camsight.auth import audit, users
+from camsight.auth.audit import Actor
+from camsight.config import Config
+from camsight.store.db import open_store
+from camsight.store.repository import get_or_create_camera
+from tests.conftest import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = REPO / "bench" / "scenarios"
+CAMERA = "fall-01-cam0"
+PASSWORD = "correct horse battery"
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, shared_data: Path, yolox_model: Path):
+    data = tmp_path_factory.mktemp("api-fall")
+    clip = shared_data / "urfall" / "fall-01-cam0.mp4"
+    proc = run_cli(
+        "index",
+        clip,
+        "--data",
+        data,
+        "--config",
+        SCENARIOS / "urfall.yaml",
+        "--detector",
+        "yolox",
+        "--model",
+        yolox_model,
+        "--recorded-at",
+        "2026-11-20T10:00:00",
+    )
+    assert proc.returncode == 0, proc.stderr
+    store = open_store(data)
+    with store.session() as session:
+        get_or_create_camera(session, "elsewhere")
+    with store.session() as session:
+        by = Actor.system()
+        users.create_user(session, "root", PASSWORD, "admin", by=by)
+        users.create_user(session, "olga", PASSWORD, "operator", by=by)
+        users.create_user(session, "vera", PASSWORD, "viewer", by=by)
+        users.create_user(session, "otto", PASSWORD, "operator", by=by, cameras=["elsewhere"])
+    yield store
+    store.close()
+
+
+def login(store, name: str) -> TestClient:
+    client = TestClient(create_app(Config(), store))
+    assert client.post("/api/v1/auth/login", json={"name": name, "password": PASSWORD}).status_code == 200
+    return client
+
+
+def test_search_tracks_thumbnails(store):
+    client = login(store, "olga")
+    r = client.get("/api/v1/search", params={"q": "person"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["hits"] and body["interpretation"]
+    assert {"kind": "class", "text": "person"} in body["chips"]
+    hit = body["hits"][0]
+    assert hit["camera"] == CAMERA and hit["label"] == "person" and hit["explanation"] is not None
+    thumb = client.get(hit["thumbnail_url"])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert thumb.content[:2] == b"\xff\xd8"
+    tracks = client.get("/api/v1/tracks", params={"camera": CAMERA, "limit": 1}).json()
+    assert tracks["total"] >= 1 and len(tracks["items"]) == 1
+    one = client.get(f"/api/v1/tracks/{hit['track_id']}").json()
+    assert one["camera"] == CAMERA and one["thumbnails"]
+    similar = client.get(f"/api/v1/tracks/{hit['track_id']}/similar")
+    assert similar.status_code in (200, 400), similar.text  # 400 when the track has no descriptor
+    sql = client.get("/api/v1/search", params={"q": "' OR 1=1 --"})
+    assert sql.status_code < 500, sql.text
+    entries = [e for e in audit.list_entries(store, limit=200, action="search").entries if e.actor == "olga"]
+    assert any(e.detail.get("query") == "person" for e in entries)
+    assert_status(client.get(f"/api/v1/tracks/{hit['track_id']}/thumbnails/99"), 404)
+
+
+def assert_status(r, status: int) -> None:
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["status"] == status
+
+
+def test_events_snapshot_and_ack(store):
+    client = login(store, "olga")
+    page = client.get("/api/v1/events", params={"type": "fall"}).json()
+    assert page["total"] == 1
+    ev = page["items"][0]
+    assert ev["camera"] == CAMERA and ev["type"] == "fall" and ev["track_ids"]
+    assert "snapshot" not in ev and ev["snapshot_url"]
+    snap = client.get(ev["snapshot_url"])
+    assert snap.status_code == 200 and snap.content[:2] == b"\xff\xd8"
+    assert client.get(f"/api/v1/events/{ev['id']}").json()["id"] == ev["id"]
+    viewer = login(store, "vera")
+    assert viewer.get(f"/api/v1/events/{ev['id']}").status_code == 200
+    assert_status(viewer.post(f"/api/v1/events/{ev['id']}/ack"), 403)
+    assert_status(viewer.get("/api/v1/search", params={"q": "person"}), 403)
+    r = client.post(f"/api/v1/events/{ev['id']}/ack")
+    assert r.status_code == 200 and r.json()["acknowledged"] is True
+    assert r.json()["event"]["acknowledged_by"] == "olga"
+    assert client.get("/api/v1/events", params={"unacknowledged": True}).json()["total"] == 0
+    acks = audit.list_entries(store, limit=50, action="event.acknowledge").entries
+    assert acks and acks[0].actor == "olga" and acks[0].detail["event_id"] == ev["id"]
+
+
+def test_other_camera_user_sees_nothing_of_this_camera(store):
+    client = login(store, "otto")
+    ev_id = login(store, "root").get("/api/v1/events").json()["items"][0]["id"]
+    track_id = login(store, "root").get("/api/v1/tracks").json()["items"][0]["id"]
+    for path in (
+        f"/api/v1/events/{ev_id}",
+        f"/api/v1/events/{ev_id}/snapshot",
+        f"/api/v1/tracks/{track_id}",
+        f"/api/v1/tracks/{track_id}/thumbnails/0",
+        f"/api/v1/tracks/{track_id}/similar",
+        f"/api/v1/cameras/{CAMERA}",
+    ):
+        assert_status(client.get(path), 404)
+    assert_status(client.post(f"/api/v1/events/{ev_id}/ack"), 404)
+    assert client.get("/api/v1/events").json()["total"] == 0
+    assert client.get("/api/v1/tracks").json()["total"] == 0
+    assert [c["name"] for c in client.get("/api/v1/cameras").json()["items"]] == ["elsewhere"]
+    found = client.get("/api/v1/search", params={"q": "person"})
+    assert found.status_code == 200 and found.json()["hits"] == []
+    hidden = client.get("/api/v1/search", params={"q": "person", "camera": CAMERA})
+    assert_status(hidden, 404)
+    assert CAMERA not in hidden.text or "no camera named" in hidden.text
