@@ -268,3 +268,19 @@ def test_hostile_inputs_are_4xx_never_500(app):
 
 def test_unknown_endpoint_is_json_404(app):
     assert_error(TestClient(app).get("/api/v1/nope"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/events/459171667063837024462045184/snapshot",
+        "/api/v1/tracks/459171667063837024462045184/similar",
+        "/api/v1/tracks/1/thumbnails/99999999999999999999",
+        "/api/v1/events/0",
+    ],
+)
+def test_ids_beyond_the_database_are_client_errors(app, path):
+    # Found by schemathesis: ids past 64 bits used to reach SQLite and fail with a 500.
+    r = client_for(app, "root").get(path)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["status"] == 400

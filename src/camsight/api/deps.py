@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -181,3 +181,7 @@ class PageOut(BaseModel):
 
 def page_out(items: list[dict[str, Any]], total: int, page: Page) -> PageOut:
     return PageOut(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+#: A database id in a path: positive and within SQL's 64-bit integers (larger ones cannot exist).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A database id.")]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from camsight.api.deps import PageDep, PageOut, StoreDep, client_ip, page_out, require
+from camsight.api.deps import PageDep, PageOut, RowId, StoreDep, client_ip, page_out, require
 from camsight.auth import audit, tokens, users
 from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
@@ -131,7 +131,7 @@ def create_token(request: Request, body: TokenIn, principal: UserAdmin, store: S
 
 
 @router.delete("/tokens/{token_id}")
-def revoke_token(request: Request, token_id: int, principal: UserAdmin, store: StoreDep) -> dict[str, Any]:
+def revoke_token(request: Request, token_id: RowId, principal: UserAdmin, store: StoreDep) -> dict[str, Any]:
     with store.session() as session:
         info = tokens.revoke(session, token_id, by=principal.actor(client_ip(request)))
     return info.to_dict()

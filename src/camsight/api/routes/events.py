@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from camsight.api.deps import (
     PageDep,
     PageOut,
+    RowId,
     StoreDep,
     can_see,
     client_ip,
@@ -146,13 +147,13 @@ def _count(
 
 
 @router.get("/events/{event_id}")
-def get_event(event_id: int, principal: EventViewer, store: StoreDep) -> dict[str, Any]:
+def get_event(event_id: RowId, principal: EventViewer, store: StoreDep) -> dict[str, Any]:
     row, camera, source = _load_event(store, principal, event_id)
     return _event_out(row, camera, source, _track_ids(store, row))
 
 
 @router.post("/events/{event_id}/ack")
-def ack_event(request: Request, event_id: int, principal: Acknowledger, store: StoreDep) -> dict[str, Any]:
+def ack_event(request: Request, event_id: RowId, principal: Acknowledger, store: StoreDep) -> dict[str, Any]:
     """Acknowledge an event (operators and admins); audited. Acknowledging twice is harmless."""
     row, camera, _source = _load_event(store, principal, event_id)
     fresh = store_events.acknowledge(store, [event_id], principal.name)
@@ -169,7 +170,7 @@ def ack_event(request: Request, event_id: int, principal: Acknowledger, store: S
 
 
 @router.get("/events/{event_id}/snapshot", response_class=FileResponse)
-def snapshot(event_id: int, principal: EventViewer, store: StoreDep) -> FileResponse:
+def snapshot(event_id: RowId, principal: EventViewer, store: StoreDep) -> FileResponse:
     """The event's snapshot (JPEG)."""
     row, _camera, _source = _load_event(store, principal, event_id)
     if not row.snapshot:

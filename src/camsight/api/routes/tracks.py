@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as FastPath
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
@@ -14,6 +15,7 @@ from camsight.api.deps import (
     MAX_QUERY,
     PageDep,
     PageOut,
+    RowId,
     StoreDep,
     can_see,
     client_ip,
@@ -219,7 +221,7 @@ def tracks(
 
 
 @router.get("/tracks/{track_id}")
-def track(track_id: int, principal: Searcher, store: StoreDep) -> dict[str, Any]:
+def track(track_id: RowId, principal: Searcher, store: StoreDep) -> dict[str, Any]:
     """One track with its thumbnails' URLs."""
     return _track_row(store, principal, track_id)
 
@@ -227,7 +229,7 @@ def track(track_id: int, principal: Searcher, store: StoreDep) -> dict[str, Any]
 @router.get("/tracks/{track_id}/similar")
 def similar(
     request: Request,
-    track_id: int,
+    track_id: RowId,
     principal: Searcher,
     store: StoreDep,
     same_camera: bool = False,
@@ -242,7 +244,9 @@ def similar(
 
 
 @router.get("/tracks/{track_id}/thumbnails/{rank}", response_class=FileResponse)
-def thumbnail(track_id: int, rank: int, principal: Searcher, store: StoreDep) -> FileResponse:
+def thumbnail(
+    track_id: RowId, rank: Annotated[int, FastPath(ge=0, le=100)], principal: Searcher, store: StoreDep
+) -> FileResponse:
     """A thumbnail (JPEG) of the track; rank 0 is the best. Not audited (clip views are)."""
     _track_row(store, principal, track_id)
     with store.sessions() as session:
