@@ -248,3 +248,56 @@ class TestMotRows:
         assert list(repo.mot_rows(store, "lobby", source="aaaa.mp4")) == []
         with pytest.raises(NotFoundError, match="no indexed video"):
             list(repo.mot_rows(store, "lobby", source="cccc.mp4"))
+
+
+def test_list_tracks_pages_and_scopes_in_sql(tmp_path):
+    """The API lists tracks a page at a time, limited to the caller's cameras."""
+    from camsight.store.db import open_store
+    from camsight.store.models import Camera, Source, Track
+    from camsight.store.repository import count_tracks_matching, list_tracks
+
+    store = open_store(tmp_path / "d")
+    with store.session() as s:
+        for name in ("gate", "lobby"):
+            cam = Camera(name=name)
+            s.add(cam)
+            s.flush()
+            src = Source(
+                camera_id=cam.id,
+                uri=f"{name}.mp4",
+                fingerprint=name,
+                settings_key="k",
+                width=64,
+                height=48,
+                native_fps=10.0,
+                status="complete",
+            )
+            s.add(src)
+            s.flush()
+            for i in range(7):
+                s.add(
+                    Track(
+                        source_id=src.id,
+                        camera_id=cam.id,
+                        local_id=i + 1,
+                        label="person",
+                        start_t=float(i),
+                        end_t=i + 1.0,
+                        first_frame=i,
+                        last_frame=i + 5,
+                        num_observations=5,
+                        confidence=0.9,
+                        speed_px_s=1.0,
+                        speed_bh_s=0.1,
+                        max_speed_px_s=1.0,
+                        heading="right",
+                        displacement_px=1.0,
+                        path_px=1.0,
+                    )
+                )
+    assert count_tracks_matching(store) == 14
+    assert count_tracks_matching(store, scope={"gate"}) == 7
+    page = list_tracks(store, limit=5, offset=5, scope={"gate"})
+    assert [(t.camera, t.local_id) for t in page] == [("gate", 6), ("gate", 7)]
+    assert list_tracks(store, scope=set()) == []
+    store.close()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -283,20 +284,44 @@ class TrackSummary:
     thumbnail: str | None
 
 
-def list_tracks(
-    store: Store, camera: str | None = None, label: str | None = None, limit: int | None = None
-) -> list[TrackSummary]:
+def _tracks_filter(
+    session: Session, query: Any, camera: str | None, label: str | None, scope: Collection[str] | None
+) -> Any:
+    query = query.join(Source, Track.source_id == Source.id).join(Camera, Track.camera_id == Camera.id)
+    if camera is not None:
+        query = query.where(Track.camera_id == require_camera(session, camera).id)
+    if label is not None:
+        query = query.where(Track.label == label)
+    if scope is not None:
+        query = query.where(Camera.name.in_(list(scope)))
+    return query
+
+
+def count_tracks_matching(
+    store: Store, camera: str | None = None, label: str | None = None, scope: Collection[str] | None = None
+) -> int:
+    """How many tracks :func:`list_tracks` would list without a limit."""
     with store.session() as session:
-        query = (
-            select(Track, Camera.name, Source.uri, Source.status)
-            .join(Source, Track.source_id == Source.id)
-            .join(Camera, Track.camera_id == Camera.id)
-            .order_by(Camera.name, Source.id, Track.start_t, Track.local_id)
-        )
-        if camera is not None:
-            query = query.where(Track.camera_id == require_camera(session, camera).id)
-        if label is not None:
-            query = query.where(Track.label == label)
+        query = _tracks_filter(session, select(func.count(Track.id)), camera, label, scope)
+        return int(session.scalar(query) or 0)
+
+
+def list_tracks(
+    store: Store,
+    camera: str | None = None,
+    label: str | None = None,
+    limit: int | None = None,
+    *,
+    offset: int = 0,
+    scope: Collection[str] | None = None,
+) -> list[TrackSummary]:
+    """Tracks by camera, source and time; ``scope`` limits them to these camera names."""
+    with store.session() as session:
+        query = _tracks_filter(
+            session, select(Track, Camera.name, Source.uri, Source.status), camera, label, scope
+        ).order_by(Camera.name, Source.id, Track.start_t, Track.local_id)
+        if offset:
+            query = query.offset(offset)
         if limit is not None:
             query = query.limit(limit)
         rows = session.execute(query).all()

@@ -33,7 +33,7 @@ from camsight.search.engine import SearchEngine, SearchResult
 from camsight.search.query import parse_query
 from camsight.store.db import Store
 from camsight.store.models import Camera, Source, Thumbnail, Track
-from camsight.store.repository import list_tracks
+from camsight.store.repository import count_tracks_matching, list_tracks
 
 router = APIRouter(tags=["search"])
 Searcher = Annotated[Principal, Depends(require(Permission.SEARCH))]
@@ -201,7 +201,10 @@ def tracks(
     """Tracks of the caller's cameras, by camera and time."""
     if camera is not None:
         visible_camera(store, principal, camera)
-    found = [t for t in list_tracks(store, camera=camera, label=label) if can_see(principal, t.camera)]
+    # Paged in SQL: a store can hold millions of tracks.
+    scope = principal.camera_scope()
+    total = count_tracks_matching(store, camera=camera, label=label, scope=scope)
+    found = list_tracks(store, camera=camera, label=label, limit=page.limit, offset=page.offset, scope=scope)
     items = [
         {
             "id": t.id,
@@ -215,9 +218,9 @@ def tracks(
             "heading": t.heading,
             "thumbnail_url": thumbnail_url(t.id) if t.thumbnail else None,
         }
-        for t in page.slice(found)
+        for t in found
     ]
-    return page_out(items, len(found), page)
+    return page_out(items, total, page)
 
 
 @router.get("/tracks/{track_id}")
