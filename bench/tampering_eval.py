@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 from common import DATA, require_shared
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from tampered import blocked, blurred, shifted
 
 from camsight.analytics.geometry import Geometry
 from camsight.analytics.rules.base import Event, FrameContext
@@ -51,23 +55,6 @@ CHANGE = 8.0
 #: Shorter clips cannot show a tampering that outlasts learning (4 s) and min_seconds.
 MIN_CLIP_SECONDS = 14.0
 LOST_SECONDS = 10.0
-
-
-def blocked(gray: np.ndarray) -> np.ndarray:
-    h, w = gray.shape
-    out = gray.copy()
-    out[round(h * 0.11) : round(h * 0.89), round(w * 0.115) : round(w * 0.885)] = 16
-    return out
-
-
-def blurred(gray: np.ndarray) -> np.ndarray:
-    return cv2.GaussianBlur(gray, (0, 0), 0.01 * gray.shape[1])
-
-
-def shifted(gray: np.ndarray) -> np.ndarray:
-    h, w = gray.shape
-    m = np.float32([[1, 0, 0.10 * w], [0, 1, 0]])
-    return cv2.warpAffine(gray, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
 
 
 #: Tampering -> (how frames change from CHANGE on, the event kind it should raise).

@@ -174,16 +174,7 @@ def list_events(
         cam_ids = [require_camera(session, name).id for name in cameras]
         q = select(EventRow, Camera.name, Source.uri).join(Camera, Camera.id == EventRow.camera_id)
         q = q.outerjoin(Source, Source.id == EventRow.source_id)
-        if cam_ids:
-            q = q.where(EventRow.camera_id.in_(cam_ids))
-        if types:
-            q = q.where(EventRow.type.in_(list(types)))
-        if since is not None:
-            q = q.where(func.coalesce(EventRow.end_at, EventRow.start_at) >= since)
-        if until is not None:
-            q = q.where(EventRow.start_at <= until)
-        if unacknowledged:
-            q = q.where(EventRow.acknowledged_at.is_(None))
+        q = _event_filters(q, cam_ids, types, since, until, unacknowledged)
         q = q.order_by(EventRow.start_at.desc().nulls_last(), EventRow.id.desc()).limit(limit).offset(offset)
         found = session.execute(q).all()
         pairs = {
@@ -206,6 +197,44 @@ def list_events(
             )
             for r, cam, uri in found
         ]
+
+
+def _event_filters(
+    q: Any,
+    cam_ids: Sequence[int],
+    types: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    unacknowledged: bool,
+) -> Any:
+    """The filters of :func:`list_events` and :func:`count_events`, on a query over events."""
+    if cam_ids:
+        q = q.where(EventRow.camera_id.in_(list(cam_ids)))
+    if types:
+        q = q.where(EventRow.type.in_(list(types)))
+    if since is not None:
+        q = q.where(func.coalesce(EventRow.end_at, EventRow.start_at) >= since)
+    if until is not None:
+        q = q.where(EventRow.start_at <= until)
+    if unacknowledged:
+        q = q.where(EventRow.acknowledged_at.is_(None))
+    return q
+
+
+def count_events(
+    store: Store,
+    *,
+    cameras: Sequence[str] = (),
+    types: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    unacknowledged: bool = False,
+) -> int:
+    """How many events :func:`list_events` would list with these filters and no limit."""
+    with store.session() as session:
+        cam_ids = [require_camera(session, name).id for name in cameras]
+        q = _event_filters(select(func.count(EventRow.id)), cam_ids, types, since, until, unacknowledged)
+        return int(session.scalar(q) or 0)
 
 
 def acknowledge(store: Store, event_ids: Sequence[int], by: str) -> list[int]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from camsight.api.deps import (
     PageDep,
@@ -117,33 +117,11 @@ def list_events(
         limit=page.limit,
         offset=page.offset,
     )
-    total = _count(store, cameras, types, since, until, unacknowledged)
+    total = store_events.count_events(
+        store, cameras=cameras, types=types, since=since, until=until, unacknowledged=unacknowledged
+    )
     items = [_event_out(v.row, v.camera, v.source, v.track_ids) for v in views]
     return page_out(items, total, page)
-
-
-def _count(
-    store: Store,
-    cameras: list[str],
-    types: list[str],
-    since: datetime | None,
-    until: datetime | None,
-    unacknowledged: bool,
-) -> int:
-    """How many events the same filters give (list_events pages; the total is counted here)."""
-    q = select(func.count()).select_from(EventRow).join(Camera, Camera.id == EventRow.camera_id)
-    if cameras:
-        q = q.where(Camera.name.in_(cameras))
-    if types:
-        q = q.where(EventRow.type.in_(types))
-    if since is not None:
-        q = q.where(func.coalesce(EventRow.end_at, EventRow.start_at) >= since)
-    if until is not None:
-        q = q.where(EventRow.start_at <= until)
-    if unacknowledged:
-        q = q.where(EventRow.acknowledged_at.is_(None))
-    with store.sessions() as session:
-        return int(session.execute(q).scalar_one())
 
 
 @router.get("/events/{event_id}")
