@@ -13,7 +13,7 @@ missing=()
 ldconfig -p | grep -q 'libGL.so.1' || missing+=(libgl1)
 ldconfig -p | grep -q 'libglib-2.0.so.0' || missing+=(libglib2.0-0)
 # The tests talk to a real MQTT broker, stream from a real RTSP server (GStreamer's, driven
-# by the system Python) and check exported clips with ffprobe.
+# by the system Python), check exported clips with ffprobe and use the UI in Chromium.
 if [[ -n "$extras" ]]; then
   if ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
     missing+=(mosquitto)
@@ -23,6 +23,8 @@ if [[ -n "$extras" ]]; then
               gstreamer1.0-plugins-ugly gstreamer1.0-libav)
   fi
   command -v ffprobe >/dev/null || missing+=(ffmpeg)
+  # The web UI tests drive Debian's Chromium with Playwright (it cannot download its own browser).
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 fi
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]]; then

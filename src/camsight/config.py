@@ -87,6 +87,15 @@ class StorageConfig(StrictModel):
     min_free_gb: Annotated[float, Field(ge=0, le=100000)] = 1.0
 
 
+class UploadsConfig(StrictModel):
+    """Videos uploaded through the API to be indexed."""
+
+    #: Largest file accepted, in MiB.
+    max_mb: Annotated[float, Field(gt=0, le=1_000_000)] = 4096
+    #: Where uploaded files are kept (default: ``uploads/`` in the data directory).
+    folder: Path | None = None
+
+
 class Config(StrictModel):
     data_dir: Path | None = None
     detector: DetectorConfig = DetectorConfig()
@@ -101,6 +110,7 @@ class Config(StrictModel):
     cameras: dict[str, CameraConfig] = Field(default_factory=dict)
     alerts: AlertsConfig = AlertsConfig()
     storage: StorageConfig = StorageConfig()
+    uploads: UploadsConfig = UploadsConfig()
 
     @field_validator("timezone")
     @classmethod

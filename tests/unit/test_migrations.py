@@ -23,5 +23,5 @@ def test_reopening_is_idempotent(tmp_path):
     store = open_store(tmp_path / "data")
     with store.engine.connect() as conn:
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-    assert version == "0005"
+    assert version == "0006"
     store.close()

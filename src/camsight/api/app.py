@@ -6,29 +6,61 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from camsight.api.deps import API_PREFIX, current_principal
 from camsight.api.errors import install_error_handlers
-from camsight.api.routes import admin, auth, events, tracks
+from camsight.api.routes import admin, auth, cameras, clips, events, tracks, uploads
 from camsight.config import Config
+from camsight.service.jobs import JobRunner
 from camsight.store.db import Store
+from camsight.web.site import mount_site
+
+if TYPE_CHECKING:
+    from camsight.service.supervisor import Supervisor
 
 
-def create_app(config: Config, store: Store) -> FastAPI:
-    """The API on ``store``; every route but login and health needs a session or API token."""
-    app = FastAPI(
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the indexing jobs while the server runs; a job cut short is queued again for the next start."""
+    app.state.jobs.start()
+    try:
+        yield
+    finally:
+        app.state.jobs.stop()
+
+
+def create_app(
+    config: Config, store: Store, *, config_path: Path | None = None, supervisor: Supervisor | None = None
+) -> FastAPI:
+    """The API on ``store``; every route but login and health needs a session or API token.
+
+    ``config_path`` is the file camera changes are saved to (none: they are refused);
+    ``supervisor`` runs the live cameras and is told about those changes.
+    """
+    # The documentation page's Swagger UI is served from a package, not a CDN: the box may be offline.
+    app = FastAPIOffline(
+        static_url=f"{API_PREFIX}/docs-static",
         title="camsight",
         version="1",
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.config = config
     app.state.store = store
+    app.state.config_path = config_path
+    app.state.supervisor = supervisor
     app.state.engine = None  # made on the first search: loading the index takes a moment
+    # Each job reads app.state.config when it starts, so it sees config changes made meanwhile.
+    app.state.jobs = JobRunner(store, lambda: app.state.config)
     install_error_handlers(app)
 
     @app.get(f"{API_PREFIX}/health", tags=["health"])
@@ -38,8 +70,9 @@ def create_app(config: Config, store: Store) -> FastAPI:
 
     app.include_router(auth.router, prefix=API_PREFIX)
     protected = [Depends(current_principal)]
-    for router in (tracks.router, events.router, admin.router):
+    for router in (tracks.router, events.router, cameras.router, admin.router, clips.router, uploads.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=protected)
+    mount_site(app)
     return app
 
 

@@ -82,6 +82,7 @@ class Action(StrEnum):
     TOKEN_REVOKE = "token.revoke"
     SESSION_REVOKE = "session.revoke"
     AUDIT_EXPORT = "audit.export"
+    UPLOAD = "upload"
 
 
 @dataclass(frozen=True)

@@ -646,14 +646,31 @@ def run_service(
 ) -> None:
     """Run the service: analyse and record every camera, and serve the HTTP API, until Ctrl-C.
 
+    The config comes from --config, else CAMSIGHT_CONFIG, else config.yaml in the
+    data folder (when it exists). Camera changes made in the web app are saved to
+    that same file (created on the first change) and applied at once. Cameras
+    given with --camera run for this start only, until they are edited in the
+    web app: the edit saves them, as they run, into the file.
+
     Example: camsight run --camera lobby=rtsp://10.0.0.5/stream1
     """
     import signal
     import threading
 
+    from camsight.config import CONFIG_ENV
     from camsight.service.supervisor import Supervisor
+    from camsight.store.db import default_data_dir
 
-    cfg = load_config(config)
+    given = config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if given is not None:
+        config_path = given.expanduser()
+        cfg = load_config(config_path)
+    else:
+        # No config named: the data folder's own config.yaml, which the web app edits. The store
+        # stays in that folder whatever a data_dir in the file says (it was found through it).
+        data = (data or default_data_dir()).expanduser()
+        config_path = data / "config.yaml"
+        cfg = load_config(config_path) if config_path.exists() else Config()
     if camera:
         extra: dict = {}
         for item in camera:
@@ -679,12 +696,13 @@ def run_service(
     for name in live:
         err_console.print(f"camera {escape(name)}: {escape(redact_url(cfg.cameras[name].url or ''))}")
     err_console.print(f"data in {escape(str(store.root))}")
+    err_console.print(f"config: {escape(str(config_path))}")
     stop = threading.Event()
-    supervisor = Supervisor(cfg, store, cameras=live)
+    supervisor = Supervisor(cfg, store, cameras=list(only) if only else None)
     worker = threading.Thread(target=supervisor.run, args=(stop,), name="supervisor", daemon=True)
     try:
         if web:
-            _serve_web(cfg, store, host, port, stop, worker)
+            _serve_web(cfg, store, host, port, stop, worker, config_path=config_path, supervisor=supervisor)
         else:
             err_console.print("Ctrl-C stops")
 
@@ -704,26 +722,37 @@ def run_service(
     err_console.print("stopped")
 
 
-def _serve_web(cfg: Config, store, host: str, port: int, stop, worker) -> None:  # noqa: ANN001
-    """Serve the API in this thread (uvicorn handles Ctrl-C) with the cameras' supervisor beside it."""
+def _serve_web(
+    cfg: Config, store, host: str, port: int, stop, worker, *, config_path: Path, supervisor  # noqa: ANN001
+) -> None:  # fmt: skip
+    """Serve the API in this thread (uvicorn handles Ctrl-C) with the cameras' supervisor beside it.
+
+    Camera changes over the API are saved to ``config_path`` and handed to ``supervisor``.
+    """
     import signal
 
     import uvicorn
 
     from camsight.api.app import create_app
     from camsight.auth.users import ADMIN_PASSWORD_ENV, bootstrap_admin
+    from camsight.config_edit import ConfigFile
 
     one_time = bootstrap_admin(store, os.environ.get(ADMIN_PASSWORD_ENV))
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(cfg, store), host=host, port=port, log_level="warning", access_log=False)
-    )
+    api = create_app(cfg, store, config_path=config_path, supervisor=supervisor)
+    # Which cameras came from --camera is known now, before anyone edits the file by hand.
+    api.state.config_file = ConfigFile.from_running(config_path, cfg)
+    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning", access_log=False))
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    err_console.print(f"API: http://{shown}:{port}/api/v1/ (documentation: /api/v1/docs); Ctrl-C stops")
+    err_console.print(
+        f"camsight: http://{shown}:{port}/ in a browser; API at /api/v1/ (documentation: /api/v1/docs); "
+        "Ctrl-C stops"
+    )
     if one_time is not None:
         err_console.print(
             f"first sign-in: user [bold]admin[/], one-time password [bold]{escape(one_time)}[/] "
             "(shown once; you will be asked to choose a new one)"
         )
+
     # uvicorn handles Ctrl-C while serving and raises the signal again once it has
     # stopped; this handler receives it then, so the cameras stop cleanly too.
     def on_signal(signum: int, _frame: object) -> None:

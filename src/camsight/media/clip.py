@@ -138,7 +138,7 @@ def export_clip(
     tmp = out.with_name(f".{out.name}.partial.mp4")
     try:
         reencode = mask is not None or redact or not _copyable(segs)
-        writer = _Reencoder(mask, detector if redact else None) if reencode else _Copier()
+        writer = Reencoder(mask, detector if redact else None) if reencode else _Copier()
         t_start, t_end = start.timestamp(), end.timestamp()
         try:
             with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as container:
@@ -380,8 +380,13 @@ class _Copier:
         return first, last
 
 
-class _Reencoder:
-    """Decode, redact and mask, then encode with libx264 (yuv420p, browser-safe)."""
+class Reencoder:
+    """Decode, redact and mask, then encode with libx264 (yuv420p, browser-safe).
+
+    :meth:`run` takes demuxed packets. A caller that decodes by itself (e.g.
+    :mod:`camsight.media.track_clip`) calls :meth:`begin`, then :meth:`emit`
+    for each frame, then :meth:`finish`.
+    """
 
     #: Encoder time base: fine enough for any camera's timestamps.
     TB = Fraction(1, 90000)
@@ -406,7 +411,7 @@ class _Reencoder:
     def run(
         self, container: Any, packets: Iterator[_Packet], start: float, end: float, progress: Progress | None
     ) -> tuple[float, float]:
-        self._container, self._end, self._progress = container, end, progress
+        self.begin(container, end, progress=progress)
         decoder: Any = None
         current: _Packet | None = None
         for item in packets:
@@ -426,10 +431,23 @@ class _Reencoder:
             self._decode(decoder, item, item.packet)
         if decoder is not None and current is not None:
             self._decode(decoder, current, None)
-        if self._ostream is not None:
-            container.mux(self._ostream.encode(None))
+        self.finish()
         if progress is not None and self.count:
             progress(end - self._first, end - self._first)
+        return self._first, self._last
+
+    def begin(
+        self, container: Any, end: float, *, frame_s: float | None = None, progress: Progress | None = None
+    ) -> None:
+        """Write into ``container`` frames before ``end``; ``frame_s``: the source's frame interval."""
+        self._container, self._end, self._progress = container, end, progress
+        if frame_s:
+            self._frame_s = frame_s
+
+    def finish(self) -> tuple[float, float]:
+        """Flush the encoder; returns the time of the first frame written and of the end of the last."""
+        if self._ostream is not None:
+            self._container.mux(self._ostream.encode(None))
         return self._first, self._last
 
     def _decode(self, decoder: Any, item: _Packet, packet: av.Packet | None) -> None:
@@ -441,9 +459,10 @@ class _Reencoder:
             return
         for frame in frames:
             if frame.pts is not None:
-                self._emit(frame, item.start_at + (frame.pts - item.ref) * item.tb)
+                self.emit(frame, item.start_at + (frame.pts - item.ref) * item.tb)
 
-    def _emit(self, frame: av.VideoFrame, wall: float) -> None:
+    def emit(self, frame: av.VideoFrame, wall: float) -> None:
+        """Mask and encode ``frame`` shown at ``wall`` seconds (any clock; the clip starts at the first)."""
         if wall >= self._end - _EPS or wall <= self._written_until + _EPS:
             return  # after the end (reordered frames), or overlapping what was written
         if self._ostream is None:

@@ -10,6 +10,7 @@ letting the lag grow: a live camera is only useful if what it reports is now.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 QUEUE_FRAMES = 3
 #: Seconds between health records written to the store.
 HEALTH_SECONDS = 2.0
+#: Seconds between refreshes of the camera's latest picture (the web app's snapshot).
+LATEST_SECONDS = 2.0
 
 
 class MaskedFrame(Frame):
@@ -111,6 +114,7 @@ class CameraWorker:
         self._mask: PrivacyMask | None = None
         self._mask_size: tuple[int, int] | None = None
         self._last_health = 0.0
+        self._last_picture = 0.0
         self._health: Health | None = None
         self._idle_at: datetime | None = None
         self._holds: list[tuple[datetime, datetime, str]] = []
@@ -202,6 +206,7 @@ class CameraWorker:
                 if self._mask is not None:
                     frame = MaskedFrame(frame, self._mask)
                 analyzer.push(frame)
+                self._save_picture(frame)
                 with self._lock:
                     self.stats.lag_seconds = (datetime.now(UTC) - at).total_seconds()
         except Exception as exc:  # reported in health; the supervisor restarts the worker
@@ -212,6 +217,29 @@ class CameraWorker:
             if analyzer is not None:
                 self._end_session(analyzer, source_id)
             self._apply_holds(everything=True)
+
+    def _save_picture(self, frame: Frame) -> None:
+        """Every few seconds, keep the (masked) frame as the camera's latest picture, atomically."""
+        now = time.monotonic()
+        if now - self._last_picture < LATEST_SECONDS or self._store is None:
+            return
+        self._last_picture = now
+        import cv2
+
+        from camsight.service.supervisor import latest_frame_path
+
+        path = latest_frame_path(self._store.media, self.camera)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            if not ok:
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(jpeg.tobytes())
+            os.replace(tmp, path)  # readers see the old picture or the new one, never half of one
+        except (OSError, cv2.error):  # best effort: the camera goes on without a snapshot
+            tmp.unlink(missing_ok=True)
+            log.warning("cannot save the latest picture", extra={"camera": self.camera}, exc_info=True)
 
     def _start_session(
         self, indexer: Indexer, camera_id: int, size: tuple[int, int], frame: Frame, at: datetime

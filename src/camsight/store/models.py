@@ -442,3 +442,43 @@ class AuditLogRow(Base):
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# --------------------------------------------------------------------------- background jobs
+
+
+class JobRow(Base):
+    """An indexing job run by the API's job runner (camsight.service.jobs), oldest queued first.
+
+    ``camera`` is a name, not a foreign key: a job for a new camera exists before the camera does.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state", "state", "id"), Index("ix_jobs_camera", "camera"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: ``index`` (one file) or ``reindex`` (every stored file of a camera).
+    kind: Mapped[str] = mapped_column(String(16))
+    camera: Mapped[str] = mapped_column(String(128))
+    #: The file's display name (index jobs).
+    file_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    #: Where the file is on this machine (never shown to API clients).
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The job owns the file (an upload): removed when it is unusable or a duplicate.
+    owns_file: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: ``queued``, ``running``, ``done`` or ``failed``.
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    frames_done: Mapped[int] = mapped_column(Integer, default=0)
+    frames_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    eta_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Tracks stored, per class; events raised, per type.
+    tracks: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    events: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

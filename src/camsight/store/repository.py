@@ -28,20 +28,42 @@ from camsight.tracking.records import TrackRecord
 
 FINAL = ("complete", "damaged")
 REVISION_KEY = "tracks_revision"
+#: The last revision that did more than add tracks (search indexes must rebuild past it).
+RESET_KEY = "tracks_reset_revision"
 
 
-def bump_revision(session: Session) -> None:
-    """Mark that tracks changed, so search indexes built earlier are rebuilt."""
+def bump_revision(session: Session, *, appended_only: bool = False) -> None:
+    """Mark that tracks changed, so search indexes built earlier catch up.
+
+    ``appended_only``: this change only inserted new tracks (nothing removed or
+    altered), so an index may append them instead of rebuilding. Any other
+    change, and the first one recorded in a store, is a reset.
+    """
     row = session.get(Meta, REVISION_KEY)
+    revision = 1 if row is None else int(row.value) + 1
     if row is None:
-        session.add(Meta(key=REVISION_KEY, value="1"))
+        session.add(Meta(key=REVISION_KEY, value=str(revision)))
     else:
-        row.value = str(int(row.value) + 1)
+        row.value = str(revision)
+    reset = session.get(Meta, RESET_KEY)
+    if reset is None:
+        session.add(Meta(key=RESET_KEY, value=str(revision)))
+    elif not appended_only:
+        reset.value = str(revision)
 
 
 def tracks_revision(session: Session) -> int:
     row = session.get(Meta, REVISION_KEY)
     return int(row.value) if row is not None else 0
+
+
+def tracks_state(session: Session) -> tuple[int, int | None]:
+    """(tracks revision, last reset revision); the reset is None in a store that never recorded one."""
+    values = dict(
+        session.execute(select(Meta.key, Meta.value).where(Meta.key.in_((REVISION_KEY, RESET_KEY)))).all()
+    )
+    reset = values.get(RESET_KEY)
+    return int(values.get(REVISION_KEY, 0)), None if reset is None else int(reset)
 
 
 def camera_by_name(session: Session, name: str) -> Camera | None:
@@ -233,7 +255,7 @@ def save_tracks(
                 )
         _update_source(session, source_id, progress)
         if records:
-            bump_revision(session)
+            bump_revision(session, appended_only=True)
     return len(records)
 
 

@@ -18,6 +18,7 @@ from camsight.api.deps import (
 from camsight.api.errors import ApiError
 from camsight.auth import login, users
 from camsight.auth.errors import InvalidCredentials
+from camsight.auth.roles import permissions
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -79,8 +80,9 @@ def sign_out(request: Request, principal: CurrentPrincipal, store: StoreDep) -> 
 
 @router.get("/me")
 def me(principal: CurrentPrincipal) -> dict[str, Any]:
-    """The signed-in user and how they authenticated."""
-    return {"user": principal.user.to_dict(), "via": principal.via}
+    """The signed-in user, how they authenticated, and what their role may do (for the UI's menus)."""
+    allowed = sorted(p.value for p in permissions(principal.user))
+    return {"user": principal.user.to_dict(), "via": principal.via, "permissions": allowed}
 
 
 @router.post("/password")

@@ -1,4 +1,4 @@
-"""Events: list, one, acknowledge, snapshot; and cameras with their health."""
+"""Events: list, one, acknowledge, snapshot (cameras are in :mod:`camsight.api.routes.cameras`)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from camsight.api.routes.tracks import media_file
 from camsight.auth import audit
 from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
-from camsight.service.supervisor import camera_status
 from camsight.store import events as store_events
 from camsight.store.db import Store
 from camsight.store.models import Camera, EventRow, Source, Track
@@ -34,7 +33,6 @@ from camsight.store.models import Camera, EventRow, Source, Track
 router = APIRouter(tags=["events"])
 EventViewer = Annotated[Principal, Depends(require(Permission.VIEW_EVENTS))]
 Acknowledger = Annotated[Principal, Depends(require(Permission.ACKNOWLEDGE))]
-LiveViewer = Annotated[Principal, Depends(require(Permission.VIEW_LIVE))]
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -154,40 +152,3 @@ def snapshot(event_id: RowId, principal: EventViewer, store: StoreDep) -> FileRe
     if not row.snapshot:
         raise ApiError(404, f"event {event_id} has no snapshot")
     return media_file(store, row.snapshot)
-
-
-def _camera_out(name: str, status: Any) -> dict[str, Any]:
-    if status is None:
-        return {"name": name, "health": None}
-    return {
-        "name": name,
-        "health": {
-            "state": status.state,
-            "fps_in": round(status.fps_in or 0.0, 2),
-            "fps_analysed": round(status.fps_analysed or 0.0, 2),
-            "lag_seconds": round(status.lag_seconds or 0.0, 2),
-            "last_frame_at": store_events.aware(status.last_frame_at).isoformat()
-            if status.last_frame_at
-            else None,
-            "reconnects": status.reconnects,
-            "error": status.error,
-        },
-    }
-
-
-@router.get("/cameras", response_model=PageOut)
-def cameras(principal: LiveViewer, store: StoreDep, page: PageDep) -> PageOut:
-    """The caller's cameras with their live health (None for cameras never run live)."""
-    found = sorted(
-        ((name, st) for name, st in camera_status(store) if can_see(principal, name)), key=lambda p: p[0]
-    )
-    return page_out([_camera_out(n, s) for n, s in page.slice(found)], len(found), page)
-
-
-@router.get("/cameras/{name}")
-def camera(name: str, principal: LiveViewer, store: StoreDep) -> dict[str, Any]:
-    visible_camera(store, principal, name)
-    for cam, st in camera_status(store):
-        if cam == name:
-            return _camera_out(cam, st)
-    raise ApiError(404, f"no camera named {name!r}")

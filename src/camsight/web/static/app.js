@@ -1,0 +1,171 @@
+// The UI shell: who is signed in, the hash router (#/page?params), sign-in and password change.
+
+import { api, h, toast, errorBox, focusHeading } from './api.js';
+import * as search from './search.js';
+import * as events from './events.js';
+import * as cameras from './cameras.js';
+import * as upload from './upload.js';
+import * as audit from './audit.js';
+
+const PAGES = { search, events, cameras, upload, audit };
+// The page each role lands on: the first one it may use.
+const ORDER = ['search', 'events', 'cameras', 'upload', 'audit'];
+
+export const session = { user: null, permissions: new Set() };
+export const can = (permission) => session.permissions.has(permission);
+
+let cleanup = null;
+
+function route() {
+  const raw = location.hash.replace(/^#\/?/, '');
+  const [name, query] = raw.split('?');
+  return { name: name || '', params: new URLSearchParams(query || '') };
+}
+
+export function go(name, params) {
+  const query = params ? new URLSearchParams(params).toString() : '';
+  const target = `#/${name}${query ? `?${query}` : ''}`;
+  if (location.hash === target) render();
+  else location.hash = target;
+}
+
+function allowedPages() {
+  return ORDER.filter((name) => {
+    const link = document.querySelector(`nav a[data-page="${name}"]`);
+    return link && can(link.dataset.perm);
+  });
+}
+
+function showChrome() {
+  const top = document.querySelector('header.top');
+  top.hidden = !session.user;
+  document.getElementById('who-name').textContent = session.user
+    ? `${session.user.name} (${session.user.role})` : '';
+  for (const link of document.querySelectorAll('nav a[data-page]')) {
+    link.hidden = !can(link.dataset.perm);
+  }
+}
+
+async function render() {
+  const view = document.getElementById('view');
+  if (cleanup) { try { cleanup(); } catch { /* a page's cleanup must not stop navigation */ } cleanup = null; }
+  if (!session.user) return renderSignIn(view);
+  if (session.user.must_change_password) return renderPasswordChange(view, true);
+  const { name, params } = route();
+  if (name === 'password') return renderPasswordChange(view, false);
+  const pages = allowedPages();
+  if (!pages.includes(name)) {
+    if (pages.length) return go(pages[0]);
+    view.replaceChildren(h('p', {}, 'Your account has no pages to show.'));
+    return;
+  }
+  for (const link of document.querySelectorAll('nav a[data-page]')) {
+    if (link.dataset.page === name) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  view.replaceChildren();
+  document.title = `${name[0].toUpperCase()}${name.slice(1)} · camsight`;
+  try {
+    cleanup = (await PAGES[name].render(view, params, { can, go, session })) || null;
+  } catch (err) {
+    view.append(errorBox(err));
+  }
+  focusHeading(view);
+}
+
+function renderSignIn(view) {
+  showChrome();
+  document.title = 'Sign in · camsight';
+  const message = h('p', { class: 'error', role: 'alert', hidden: true });
+  const form = h('form', { class: 'card narrow', id: 'sign-in' },
+    h('h1', {}, 'Sign in to camsight'),
+    h('label', {}, 'User name', h('input', { name: 'name', autocomplete: 'username', required: true, maxlength: 128 })),
+    h('label', {}, 'Password', h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, maxlength: 1024 })),
+    message,
+    h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
+    h('p', { class: 'muted small' },
+      'camsight analyses clothing, carried items, posture and motion. It does not recognise faces ',
+      'or estimate sex, age or ethnicity.'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    message.hidden = true;
+    const data = new FormData(form);
+    try {
+      await api('/auth/login', { method: 'POST', body: { name: data.get('name'), password: data.get('password') } });
+      await loadMe();
+      render();
+    } catch (err) {
+      message.textContent = err.message;
+      message.hidden = false;
+    }
+  });
+  view.replaceChildren(form);
+  form.querySelector('input').focus();
+}
+
+function renderPasswordChange(view, forced) {
+  showChrome();
+  const message = h('p', { class: 'error', role: 'alert', hidden: true });
+  const form = h('form', { class: 'card narrow', id: 'password-change' },
+    h('h1', {}, forced ? 'Choose a new password' : 'Change password'),
+    forced ? h('p', {}, 'This password was for one use only. Choose your own to go on.') : null,
+    h('label', {}, 'Current password', h('input', { name: 'current', type: 'password', autocomplete: 'current-password', required: true })),
+    h('label', {}, 'New password', h('input', { name: 'new', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 })),
+    h('label', {}, 'New password again', h('input', { name: 'again', type: 'password', autocomplete: 'new-password', required: true })),
+    message,
+    h('button', { type: 'submit', class: 'primary' }, 'Save password'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    message.hidden = true;
+    if (data.get('new') !== data.get('again')) {
+      message.textContent = 'the two new passwords differ';
+      message.hidden = false;
+      return;
+    }
+    try {
+      await api('/auth/password', { method: 'POST', body: { current: data.get('current'), new: data.get('new') } });
+      toast('Password changed');
+      await loadMe();
+      go('search');
+    } catch (err) {
+      message.textContent = err.message;
+      message.hidden = false;
+    }
+  });
+  view.replaceChildren(form);
+  focusHeading(view);
+}
+
+async function loadMe() {
+  try {
+    const me = await api('/auth/me');
+    session.user = me.user;
+    session.permissions = new Set(me.permissions || []);
+  } catch (err) {
+    if (err.status !== 401) toast(err.message, 'error');
+    session.user = null;
+    session.permissions = new Set();
+  }
+  showChrome();
+}
+
+async function signOut() {
+  try { await api('/auth/logout', { method: 'POST' }); } catch { /* signed out either way */ }
+  session.user = null;
+  session.permissions = new Set();
+  location.hash = '';
+  render();
+}
+
+window.addEventListener('hashchange', render);
+window.addEventListener('camsight:signed-out', () => {
+  if (!session.user) return;
+  session.user = null;
+  session.permissions = new Set();
+  toast('Your session has ended; please sign in again', 'error');
+  render();
+});
+document.getElementById('sign-out').addEventListener('click', signOut);
+await loadMe();
+render();

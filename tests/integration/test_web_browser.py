@@ -1,0 +1,243 @@
+"""The web UI end to end in a real browser against a real `camsight run`.
+
+An operator's first session: sign in with the one-time password the server printed,
+choose a new password, upload a real clip, wait for it to be indexed, search it,
+play a result at the right moment with its box drawn, draw a zone that raises an
+alert, see the event, check the audit log, and sign out, on a desktop and a phone
+screen. Screenshots of each page go to ``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from camsight.web.site import STATIC
+from tests.browser import SCREENSHOTS, browser
+from tests.conftest import CAMSIGHT, cli_env
+from tests.servers import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+NEW_PASSWORD = "a much better passphrase"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 860}
+#: Indexing a 5-second clip takes seconds; model loading and a slow CI machine take the rest.
+SLOW = 240_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, yolox_model: Path) -> Iterator[dict]:
+    work = tmp_path_factory.mktemp("web")
+    config = work / "site.yaml"
+    config.write_text(f"detector: {{backend: yolox, model: {yolox_model}}}\n")
+    port = free_port()
+    env = cli_env()
+    env.pop("CAMSIGHT_ADMIN_PASSWORD", None)  # the first start must print a one-time password
+    proc = subprocess.Popen(
+        [str(CAMSIGHT), "run", "--config", str(config), "--data", str(work / "data"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
+    password, address, seen = None, None, []
+    while password is None or address is None:
+        try:
+            line = lines.get(timeout=60)
+        except queue.Empty:
+            proc.kill()
+            pytest.fail(f"camsight run printed no address and first sign-in: {seen}")
+        seen.append(line)
+        if m := re.search(r"one-time password (\S+)", line):
+            password = m.group(1)
+        if m := re.search(r"(http://\S+?:\d+)/", line):
+            address = m.group(1)
+    yield {"url": f"http://127.0.0.1:{port}", "printed": address, "password": password, "proc": proc}
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def no_sideways_scroll(page) -> bool:
+    return page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_operator_session_end_to_end(server: dict, shared_data: Path) -> None:
+    from playwright.sync_api import expect
+
+    clip = shared_data / "intel" / "one-by-one-person-detection.mp4"
+    assert server["printed"].endswith(server["url"].rsplit(":", 1)[1])
+    with browser() as chromium:
+        context = chromium.new_context(viewport=DESKTOP, accept_downloads=True)
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.on(
+            "console",
+            lambda msg: (
+                problems.append(f"console: {msg.text}")
+                if msg.type == "error" and "Failed to load resource" not in msg.text
+                else None
+            ),
+        )
+        page.set_default_timeout(20_000)
+
+        # Sign in with the keyboard only, using the one-time password printed at start.
+        page.goto(server["url"])
+        expect(page.locator("#sign-in")).to_be_visible()
+        shot(page, "01-sign-in")
+        expect(page.locator("#sign-in input[name=name]")).to_be_focused()
+        page.keyboard.type("admin")
+        page.keyboard.press("Tab")
+        page.keyboard.type(server["password"])
+        page.keyboard.press("Enter")
+        expect(page.locator("#password-change")).to_be_visible()
+        shot(page, "02-choose-password")
+        page.fill("input[name=current]", server["password"])
+        page.fill("input[name=new]", NEW_PASSWORD)
+        page.fill("input[name=again]", NEW_PASSWORD)
+        page.click("#password-change button[type=submit]")
+        expect(page.locator("h1")).to_have_text("Search footage")
+        expect(page.locator("nav a[data-page=audit]")).to_be_visible()
+
+        # Upload a real clip and wait until it is indexed.
+        page.click("nav a[data-page=upload]")
+        page.fill("input[name=camera]", "falls")
+        page.set_input_files("#upload-file", str(clip))
+        expect(page.locator("#search-upload")).to_be_visible(timeout=SLOW)
+        expect(page.locator("#upload-status")).to_contain_text("tracks")
+        shot(page, "03-upload")
+
+        # Search it: the interpretation shows as chips, results as thumbnails.
+        page.click("#search-upload")
+        page.fill("input[name=q]", "person in black")
+        page.keyboard.press("Enter")
+        expect(page.locator(".result").first).to_be_visible()
+        expect(page.locator(".chip.class")).to_contain_text("person")
+        expect(page.locator(".chip.attribute")).to_contain_text("black")
+        expect(page.locator(".result .badge.full").first).to_be_visible()
+        shot(page, "04-search")
+
+        # Open a result: the clip plays from where the track starts, with its box drawn.
+        page.locator(".result .thumb").first.click()
+        player = page.locator("dialog.player")
+        expect(player).to_be_visible()
+        page.wait_for_function(
+            "() => { const v = document.querySelector('dialog.player video');"
+            " return v && v.readyState >= 2 && !v.paused && v.currentTime > 0; }",
+            timeout=30_000,
+        )
+        page.wait_for_function(
+            "() => document.querySelector('dialog.player canvas').dataset.box === 'shown'", timeout=30_000
+        )
+        playing = page.evaluate(
+            "() => { const v = document.querySelector('dialog.player video');"
+            " return {t: v.currentTime, d: v.duration, w: v.videoWidth}; }"
+        )
+        assert playing["w"] > 0 and 0 < playing["t"] <= playing["d"]
+        shot(page, "05-player")
+        page.keyboard.press("Escape")
+        expect(player).to_have_count(0)
+
+        # Draw a zone over the camera's picture and save it.
+        page.click("nav a[data-page=cameras]")
+        card = page.locator(".camera-card[data-camera=falls]")
+        expect(card).to_be_visible()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.camera-card img')]"
+            ".every(i => i.complete && i.naturalWidth > 0)"
+        )
+        shot(page, "06-cameras")
+        card.locator("text=Edit zones and masks").click()
+        page.wait_for_function("() => document.querySelector('.editor-image').naturalWidth > 0")
+        stage = page.locator("#editor-stage svg")
+        box = stage.bounding_box()
+        assert box is not None
+        for fx, fy in ((0.02, 0.02), (0.98, 0.02), (0.98, 0.98), (0.02, 0.98)):
+            page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        page.fill("input[name=shape-name]", "floor")
+        page.click("#finish-shape")
+        expect(page.locator(".shape-list")).to_contain_text("floor")
+        shot(page, "07-zone-editor")
+        page.click("#save-shapes")
+        expect(page.locator("h1")).to_have_text("Cameras")
+
+        # The footage is analysed again with the zone; the intrusion event appears on its own.
+        page.click("nav a[data-page=events]")
+        event = page.locator(".event[data-type=zone_intrusion]").first
+        expect(event).to_be_visible(timeout=SLOW)
+        expect(page.locator("svg.timeline rect").first).to_be_visible()
+        shot(page, "08-events")
+        event.locator("button.ack").click()
+        expect(event).to_contain_text("acknowledged by admin")
+
+        # Every look at footage left a trace, and the chain holds.
+        page.click("nav a[data-page=audit]")
+        table = page.locator("table")
+        for action in ("login.success", "upload", "search", "clip.view", "camera.zone", "event.acknowledge"):
+            expect(table).to_contain_text(action)
+        page.click("text=Verify the chain")
+        expect(page.locator("#audit-verify")).to_contain_text("intact")
+        shot(page, "09-audit")
+
+        # A phone-sized screen: every page fits without sideways scrolling.
+        page.set_viewport_size(PHONE)
+        for name in ("search", "events", "cameras", "upload", "audit"):
+            page.goto(f"{server['url']}/#/{name}")
+            expect(page.locator("h1")).to_be_visible()
+            page.wait_for_timeout(300)
+            assert no_sideways_scroll(page), f"{name} scrolls sideways on a phone"
+            shot(page, f"10-phone-{name}")
+
+        # Sign out: the session is gone, the API refuses it, the sign-in form is back.
+        page.set_viewport_size(DESKTOP)
+        page.goto(f"{server['url']}/#/search")
+        page.click("#sign-out")
+        expect(page.locator("#sign-in")).to_be_visible()
+        status = page.evaluate("async () => (await fetch('/api/v1/auth/me')).status")
+        assert status == 401
+        shot(page, "11-signed-out")
+        assert not problems, problems
+        context.close()
+
+
+def test_pages_are_served_without_anything_from_outside(server: dict) -> None:
+    """No CDN: every script, style and image the UI loads comes from this server."""
+    import httpx
+
+    page = httpx.get(server["url"] + "/", timeout=10)
+    assert page.status_code == 200
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.text)
+    linked = re.findall(r"(?:src|href)=\"(/static/[^\"]+)\"", page.text)
+    assert any(a.startswith("/static/app.js?v=") for a in linked)
+    for asset in linked + [f"/static/{p.name}" for p in STATIC.iterdir()]:
+        r = httpx.get(server["url"] + asset, timeout=10)
+        assert r.status_code == 200, asset
+        # The only absolute URL allowed is SVG's namespace name, which is never fetched.
+        assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", r.text), asset
+    # The API documentation page too (FastAPI's default loads Swagger UI from a CDN).
+    docs = httpx.get(server["url"] + "/api/v1/docs", timeout=10)
+    assert docs.status_code == 200
+    assert not re.search(r"(src|href)=['\"](https?:)?//", docs.text)
+    for asset in re.findall(r"(?:src|href)=['\"](/api/v1/docs-static/[^'\"]+)['\"]", docs.text):
+        assert httpx.get(server["url"] + asset, timeout=10).status_code == 200, asset
+    assert httpx.get(server["url"] + "/static/../../etc/passwd", timeout=10).status_code == 404
+    assert httpx.get(server["url"] + "/static/%2e%2e/%2e%2e/etc/passwd", timeout=10).status_code == 404
