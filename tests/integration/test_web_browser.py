@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,20 +34,12 @@ DESKTOP = {"width": 1280, "height": 860}
 SLOW = 240_000
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, yolox_model: Path) -> Iterator[dict]:
-    work = tmp_path_factory.mktemp("web")
-    config = work / "site.yaml"
-    config.write_text(f"detector: {{backend: yolox, model: {yolox_model}}}\n")
-    port = free_port()
+def start_run(args: list[str]) -> tuple[subprocess.Popen, str, str]:
+    """``camsight run ARGS`` as a user starts it: returns the process, printed address, one-time password."""
     env = cli_env()
     env.pop("CAMSIGHT_ADMIN_PASSWORD", None)  # the first start must print a one-time password
     proc = subprocess.Popen(
-        [str(CAMSIGHT), "run", "--config", str(config), "--data", str(work / "data"), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+        [str(CAMSIGHT), "run", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
@@ -62,12 +55,81 @@ def server(tmp_path_factory: pytest.TempPathFactory, yolox_model: Path) -> Itera
             password = m.group(1)
         if m := re.search(r"(http://\S+?:\d+)/", line):
             address = m.group(1)
-    yield {"url": f"http://127.0.0.1:{port}", "printed": address, "password": password, "proc": proc}
+    return proc, address, password
+
+
+def stop_run(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, yolox_model: Path) -> Iterator[dict]:
+    work = tmp_path_factory.mktemp("web")
+    config = work / "site.yaml"
+    config.write_text(f"detector: {{backend: yolox, model: {yolox_model}}}\n")
+    port = free_port()
+    proc, address, password = start_run(
+        ["--config", str(config), "--data", str(work / "data"), "--port", str(port)]
+    )
+    yield {"url": f"http://127.0.0.1:{port}", "printed": address, "password": password, "proc": proc}
+    stop_run(proc)
+
+
+def sign_in_first_time(page, url: str, password: str, screenshot: str | None = None) -> None:
+    """The first sign-in with the printed one-time password, by keyboard, then a new password."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    expect(page.locator("#sign-in")).to_be_visible()
+    expect(page.locator("#sign-in input[name=name]")).to_be_focused()
+    page.keyboard.type("admin")
+    page.keyboard.press("Tab")
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+    expect(page.locator("#password-change")).to_be_visible()
+    if screenshot:
+        shot(page, screenshot)
+    page.fill("input[name=current]", password)
+    page.fill("input[name=new]", NEW_PASSWORD)
+    page.fill("input[name=again]", NEW_PASSWORD)
+    page.click("#password-change button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Search footage")
+
+
+def watch_for_problems(page) -> list[str]:
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on(
+        "console",
+        lambda msg: (
+            problems.append(f"console: {msg.text}")
+            if msg.type == "error" and "Failed to load resource" not in msg.text
+            else None
+        ),
+    )
+    return problems
+
+
+def wait_until_playing(page) -> dict:
+    """The player's video is playing, past its start, with the track's box drawn over it."""
+    page.wait_for_function(
+        "() => { const v = document.querySelector('dialog.player video');"
+        " return v && v.readyState >= 2 && !v.paused && v.currentTime > 0; }",
+        timeout=30_000,
+    )
+    page.wait_for_function(
+        "() => document.querySelector('dialog.player canvas').dataset.box === 'shown'", timeout=30_000
+    )
+    playing = page.evaluate(
+        "() => { const v = document.querySelector('dialog.player video');"
+        " return {t: v.currentTime, d: v.duration, w: v.videoWidth}; }"
+    )
+    assert playing["w"] > 0 and 0 < playing["t"] <= playing["d"], playing
+    return playing
 
 
 def shot(page, name: str) -> None:
@@ -87,34 +149,14 @@ def test_operator_session_end_to_end(server: dict, shared_data: Path) -> None:
     with browser() as chromium:
         context = chromium.new_context(viewport=DESKTOP, accept_downloads=True)
         page = context.new_page()
-        problems: list[str] = []
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.on(
-            "console",
-            lambda msg: (
-                problems.append(f"console: {msg.text}")
-                if msg.type == "error" and "Failed to load resource" not in msg.text
-                else None
-            ),
-        )
+        problems = watch_for_problems(page)
         page.set_default_timeout(20_000)
 
         # Sign in with the keyboard only, using the one-time password printed at start.
         page.goto(server["url"])
         expect(page.locator("#sign-in")).to_be_visible()
         shot(page, "01-sign-in")
-        expect(page.locator("#sign-in input[name=name]")).to_be_focused()
-        page.keyboard.type("admin")
-        page.keyboard.press("Tab")
-        page.keyboard.type(server["password"])
-        page.keyboard.press("Enter")
-        expect(page.locator("#password-change")).to_be_visible()
-        shot(page, "02-choose-password")
-        page.fill("input[name=current]", server["password"])
-        page.fill("input[name=new]", NEW_PASSWORD)
-        page.fill("input[name=again]", NEW_PASSWORD)
-        page.click("#password-change button[type=submit]")
-        expect(page.locator("h1")).to_have_text("Search footage")
+        sign_in_first_time(page, server["url"], server["password"], "02-choose-password")
         expect(page.locator("nav a[data-page=audit]")).to_be_visible()
 
         # Upload a real clip and wait until it is indexed.
@@ -139,19 +181,7 @@ def test_operator_session_end_to_end(server: dict, shared_data: Path) -> None:
         page.locator(".result .thumb").first.click()
         player = page.locator("dialog.player")
         expect(player).to_be_visible()
-        page.wait_for_function(
-            "() => { const v = document.querySelector('dialog.player video');"
-            " return v && v.readyState >= 2 && !v.paused && v.currentTime > 0; }",
-            timeout=30_000,
-        )
-        page.wait_for_function(
-            "() => document.querySelector('dialog.player canvas').dataset.box === 'shown'", timeout=30_000
-        )
-        playing = page.evaluate(
-            "() => { const v = document.querySelector('dialog.player video');"
-            " return {t: v.currentTime, d: v.duration, w: v.videoWidth}; }"
-        )
-        assert playing["w"] > 0 and 0 < playing["t"] <= playing["d"]
+        wait_until_playing(page)
         shot(page, "05-player")
         page.keyboard.press("Escape")
         expect(player).to_have_count(0)
@@ -166,7 +196,9 @@ def test_operator_session_end_to_end(server: dict, shared_data: Path) -> None:
         )
         shot(page, "06-cameras")
         card.locator("text=Edit zones and masks").click()
-        page.wait_for_function("() => document.querySelector('.editor-image').naturalWidth > 0")
+        page.wait_for_function(
+            "() => { const i = document.querySelector('.editor-image'); return i && i.naturalWidth > 0; }"
+        )
         stage = page.locator("#editor-stage svg")
         box = stage.bounding_box()
         assert box is not None
@@ -241,3 +273,52 @@ def test_pages_are_served_without_anything_from_outside(server: dict) -> None:
         assert httpx.get(server["url"] + asset, timeout=10).status_code == 200, asset
     assert httpx.get(server["url"] + "/static/../../etc/passwd", timeout=10).status_code == 404
     assert httpx.get(server["url"] + "/static/%2e%2e/%2e%2e/etc/passwd", timeout=10).status_code == 404
+
+
+def test_readme_first_command_live_camera_in_the_browser(tmp_path: Path, shared_data: Path) -> None:
+    """The README's first command (a video played as a live camera, default detector and store):
+    the printed address and one-time password work, the camera shows as healthy, what it saw is
+    searchable, and a result plays from the recording with its box."""
+    from playwright.sync_api import expect
+
+    port = free_port()
+    clip = shared_data / "pets09" / "vtest.avi"
+    proc, address, password = start_run(
+        ["--camera", f"lobby={clip}", "--data", str(tmp_path / "data"), "--port", str(port)]
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert address == f"http://localhost:{port}"
+        with browser() as chromium:
+            page = chromium.new_context(viewport=DESKTOP).new_page()
+            problems = watch_for_problems(page)
+            page.set_default_timeout(20_000)
+            sign_in_first_time(page, url, password)
+
+            page.click("nav a[data-page=cameras]")
+            card = page.locator(".camera-card[data-camera=lobby]")
+            expect(card.locator(".state")).to_have_text("connected", timeout=90_000)
+            expect(card.locator(".health")).to_contain_text("fps in", timeout=30_000)
+            page.wait_for_function(
+                "() => { const i = document.querySelector('.camera-card[data-camera=lobby] img');"
+                " return i && i.complete && i.naturalWidth > 0; }",
+                timeout=30_000,
+            )
+            shot(page, "20-live-cameras")
+
+            # People walk through the scene all the time; their tracks are saved as they end.
+            deadline = time.monotonic() + 120
+            page.goto(f"{url}/#/search?q=person&camera=lobby")
+            while True:
+                page.wait_for_selector("#result-summary")
+                if page.locator(".result").count() or time.monotonic() > deadline:
+                    break
+                page.wait_for_timeout(5000)
+                page.reload()  # the same address again: a hash change would not search again
+            expect(page.locator(".result").first).to_be_visible()
+            page.locator(".result .thumb").first.click()
+            wait_until_playing(page)
+            shot(page, "21-live-player")
+            assert not problems, problems
+    finally:
+        stop_run(proc)

@@ -413,3 +413,33 @@ def test_slices_of_one_picture_become_one_sample(store, root, tmp_path):
     (row,) = rows(store)
     assert not row.gap_before
     assert decoded_frames(root / row.path) == fed == 40
+
+
+def test_codecs_mp4_refuses_are_copied_into_matroska_and_export_as_browser_mp4(
+    store, root, shared_data, tmp_path
+):
+    """vtest.avi is MS-MPEG4: not allowed in MP4, so segments are Matroska, still not re-encoded."""
+    from camsight.media.clip import export_clip
+
+    vtest = shared_data / "pets09" / "vtest.avi"
+    if not vtest.exists():
+        pytest.skip(f"shared test data not found: {vtest}")
+    rec = SegmentRecorder(store, "hall", root, RecordConfig(mode="continuous", segment_seconds=10))
+    fed = feed(rec, vtest, until=25.0)
+    rec.close()
+    segs = rows(store)
+    assert segs and rec.stats.errors == 0
+    for r in segs:
+        assert r.path.endswith(".mkv") and r.codec.startswith("msmpeg4"), (r.path, r.codec)
+        assert packets_of(root / r.path)[0][1], "a segment must begin with a keyframe"
+    assert sum(len(packets_of(root / r.path)) for r in segs) == fed
+    # A clip of it is re-encoded to H.264 in MP4, which browsers play.
+    out = tmp_path / "hall.mp4"
+    result = export_clip(
+        store, "hall", T0 + timedelta(seconds=3), T0 + timedelta(seconds=15), out, recordings_root=root
+    )
+    assert result.reencoded
+    probe = ffprobe(out)
+    assert probe["streams"][0]["codec_name"] == "h264"
+    # From the keyframe at or before the start (vtest has few) to the end asked for.
+    assert 11.5 <= float(probe["format"]["duration"]) <= 15.5

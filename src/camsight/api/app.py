@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,15 +27,29 @@ from camsight.web.site import mount_site
 if TYPE_CHECKING:
     from camsight.service.supervisor import Supervisor
 
+log = logging.getLogger(__name__)
+
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Run the indexing jobs while the server runs; a job cut short is queued again for the next start."""
+    """Run the indexing jobs while the server runs; a job cut short is queued again for the next start.
+
+    The search index is loaded in the background at start, so the first search does not pay for it
+    (about a second per 100,000 tracks).
+    """
     app.state.jobs.start()
+    threading.Thread(target=_warm_search, args=(app,), name="search-warmup", daemon=True).start()
     try:
         yield
     finally:
         app.state.jobs.stop()
+
+
+def _warm_search(app: FastAPI) -> None:
+    try:
+        tracks.engine_of_state(app.state).index_cache.get()
+    except Exception:  # a broken store shows in the first search's answer; the server must still start
+        log.warning("cannot load the search index at start", exc_info=True)
 
 
 def create_app(
@@ -58,7 +74,7 @@ def create_app(
     app.state.store = store
     app.state.config_path = config_path
     app.state.supervisor = supervisor
-    app.state.engine = None  # made on the first search: loading the index takes a moment
+    app.state.engine = None  # made by the warm-up at start (see _lifespan) or by the first search
     # Each job reads app.state.config when it starts, so it sees config changes made meanwhile.
     app.state.jobs = JobRunner(store, lambda: app.state.config)
     install_error_handlers(app)

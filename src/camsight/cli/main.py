@@ -11,7 +11,7 @@ from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -625,6 +625,10 @@ def counts(
     out_console.print(table)
 
 
+#: Settings of a camera given only as ``--camera NAME=URL``.
+QUICK_START_CAMERA: dict[str, Any] = {"record": {"mode": "continuous"}}
+
+
 @app.command("run")
 def run_service(
     camera: Annotated[
@@ -632,7 +636,7 @@ def run_service(
         typer.Option(
             "--camera",
             help="Add a camera as NAME=URL (rtsp://, http(s)://, a file or a folder); repeatable. "
-            "Cameras in the config run too.",
+            "It records continuously unless the config has a block for it. Cameras in the config run too.",
         ),
     ] = None,
     only: Annotated[
@@ -679,7 +683,9 @@ def run_service(
                 fail(f"--camera must be NAME=URL, got {item!r}")
             name = name.strip()
             known = cfg.cameras.get(name)
-            base = known.model_dump(mode="json", by_alias=True) if known is not None else {}
+            # A quick-start camera records continuously (kept 7 days, within storage.min_free_gb),
+            # so every search result and event has footage to play; a configured one keeps its own.
+            base = known.model_dump(mode="json", by_alias=True) if known is not None else QUICK_START_CAMERA
             extra[name] = {**base, "url": url.strip()}
         data_cfg = cfg.model_dump(mode="json", by_alias=True)
         data_cfg["cameras"] = {**data_cfg.get("cameras", {}), **extra}

@@ -1,4 +1,4 @@
-"""Recording a live camera by stream copy into fragmented MP4 segments.
+"""Recording a live camera by stream copy into fragmented MP4 segments (Matroska for codecs MP4 refuses).
 
 A camera worker demuxes its stream once and hands every video packet to a
 :class:`SegmentRecorder`, which copies it, unchanged, into segment files::
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: Fragmented MP4: a header first, then one self-contained fragment per keyframe interval.
 FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
+#: File name endings of the segment containers.
+CONTAINER_SUFFIX = {"mp4": ".mp4", "matroska": ".mkv"}
 #: A timestamp jump larger than this (or any step backwards) is a break in the stream.
 JUMP_SECONDS = 10.0
 #: Packets arriving this much later than their timestamps predict re-anchor the clock at
@@ -185,6 +187,8 @@ class SegmentRecorder:
         self._last_dts: int | None = None
         self._frame_s = 0.04
         self._gap_next = False
+        #: "mp4" until a stream turns out to need Matroska; kept for the camera's later segments.
+        self._container_format = "mp4"
         #: The latest packet, held until the next one shows it was the picture's last slice.
         self._held: tuple[av.Packet, float] | None = None
         self._seg: _Segment | None = None
@@ -404,34 +408,54 @@ class SegmentRecorder:
             self.stats.gaps += 1
             self._gap_next = True
 
-    def _segment_path(self, start: datetime) -> tuple[Path, str]:
+    def _segment_path(self, start: datetime, suffix: str) -> tuple[Path, str]:
         day = start.strftime("%Y-%m-%d")
         stem = start.strftime("%H-%M-%S")
         folder = self.root / self._folder / day
-        name = f"{stem}.mp4"
+        name = f"{stem}{suffix}"
         n = 0
         while (folder / name).exists():
             n += 1
-            name = f"{stem}-{n}.mp4"
+            name = f"{stem}-{n}{suffix}"
         return folder / name, f"{self._folder}/{day}/{name}"
+
+    def _open_segment(self, path: Path, template: Any) -> tuple[Any, Any]:
+        """The segment's container and stream: fragmented MP4, or Matroska for codecs MP4 cannot hold."""
+        if self._container_format == "mp4":
+            flags = FRAGMENTED
+            if not template.codec_context.extradata:
+                # No parameter sets out of band (some RTSP cameras): let the muxer
+                # take them from the first keyframe before writing the header.
+                flags += "+delay_moov"
+            # flush_packets: each fragment goes to disk whole as soon as it is cut, so
+            # the file on disk always ends on a fragment boundary.
+            options = {"movflags": flags, "flush_packets": "1"}
+        else:
+            options = {"flush_packets": "1"}
+        container = av.open(str(path), "w", format=self._container_format, options=options)
+        try:
+            return container, container.add_stream_from_template(template)
+        except BaseException:
+            container.close()
+            raise
 
     def _start(self, item: _Item) -> _Segment | None:
         start_at = _at(item.wall)
-        path, rel = self._segment_path(start_at)
         template = self._template
-        flags = FRAGMENTED
-        if not template.codec_context.extradata:
-            # No parameter sets out of band (some RTSP cameras): let the muxer
-            # take them from the first keyframe before writing the header.
-            flags += "+delay_moov"
+        path, rel = self._segment_path(start_at, CONTAINER_SUFFIX[self._container_format])
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # flush_packets: each fragment goes to disk whole as soon as it is cut, so
-            # the file on disk always ends on a fragment boundary.
-            container = av.open(
-                str(path), "w", format="mp4", options={"movflags": flags, "flush_packets": "1"}
-            )
-            stream = container.add_stream_from_template(template)
+            try:
+                container, stream = self._open_segment(path, template)
+            except ValueError as exc:
+                if self._container_format != "mp4" or "does not support" not in str(exc):
+                    raise
+                # Old cameras and files (MPEG-4 part 2 variants, MJPEG...) are not allowed in MP4:
+                # still copied, not re-encoded, into Matroska, which takes any codec.
+                path.unlink(missing_ok=True)
+                self._container_format = "matroska"
+                path, rel = self._segment_path(start_at, CONTAINER_SUFFIX[self._container_format])
+                container, stream = self._open_segment(path, template)
         except (OSError, av.FFmpegError, ValueError) as exc:
             self._error(f"cannot start segment {rel}: {exc}")
             return None

@@ -33,7 +33,6 @@ stays listed, without a config block).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -42,11 +41,9 @@ from pathlib import Path as FsPath
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import numpy as np
 from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy import func, select
 
-from camsight.analytics.rules_config import CameraConfig
 from camsight.api.deps import (
     PageDep,
     PageOut,
@@ -75,7 +72,8 @@ from camsight.config_edit import (
     redact,
 )
 from camsight.errors import ConfigError
-from camsight.service.supervisor import camera_media_dir, camera_status, latest_frame_path
+from camsight.media.camera_picture import MaskNotApplicable, camera_picture
+from camsight.service.supervisor import camera_status
 from camsight.store import events as store_events
 from camsight.store.db import Store
 from camsight.store.models import Camera, Source
@@ -95,9 +93,6 @@ NEW_NAME = re.compile(r"^\w[\w .-]{0,63}$")
 MAX_BODY = 1_000_000
 #: Largest JSON body of a config check: the text, escaped in JSON.
 MAX_CHECK_BODY = 2 * MAX_CONFIG_BYTES + 1024
-#: Where in the file a snapshot of an indexed file is taken (seconds, or half the file if shorter).
-SNAPSHOT_AT = 2.0
-JPEG_QUALITY = 85
 _EDITOR_GUARD = threading.Lock()
 _AUDIT_KEYS = {"masks": audit.Action.MASK_CHANGE, "zones": audit.Action.ZONE_CHANGE}
 _AUDIT_KEYS |= {"lines": audit.Action.ZONE_CHANGE, "rules": audit.Action.ZONE_CHANGE}
@@ -286,94 +281,6 @@ def camera(request: Request, name: CameraName, principal: LiveViewer, store: Sto
 # --------------------------------------------------------------------------- snapshots
 
 
-def _masked_jpeg(image: np.ndarray, cam: CameraConfig | None, name: str) -> bytes:
-    import cv2
-
-    from camsight.media.masks import PrivacyMask
-
-    if cam is not None and cam.masks:
-        h, w = image.shape[:2]
-        try:
-            mask = PrivacyMask.for_camera(cam, (w, h), name)
-        except ConfigError as exc:
-            # Privacy first: a picture whose masks cannot be applied is not shown at all.
-            raise ApiError(409, f"cannot apply the camera's privacy masks: {exc}") from None
-        if mask is not None:
-            image = mask.apply(image)
-    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise ApiError(404, f"camera {name!r} has no picture to show")
-    return jpeg.tobytes()
-
-
-def _frame_of(path: FsPath) -> np.ndarray | None:
-    """A BGR frame from ``SNAPSHOT_AT`` seconds into the video (or its middle), None if unreadable."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            duration = float(container.duration / 1_000_000) if container.duration else None
-            at = min(SNAPSHOT_AT, duration / 2) if duration else 0.0
-            if at > 0 and stream.time_base:
-                container.seek(int(at / float(stream.time_base)), stream=stream, backward=True)
-            picked = None
-            for n, frame in enumerate(container.decode(stream)):
-                picked = frame
-                if (frame.time is not None and frame.time >= at) or n >= 300:
-                    break
-            return picked.to_ndarray(format="bgr24") if picked is not None else None
-    except (av.error.FFmpegError, OSError, IndexError, ValueError):
-        return None
-
-
-def _file_snapshot(store: Store, name: str, cam: CameraConfig | None) -> bytes | None:
-    """A masked frame of the camera's newest indexed file still on disk, cached per file and masks."""
-    with store.sessions() as session:
-        sources = session.execute(
-            select(Source.id, Source.uri)
-            .join(Camera, Camera.id == Source.camera_id)
-            .where(Camera.name == name, ~Source.fingerprint.startswith("live:"))
-            .order_by(Source.id.desc())
-            .limit(20)
-        ).all()
-    masks = json.dumps(_shapes(cam.masks) if cam is not None else {}, sort_keys=True)
-    key = hashlib.sha256(masks.encode()).hexdigest()[:16]
-    folder = camera_media_dir(store.media, name)
-    for source_id, uri in sources:
-        path = FsPath(uri)
-        if not path.is_file():
-            continue
-        cached = folder / f"file-{source_id}-{key}.jpg"
-        try:
-            return cached.read_bytes()
-        except OSError:
-            pass
-        image = _frame_of(path)
-        if image is None:
-            continue
-        jpeg = _masked_jpeg(image, cam, name)
-        _cache(folder, cached, jpeg)
-        return jpeg
-    return None
-
-
-def _cache(folder: FsPath, path: FsPath, data: bytes) -> None:
-    import os
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("file-*.jpg"):  # one cached picture per camera: older ones are stale
-            old.unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".snap.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        log.warning("cannot cache a camera snapshot", exc_info=True)
-
-
 @router.get(
     "/cameras/{name}/snapshot",
     response_class=Response,
@@ -386,22 +293,11 @@ def snapshot(request: Request, name: CameraName, principal: LiveViewer, store: S
     or before the first one: a frame of the camera's newest indexed file that is
     still on disk. 404 when there is neither.
     """
-    import cv2
-
     _find(request, store, principal, name)
-    cam = _config(request).camera(name)
-    latest = latest_frame_path(store.media, name)
-    if cam is not None and cam.url and latest.is_file():
-        try:
-            raw = latest.read_bytes()
-        except OSError:
-            raw = b""
-        image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) if raw else None
-        if image is not None:
-            # The worker masked it already; masking again applies masks changed since it was saved.
-            jpeg = _masked_jpeg(image, cam, name)
-            return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
-    jpeg = _file_snapshot(store, name, cam)
+    try:
+        jpeg = camera_picture(store, name, _config(request).camera(name))
+    except MaskNotApplicable as exc:
+        raise ApiError(409, str(exc)) from None
     if jpeg is None:
         raise ApiError(
             404,

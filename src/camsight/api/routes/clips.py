@@ -21,10 +21,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from sqlalchemy import select
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from camsight.api.deps import RowId, StoreDep, can_see, client_ip, require
 from camsight.api.errors import ApiError
-from camsight.api.routes.events import _load_event
+from camsight.api.routes.events import load_event
 from camsight.auth import audit
 from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
@@ -128,7 +129,7 @@ def _track_subject(store: Store, principal: Principal, track_id: int) -> tuple[_
 
 
 def _event_subject(store: Store, principal: Principal, event_id: int) -> tuple[_Subject, Any]:
-    row, camera, _uri = _load_event(store, principal, event_id)
+    row, camera, _uri = load_event(store, principal, event_id)
     source: Source | None = None
     track_ids: list[int] = []
     with store.sessions() as session:
@@ -273,6 +274,25 @@ def _starts_at_zero(range_header: str | None) -> bool:
     return units.strip().lower() == "bytes" and first.isdigit() and int(first) == 0
 
 
+def _check_range(header: str | None, size: int) -> None:
+    """Answer a bad Range with the API's JSON error (Starlette would answer in plain text).
+
+    Uses Starlette's own parser, so what passes here is exactly what FileResponse serves.
+    """
+    if header is None:
+        return
+    try:
+        FileResponse._parse_range_header(header, size)
+    except MalformedRangeHeader as exc:
+        raise ApiError(400, f"bad Range header: {exc.content or 'malformed'}") from None
+    except RangeNotSatisfiable:
+        raise ApiError(
+            416,
+            f"the range lies outside the clip ({size} bytes)",
+            headers={"Content-Range": f"bytes */{size}"},
+        ) from None
+
+
 def _filename(subject: _Subject, clip: ClipInfo) -> str:
     camera = _SAFE.sub("_", subject.camera).strip("._-")[:48] or "camera"
     when = ""
@@ -298,6 +318,7 @@ def _serve(
     except OSError:
         # Evicted between making and sending: rare, and a retry makes it again.
         raise ApiError(503, f"the clip of {subject.kind} {subject.id} was just removed; try again") from None
+    _check_range(request.headers.get("range"), stat.st_size)
     if download:
         return FileResponse(
             clip.path,

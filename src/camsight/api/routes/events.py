@@ -54,7 +54,7 @@ def _event_out(row: EventRow, camera: str, source: str | None, track_ids: list[i
     return data
 
 
-def _load_event(store: Store, principal: Principal, event_id: int) -> tuple[EventRow, str, str | None]:
+def load_event(store: Store, principal: Principal, event_id: int) -> tuple[EventRow, str, str | None]:
     with store.sessions() as session:
         found = session.execute(
             select(EventRow, Camera.name, Source.uri)
@@ -124,14 +124,14 @@ def list_events(
 
 @router.get("/events/{event_id}")
 def get_event(event_id: RowId, principal: EventViewer, store: StoreDep) -> dict[str, Any]:
-    row, camera, source = _load_event(store, principal, event_id)
+    row, camera, source = load_event(store, principal, event_id)
     return _event_out(row, camera, source, _track_ids(store, row))
 
 
 @router.post("/events/{event_id}/ack")
 def ack_event(request: Request, event_id: RowId, principal: Acknowledger, store: StoreDep) -> dict[str, Any]:
     """Acknowledge an event (operators and admins); audited. Acknowledging twice is harmless."""
-    row, camera, _source = _load_event(store, principal, event_id)
+    row, camera, _source = load_event(store, principal, event_id)
     fresh = store_events.acknowledge(store, [event_id], principal.name)
     if fresh:
         audit.record(
@@ -141,14 +141,14 @@ def ack_event(request: Request, event_id: RowId, principal: Acknowledger, store:
             target=camera,
             detail={"event_id": event_id, "type": row.type},
         )
-    row, camera, source = _load_event(store, principal, event_id)
+    row, camera, source = load_event(store, principal, event_id)
     return {"acknowledged": bool(fresh), "event": _event_out(row, camera, source, _track_ids(store, row))}
 
 
 @router.get("/events/{event_id}/snapshot", response_class=FileResponse)
 def snapshot(event_id: RowId, principal: EventViewer, store: StoreDep) -> FileResponse:
     """The event's snapshot (JPEG)."""
-    row, _camera, _source = _load_event(store, principal, event_id)
+    row, _camera, _source = load_event(store, principal, event_id)
     if not row.snapshot:
         raise ApiError(404, f"event {event_id} has no snapshot")
     return media_file(store, row.snapshot)

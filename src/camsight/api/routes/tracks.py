@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,13 +42,20 @@ Searcher = Annotated[Principal, Depends(require(Permission.SEARCH))]
 MAX_HITS = 500
 
 
+_ENGINE_LOCK = threading.Lock()
+
+
+def engine_of_state(state: Any) -> SearchEngine:
+    """The app's one engine (made on first use): it caches the facet index between requests."""
+    with _ENGINE_LOCK:
+        if getattr(state, "engine", None) is None:
+            state.engine = SearchEngine(state.store, embedding_weight=state.config.embeddings.weight)
+        return state.engine
+
+
 def engine_of(request: Request) -> SearchEngine:
-    """One engine per app: it caches the facet index between requests."""
-    state = request.app.state
-    if getattr(state, "engine", None) is None:
-        cfg = state.config
-        state.engine = SearchEngine(state.store, embedding_weight=cfg.embeddings.weight)
-    return state.engine
+    """The search engine of the request's app."""
+    return engine_of_state(request.app.state)
 
 
 def thumbnail_url(track_id: int, rank: int = 0) -> str:

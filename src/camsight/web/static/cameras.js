@@ -6,11 +6,12 @@ import { api, h, toast, errorBox, localTime } from './api.js';
 const KINDS = { zone: 'zones', line: 'lines', mask: 'masks' };
 const MIN_POINTS = { zone: 3, line: 2, mask: 3 };
 const round = (v) => Math.round(v * 10000) / 10000;
+const REFRESH_MS = 5000;
 
 function healthText(health) {
   if (!health) return 'recorded footage only';
   const parts = [health.state];
-  if (health.state === 'running' || health.fps_in) parts.push(`${health.fps_in} fps in`, `${health.fps_analysed} analysed`, `lag ${health.lag_seconds} s`);
+  if (health.state === 'connected' || health.fps_in) parts.push(`${health.fps_in} fps in`, `${health.fps_analysed} analysed`, `lag ${health.lag_seconds} s`);
   if (health.last_frame_at) parts.push(`last frame ${localTime(health.last_frame_at)}`);
   if (health.reconnects) parts.push(`${health.reconnects} reconnects`);
   return parts.join(' · ');
@@ -28,8 +29,8 @@ function cameraCard(camera, ctx, reload) {
     h('img', { src: snapshotUrl(camera), alt: `latest picture from ${camera.name}`, loading: 'lazy', onerror: (e) => { e.target.replaceWith(h('span', { class: 'no-thumb' }, 'no picture yet')); } }),
     h('div', { class: 'meta' },
       h('strong', {}, camera.name),
-      h('span', { class: `badge state-${state}` }, camera.enabled === false ? 'disabled' : state),
-      h('span', { class: 'muted small' }, healthText(camera.health)),
+      h('span', { class: `badge state state-${state}` }, camera.enabled === false ? 'disabled' : state),
+      h('span', { class: 'muted small health' }, healthText(camera.health)),
       camera.health && camera.health.error ? h('span', { class: 'error small' }, camera.health.error) : null,
       camera.url ? h('code', { class: 'small' }, camera.url) : null,
       h('span', { class: 'small' },
@@ -81,18 +82,42 @@ export async function render(view, params, ctx) {
   view.append(h('h1', {}, 'Cameras'));
   const list = h('ul', { class: 'camera-grid' });
   view.append(list);
+  let shown = null;
   const reload = async () => {
+    let page;
     try {
-      const page = await api('/cameras', { query: { limit: 500 } });
-      list.replaceChildren(...page.items.map((c) => cameraCard(c, ctx, reload)));
-      if (!page.items.length) list.replaceChildren(h('li', {}, 'No cameras yet.'));
+      page = await api('/cameras', { query: { limit: 500 } });
     } catch (err) {
       list.replaceChildren(errorBox(err));
+      shown = null;
+      return;
+    }
+    // Rebuild the cards only when cameras or their settings changed; otherwise update health and
+    // live pictures in place, so the page does not flicker or steal keyboard focus.
+    const key = JSON.stringify(page.items.map(({ health, ...rest }) => rest));
+    if (key !== shown) {
+      shown = key;
+      list.replaceChildren(...page.items.map((c) => cameraCard(c, ctx, reload)));
+      if (!page.items.length) list.replaceChildren(h('li', {}, 'No cameras yet.'));
+      return;
+    }
+    for (const camera of page.items) {
+      const card = list.querySelector(`[data-camera="${CSS.escape(camera.name)}"]`);
+      if (!card) continue;
+      const state = camera.health ? camera.health.state : 'files';
+      const badge = card.querySelector('.state');
+      badge.className = `badge state state-${state}`;
+      badge.textContent = camera.enabled === false ? 'disabled' : state;
+      card.querySelector('.health').textContent = healthText(camera.health);
+      const img = card.querySelector('img');
+      if (img && camera.health && camera.health.state !== 'stopped') img.src = snapshotUrl(camera);
     }
   };
   await reload();
   if (ctx.can('manage_cameras')) view.append(addCameraForm(() => ctx.go('cameras')));
-  return null;
+  // Health and pictures are live: refresh them while the page is open and visible.
+  const timer = setInterval(() => { if (!document.hidden) reload(); }, REFRESH_MS);
+  return () => clearInterval(timer);
 }
 
 // Points in the config may be pixels or 0-1; the editor works in 0-1 of the picture.
