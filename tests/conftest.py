@@ -257,3 +257,25 @@ def clip_factory() -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def audio_factory() -> Callable[..., Path]:
     return make_audio_only
+
+
+# --------------------------------------------------------------------------- API users
+
+API_PASSWORD = "correct horse battery"
+
+
+def add_api_users(store, elsewhere: str = "elsewhere") -> None:
+    """One user per role: root (admin), olga (operator), vera (viewer), and otto, an operator
+    limited to the camera ``elsewhere`` (created here when missing), all with ``API_PASSWORD``."""
+    from camsight.auth import users
+    from camsight.auth.audit import Actor
+    from camsight.store.repository import get_or_create_camera
+
+    with store.session() as session:
+        get_or_create_camera(session, elsewhere)
+    with store.session() as session:
+        by = Actor.system()
+        users.create_user(session, "root", API_PASSWORD, "admin", by=by)
+        users.create_user(session, "olga", API_PASSWORD, "operator", by=by)
+        users.create_user(session, "vera", API_PASSWORD, "viewer", by=by)
+        users.create_user(session, "otto", API_PASSWORD, "operator", by=by, cameras=[elsewhere])

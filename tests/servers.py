@@ -241,3 +241,15 @@ class HttpReceiver:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_for(check, timeout: float, step: float = 0.5):
+    """Call ``check`` until it returns something truthy (returned), or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s; last: {last}")

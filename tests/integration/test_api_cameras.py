@@ -9,7 +9,6 @@ starts, restarts and stops.
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -27,6 +26,7 @@ from camsight.service.supervisor import Supervisor, camera_media_dir, camera_sta
 from camsight.store.db import open_store
 from camsight.store.repository import get_or_create_camera
 from tests.conftest import YOLOX_ARGS, run_cli
+from tests.servers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -376,17 +376,6 @@ def test_changes_without_a_config_file_are_refused(indexed):
     assert "no config file" in error(r, 409)
     assert admin.get("/api/v1/config").json()["file"] is None
     assert admin.get("/api/v1/cameras").json()["total"] == 2
-
-
-def wait_for(check, timeout: float, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s; last: {last}")
 
 
 @pytest.mark.slow

@@ -11,14 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from camsight.api.app import create_app
-from camsight.auth import audit, users
-from camsight.auth.audit import Actor
+from camsight.auth import audit
 from camsight.auth.roles import ROLE_PERMISSIONS, Permission, Role
 from camsight.config import load_config
 from camsight.store.db import open_store
-from tests.conftest import YOLOX_ARGS, run_cli
+from tests.conftest import API_PASSWORD, YOLOX_ARGS, add_api_users, run_cli
 
-PASSWORD = "correct horse battery"
+PASSWORD = API_PASSWORD
 #: A privacy mask over the top-left corner (a fifth of the width and height).
 CONFIG = """
 cameras:
@@ -63,12 +62,7 @@ def indexed(tmp_path_factory, vtest: Path, vtest_short: Path, yolox_model: Path)
     )
     assert proc.returncode == 0, proc.stderr
     store = open_store(data)
-    with store.session() as session:
-        by = Actor.system()
-        users.create_user(session, "root", PASSWORD, "admin", by=by)
-        users.create_user(session, "olga", PASSWORD, "operator", by=by)
-        users.create_user(session, "vera", PASSWORD, "viewer", by=by)
-        users.create_user(session, "otto", PASSWORD, "operator", by=by, cameras=["gone"])
+    add_api_users(store, elsewhere="gone")
     yield store, load_config(config), videos
     store.close()
 
@@ -392,3 +386,21 @@ def test_chromium_plays_and_seeks_the_clip(indexed, store, live_server):
     assert ranges
     starts = sum(1 for r in ranges if r is None or r.replace(" ", "").startswith("bytes=0-"))
     assert len(entries(store, "clip.view", "track_id", track["id"])) == starts >= 1
+
+
+def test_search_results_page_with_limit_and_offset(indexed):
+    """Search is a list like the others: pages of it join up to the unpaged ranking, without overlap."""
+    client = login(indexed, "olga")
+    whole = client.get("/api/v1/search", params={"q": "person", "limit": 12}).json()
+    assert len(whole["hits"]) == 12, "vtest has more than a dozen people"
+    ids = [h["track_id"] for h in whole["hits"]]
+    pages = []
+    for offset in (0, 5, 10):
+        page = client.get("/api/v1/search", params={"q": "person", "limit": 5, "offset": offset}).json()
+        assert (page["limit"], page["offset"]) == (5, offset)
+        pages += [h["track_id"] for h in page["hits"]]
+    assert pages[:12] == ids
+    assert len(set(pages)) == len(pages)
+    for bad in (-1, 1000, "x"):
+        r = client.get("/api/v1/search", params={"q": "person", "offset": bad})
+        assert r.status_code == 400 and r.json()["error"]["message"], bad

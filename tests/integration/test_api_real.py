@@ -8,17 +8,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from camsight.api.app import create_app
-from camsight.auth import audit, users
-from camsight.auth.audit import Actor
+from camsight.auth import audit
 from camsight.config import Config
 from camsight.store.db import open_store
-from camsight.store.repository import get_or_create_camera
-from tests.conftest import run_cli
+from tests.conftest import API_PASSWORD, add_api_users, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "bench" / "scenarios"
 CAMERA = "fall-01-cam0"
-PASSWORD = "correct horse battery"
+PASSWORD = API_PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -43,14 +41,7 @@ def store(tmp_path_factory, shared_data: Path, yolox_model: Path):
     )
     assert proc.returncode == 0, proc.stderr
     store = open_store(data)
-    with store.session() as session:
-        get_or_create_camera(session, "elsewhere")
-    with store.session() as session:
-        by = Actor.system()
-        users.create_user(session, "root", PASSWORD, "admin", by=by)
-        users.create_user(session, "olga", PASSWORD, "operator", by=by)
-        users.create_user(session, "vera", PASSWORD, "viewer", by=by)
-        users.create_user(session, "otto", PASSWORD, "operator", by=by, cameras=["elsewhere"])
+    add_api_users(store)
     yield store
     store.close()
 

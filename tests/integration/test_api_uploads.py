@@ -15,29 +15,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from camsight.api.app import create_app
-from camsight.auth import audit, users
-from camsight.auth.audit import Actor
+from camsight.auth import audit
 from camsight.config import Config, validate_config
 from camsight.store.db import open_store
-from camsight.store.repository import get_or_create_camera
+from tests.conftest import API_PASSWORD, add_api_users
 
-PASSWORD = "correct horse battery"
+PASSWORD = API_PASSWORD
 CAMERA = "lab-1"
 #: Seconds a test waits for a job at most (a hang fails the test rather than blocking the run).
 WAIT = 300
 
 pytestmark = pytest.mark.integration
-
-
-def make_users(store) -> None:
-    with store.session() as session:
-        get_or_create_camera(session, "elsewhere")
-    with store.session() as session:
-        by = Actor.system()
-        users.create_user(session, "root", PASSWORD, "admin", by=by)
-        users.create_user(session, "olga", PASSWORD, "operator", by=by)
-        users.create_user(session, "vera", PASSWORD, "viewer", by=by)
-        users.create_user(session, "otto", PASSWORD, "operator", by=by, cameras=["elsewhere"])
 
 
 def login(app, name: str) -> TestClient:
@@ -65,7 +53,7 @@ def clip(shared_data: Path) -> Path:
 def live(tmp_path_factory, yolox_model: Path) -> Iterator[tuple]:
     """An app with its job runner running (the lifespan of a real server)."""
     store = open_store(tmp_path_factory.mktemp("uploads-live") / "data")
-    make_users(store)
+    add_api_users(store)
     app = create_app(fast_config(yolox_model), store)
     with TestClient(app):  # runs the lifespan: starts the job runner, stops it at the end
         assert app.state.jobs.running
@@ -78,7 +66,7 @@ def live(tmp_path_factory, yolox_model: Path) -> Iterator[tuple]:
 def quiet(tmp_path_factory, yolox_model: Path) -> Iterator[tuple]:
     """An app with a 1 MB limit whose runner is never started: uploads stay queued, files stay put."""
     store = open_store(tmp_path_factory.mktemp("uploads-quiet") / "data")
-    make_users(store)
+    add_api_users(store)
     app = create_app(fast_config(yolox_model, uploads={"max_mb": 1}), store)
     yield app, store
     store.close()

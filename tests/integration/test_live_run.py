@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import CAMSIGHT, assert_clean_failure, db_query, run_cli
 from tests.rtsp import RtspServer, prepare_clip, require_rtsp
-from tests.servers import free_port
+from tests.servers import free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,17 +29,6 @@ def cameras(data: Path) -> dict[str, dict]:
     proc = run_cli("cameras", "--data", data, "--json")
     assert proc.returncode == 0, proc.stderr
     return {c["camera"]: c for c in json.loads(proc.stdout)}
-
-
-def wait_for(check, timeout: float, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s; last: {last}")
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, yolox_model: Path) -> Itera
     proc, address, password = start_run(
         ["--config", str(config), "--data", str(work / "data"), "--port", str(port)]
     )
-    yield {"url": f"http://127.0.0.1:{port}", "printed": address, "password": password, "proc": proc}
+    yield {
+        "url": f"http://127.0.0.1:{port}",
+        "printed": address,
+        "password": password,
+        "proc": proc,
+        "data": work / "data",
+    }
     stop_run(proc)
 
 
@@ -248,6 +254,54 @@ def test_operator_session_end_to_end(server: dict, shared_data: Path) -> None:
         shot(page, "11-signed-out")
         assert not problems, problems
         context.close()
+
+
+def test_a_viewer_sees_only_live_and_events(server: dict) -> None:
+    """The role shapes the UI as well as the API: a viewer has no search, upload, clips or audit."""
+    from playwright.sync_api import expect
+
+    added = subprocess.run(
+        [
+            str(CAMSIGHT),
+            "users",
+            "add",
+            "vic",
+            "--role",
+            "viewer",
+            "--password-stdin",
+            "--data",
+            str(server["data"]),
+        ],
+        input=NEW_PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+    with browser() as chromium:
+        page = chromium.new_context(viewport=PHONE).new_page()
+        problems = watch_for_problems(page)
+        page.goto(server["url"])
+        page.fill("input[name=name]", "vic")
+        page.fill("input[name=password]", NEW_PASSWORD)
+        page.keyboard.press("Enter")
+        expect(page.locator("h1")).to_have_text("Events")  # the first page a viewer may use
+        visible = [
+            n
+            for n in ("search", "events", "cameras", "upload", "audit")
+            if page.locator(f"nav a[data-page={n}]").is_visible()
+        ]
+        assert visible == ["events", "cameras"]
+        for forbidden in ("search", "upload", "audit"):
+            page.goto(f"{server['url']}/#/{forbidden}")
+            expect(page.locator("h1")).to_have_text("Events")
+        expect(page.locator("button.ack")).to_have_count(0)
+        expect(page.locator("text=Play clip")).to_have_count(0)
+        status = page.evaluate("async () => (await fetch('/api/v1/search?q=person')).status")
+        assert status == 403
+        shot(page, "12-viewer-phone")
+        assert not problems, problems
 
 
 def test_pages_are_served_without_anything_from_outside(server: dict) -> None:

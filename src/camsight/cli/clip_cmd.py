@@ -8,9 +8,8 @@ Examples::
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,8 +18,7 @@ from camsight.cli.options import ConfigOpt, DataOpt
 from camsight.cli.output import err_console, fail, progress_bar
 
 if TYPE_CHECKING:
-    from camsight.analytics.rules_config import CameraConfig
-    from camsight.store.db import Store
+    pass
 
 
 def clip(
@@ -51,7 +49,7 @@ def clip(
     # Imported here: main.py imports this module to register the command.
     from camsight.cli.main import _open, _parse_when
     from camsight.config import load_config
-    from camsight.media.clip import export_clip
+    from camsight.media.clip import export_clip, recording_mask
     from camsight.media.retention import recordings_dir
 
     when_start, when_end = _parse_when(start, "--start"), _parse_when(end, "--end")
@@ -74,9 +72,7 @@ def clip(
                 Path(settings.model) if settings.model else None,
                 settings.confidence,
             )
-        mask = None
-        if cam_cfg is not None and cam_cfg.masks:
-            mask = _camera_mask(store, camera, cam_cfg, when_start, when_end)
+        mask = recording_mask(store, camera, cam_cfg, when_start, when_end)
         reencode = mask is not None or redact
         if reencode:
             with progress_bar() as bar:
@@ -108,31 +104,3 @@ def clip(
         f"{result.start_at.astimezone():%Y-%m-%d %H:%M:%S}, {result.segments} segment(s), "
         f"{result.size_bytes / 1e6:.1f} MB ({how if result.reencoded else 'copied as recorded'})"
     )
-
-
-def _camera_mask(store: Store, camera: str, cam_cfg: CameraConfig, start: datetime, end: datetime) -> Any:
-    """The camera's privacy mask for the frame size of its recordings in the range (None: no footage)."""
-    from sqlalchemy import select
-
-    from camsight.media.masks import PrivacyMask
-    from camsight.store.models import Camera, RecordingRow
-
-    with store.session() as session:
-        rows = session.execute(
-            select(RecordingRow.width, RecordingRow.height)
-            .join(Camera, Camera.id == RecordingRow.camera_id)
-            .where(Camera.name == camera, RecordingRow.start_at < end)
-            .where((RecordingRow.end_at.is_(None)) | (RecordingRow.end_at > start))
-            .order_by(RecordingRow.start_at)
-            .limit(1)
-        ).all()
-    if not rows:
-        return None  # nothing to export: export_clip says so
-    width, height = rows[0]
-    if not width or not height:
-        # Never export unmasked footage because the mask could not be placed.
-        fail(
-            f"cannot tell the frame size of camera {camera!r}'s recordings, "
-            "so its privacy masks cannot be applied"
-        )
-    return PrivacyMask.for_camera(cam_cfg, (int(width), int(height)), camera)

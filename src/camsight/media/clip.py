@@ -33,12 +33,13 @@ import cv2
 import numpy as np
 from sqlalchemy import func, select
 
-from camsight.errors import CamsightError, NotFoundError
+from camsight.errors import CamsightError, ConfigError, NotFoundError
 from camsight.media.retention import hold, release
-from camsight.store.models import RecordingRow
+from camsight.store.models import Camera, RecordingRow
 from camsight.store.repository import require_camera
 
 if TYPE_CHECKING:
+    from camsight.analytics.rules_config import CameraConfig
     from camsight.media.masks import PrivacyMask
     from camsight.store.db import Store
     from camsight.vision.detector import Detector
@@ -168,6 +169,38 @@ def export_clip(
         masked=mask is not None,
         redacted_boxes=getattr(writer, "redacted", 0),
     )
+
+
+def recording_mask(
+    store: Store, camera: str, camera_config: CameraConfig | None, start: datetime, end: datetime
+) -> PrivacyMask | None:
+    """The camera's privacy mask at the frame size of its recordings in ``[start, end)``.
+
+    None when the camera has no masks or nothing was recorded then (``export_clip`` says so).
+    Raises :class:`ConfigError` rather than let footage out unmasked when the size is unknown.
+    """
+    from camsight.media.masks import PrivacyMask
+
+    if camera_config is None or not camera_config.masks:
+        return None
+    with store.sessions() as session:
+        row = session.execute(
+            select(RecordingRow.width, RecordingRow.height)
+            .join(Camera, Camera.id == RecordingRow.camera_id)
+            .where(Camera.name == camera, RecordingRow.start_at < end)
+            .where((RecordingRow.end_at.is_(None)) | (RecordingRow.end_at > start))
+            .order_by(RecordingRow.start_at)
+            .limit(1)
+        ).first()
+    if row is None:
+        return None
+    width, height = row
+    if not width or not height:
+        raise ConfigError(
+            f"cannot tell the frame size of camera {camera!r}'s recordings, so its privacy masks "
+            "cannot be applied"
+        )
+    return PrivacyMask.for_camera(camera_config, (int(width), int(height)), camera)
 
 
 def _check_writable(out: Path) -> None:

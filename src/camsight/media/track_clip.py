@@ -51,8 +51,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import av
 from sqlalchemy import select
 
-from camsight.errors import ConfigError, NotFoundError
-from camsight.media.clip import ClipError, Reencoder, export_clip
+from camsight.errors import NotFoundError
+from camsight.media.clip import ClipError, Reencoder, export_clip, recording_mask
 from camsight.media.masks import PrivacyMask
 from camsight.sources.video_file import fingerprint as file_fingerprint
 from camsight.store.models import Camera, RecordingRow
@@ -388,33 +388,6 @@ def live_window(footage: Footage, window: ClipWindow) -> ClipWindow:
     return replace(window, end=round(max(window.start, end), 3))
 
 
-def _recording_mask(
-    store: Store, camera: str, camera_config: CameraConfig | None, start: datetime, end: datetime
-) -> PrivacyMask | None:
-    """The camera's privacy mask at the frame size of its recordings in the span (None: no masks)."""
-    if camera_config is None or not camera_config.masks:
-        return None
-    with store.sessions() as session:
-        row = session.execute(
-            select(RecordingRow.width, RecordingRow.height)
-            .join(Camera, Camera.id == RecordingRow.camera_id)
-            .where(Camera.name == camera, RecordingRow.start_at < end)
-            .where((RecordingRow.end_at.is_(None)) | (RecordingRow.end_at > start))
-            .order_by(RecordingRow.start_at)
-            .limit(1)
-        ).first()
-    if row is None:
-        raise FootageUnavailable("no recording covers it")
-    width, height = row
-    if not width or not height:
-        # Never hand out unmasked footage because the mask could not be placed.
-        raise ConfigError(
-            f"cannot tell the frame size of camera {camera!r}'s recordings, so its privacy masks "
-            "cannot be applied"
-        )
-    return PrivacyMask.for_camera(camera_config, (int(width), int(height)), camera)
-
-
 def _from_recordings(
     store: Store,
     footage: Footage,
@@ -428,7 +401,7 @@ def _from_recordings(
     if end_at <= start_at:
         raise FootageUnavailable("it has not been recorded yet")
     wall0 = start_at - timedelta(seconds=start)
-    mask = _recording_mask(store, footage.camera, camera_config, start_at, end_at)
+    mask = recording_mask(store, footage.camera, camera_config, start_at, end_at)
     try:
         result = export_clip(
             store, footage.camera, start_at, end_at, out, recordings_root=recordings_root, mask=mask

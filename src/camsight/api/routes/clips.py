@@ -23,9 +23,10 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
-from camsight.api.deps import RowId, StoreDep, can_see, client_ip, require
+from camsight.api.deps import RowId, StoreDep, client_ip, require
 from camsight.api.errors import ApiError
 from camsight.api.routes.events import load_event
+from camsight.api.routes.tracks import load_track
 from camsight.auth import audit
 from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
@@ -45,7 +46,7 @@ from camsight.media.track_clip import (
 )
 from camsight.store.db import Store
 from camsight.store.events import CLIP_PADDING
-from camsight.store.models import Camera, ObservationRow, Source, Track
+from camsight.store.models import ObservationRow, Source, Track
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +104,7 @@ def _footage(camera: str, source: Source | None, anchor: datetime | None) -> Foo
 
 def _track_subject(store: Store, principal: Principal, track_id: int) -> tuple[_Subject, Track]:
     with store.sessions() as session:
-        found = session.execute(
-            select(Track, Camera.name, Source)
-            .join(Camera, Camera.id == Track.camera_id)
-            .join(Source, Source.id == Track.source_id)
-            .where(Track.id == track_id)
-        ).one_or_none()
-        if found is None or not can_see(principal, found[1]):
-            # The same words as tracks.py: a hidden camera's track answers exactly like a missing one.
-            raise ApiError(404, f"no track with id {track_id}")
-        track, camera, source = found
+        track, camera, source = load_track(session, principal, track_id)
     subject = _Subject(
         kind="track",
         id=track.id,

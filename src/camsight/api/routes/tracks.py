@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as FastPath
 from fastapi.responses import FileResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from camsight.api.deps import (
     MAX_QUERY,
@@ -38,8 +39,10 @@ from camsight.store.repository import count_tracks_matching, list_tracks
 
 router = APIRouter(tags=["search"])
 Searcher = Annotated[Principal, Depends(require(Permission.SEARCH))]
-#: Hits asked of the engine at most (the engine's own limit is 1000).
+#: Hits in one page at most.
 MAX_HITS = 500
+#: How deep a search can be paged (the engine ranks at most 1000 hits).
+MAX_RANKED = 1000
 
 
 _ENGINE_LOCK = threading.Lock()
@@ -88,14 +91,16 @@ def _chips(result: SearchResult) -> list[dict[str, Any]]:
     return chips
 
 
-def _result_out(result: SearchResult, principal: Principal, limit: int) -> dict[str, Any]:
+def _result_out(result: SearchResult, principal: Principal, limit: int, offset: int = 0) -> dict[str, Any]:
     # Filtered again here: a hidden camera's track must never slip out, whatever the engine did.
-    hits = [h for h in result.hits if can_see(principal, h.camera)][:limit]
+    hits = [h for h in result.hits if can_see(principal, h.camera)][offset : offset + limit]
     return {
         "query": result.query.text,
         "interpretation": result.interpretation,
         "chips": _chips(result),
         "notes": result.notes,
+        "limit": limit,
+        "offset": offset,
         "candidates": result.candidates,
         "full_matches": result.full_matches,
         "hits": [
@@ -129,8 +134,12 @@ def search(
     until: datetime | None = None,
     label: Annotated[list[str] | None, Query(alias="class", max_length=10)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_HITS)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_RANKED - 1, description="Skip this many hits.")] = 0,
 ) -> dict[str, Any]:
-    """Search by description, best first, each hit with why it matched; audited with the query."""
+    """Search by description, best first, each hit with why it matched; audited with the query.
+
+    Pages through the best ``MAX_RANKED`` hits with ``limit`` and ``offset``.
+    """
     engine = engine_of(request)
     cameras = [c for c in camera or [] if c]
     for name in cameras:
@@ -149,7 +158,12 @@ def search(
             return _result_out(empty, principal, 0)
     try:
         result = engine.search(
-            q, cameras=cameras, since=_utc(since), until=_utc(until), classes=label or (), limit=limit
+            q,
+            cameras=cameras,
+            since=_utc(since),
+            until=_utc(until),
+            classes=label or (),
+            limit=min(MAX_RANKED, offset + limit),
         )
     except NotFoundError as exc:
         # The engine's message lists every known camera: say only which name was not found.
@@ -161,21 +175,27 @@ def search(
         target=",".join(camera or []) or None,
         detail={"query": q, "hits": len(result.hits)},
     )
-    return _result_out(result, principal, limit)
+    return _result_out(result, principal, limit, offset)
+
+
+def load_track(session: Session, principal: Principal, track_id: int) -> tuple[Track, str, Source]:
+    """The track, its camera's name and its source; 404 if missing or on a camera the caller cannot see."""
+    found = session.execute(
+        select(Track, Camera.name, Source)
+        .join(Camera, Camera.id == Track.camera_id)
+        .join(Source, Source.id == Track.source_id)
+        .where(Track.id == track_id)
+    ).one_or_none()
+    if found is None or not can_see(principal, found[1]):
+        # A hidden camera's track answers exactly like a missing one.
+        raise ApiError(404, f"no track with id {track_id}")
+    return found[0], found[1], found[2]
 
 
 def _track_row(store: Store, principal: Principal, track_id: int) -> dict[str, Any]:
     with store.sessions() as session:
-        found = session.execute(
-            select(Track, Camera.name, Source.uri)
-            .join(Camera, Camera.id == Track.camera_id)
-            .join(Source, Source.id == Track.source_id)
-            .where(Track.id == track_id)
-        ).one_or_none()
-        if found is None or not can_see(principal, found[1]):
-            # A hidden camera's track answers exactly like a missing one.
-            raise ApiError(404, f"no track with id {track_id}")
-        t, cam, uri = found
+        t, cam, source = load_track(session, principal, track_id)
+        uri = source.uri
         ranks = list(
             session.execute(
                 select(Thumbnail.rank).where(Thumbnail.track_id == t.id).order_by(Thumbnail.rank)
