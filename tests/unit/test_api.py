@@ -284,3 +284,24 @@ def test_ids_beyond_the_database_are_client_errors(app, path):
     r = client_for(app, "root").get(path)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["status"] == 400
+
+
+def test_a_configured_camera_with_nothing_stored_yet_answers_empty_not_404(store):
+    """A live camera just added is in the config but has no rows yet: its lists are empty."""
+    from camsight.config import validate_config
+
+    config = validate_config({"cameras": {"door": {"url": "rtsp://127.0.0.1:1/door"}}})
+    client = client_for(create_app(config, store), "olga")
+    r = client.get("/api/v1/search", params={"q": "person in red", "camera": "door"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["hits"] == [] and any("nothing from door is indexed yet" in n for n in body["notes"])
+    for path in ("/api/v1/tracks", "/api/v1/events"):
+        r = client.get(path, params={"camera": "door"})
+        assert r.status_code == 200 and r.json()["total"] == 0, (path, r.text)
+    # A name that is neither stored nor configured is still unknown, for every list.
+    for path, params in (("/api/v1/search", {"q": "person"}), ("/api/v1/tracks", {}), ("/api/v1/events", {})):
+        assert_error(client.get(path, params={**params, "camera": "nowhere"}), 404)
+    # And a limited user cannot learn that it exists.
+    lena = client_for(create_app(config, store), "lena")
+    assert_error(lena.get("/api/v1/search", params={"q": "person", "camera": "door"}), 404)

@@ -133,15 +133,20 @@ def can_see(principal: Principal, camera: str) -> bool:
     return not principal.user.disabled and (scope is None or camera in scope)
 
 
-def visible_camera(store: Store, principal: Principal, name: str) -> Camera:
-    """The camera ``name`` if it exists and the caller may see it; otherwise 404 either way."""
+def visible_camera(store: Store, principal: Principal, name: str, config: Config | None = None) -> None:
+    """404 unless the camera ``name`` exists and the caller may see it (the same words either way).
+
+    A camera exists when the store knows it or, given ``config``, the config names it (a live
+    camera just added has no rows yet).
+    """
     if not can_see(principal, name):
         raise not_found_camera(name)
+    if config is not None and name in config.cameras:
+        return
     with store.sessions() as session:
-        camera = session.execute(select(Camera).where(Camera.name == name)).scalar_one_or_none()
-    if camera is None:
+        found = session.execute(select(Camera.id).where(Camera.name == name)).first()
+    if found is None:
         raise not_found_camera(name)
-    return camera
 
 
 def visible_camera_names(store: Store, principal: Principal) -> list[str]:

@@ -16,6 +16,7 @@ from camsight.api.deps import (
     StoreDep,
     can_see,
     client_ip,
+    get_config,
     page_out,
     require,
     visible_camera,
@@ -26,6 +27,7 @@ from camsight.api.routes.tracks import media_file
 from camsight.auth import audit
 from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
+from camsight.errors import NotFoundError
 from camsight.store import events as store_events
 from camsight.store.db import Store
 from camsight.store.models import Camera, EventRow, Source, Track
@@ -83,6 +85,7 @@ def _track_ids(store: Store, row: EventRow) -> list[int]:
 
 @router.get("/events", response_model=PageOut)
 def list_events(
+    request: Request,
     principal: EventViewer,
     store: StoreDep,
     page: PageDep,
@@ -95,7 +98,7 @@ def list_events(
     """Events of the caller's cameras, newest first."""
     if camera:
         for name in camera:
-            visible_camera(store, principal, name)
+            visible_camera(store, principal, name, get_config(request))
         cameras = list(camera)
     else:
         cameras = visible_camera_names(store, principal)
@@ -105,19 +108,23 @@ def list_events(
             cameras = []  # every camera: no filter at all
     types = [t for t in event_type or [] if t]
     since, until = _utc(since), _utc(until)
-    views = store_events.list_events(
-        store,
-        cameras=cameras,
-        types=types,
-        since=since,
-        until=until,
-        unacknowledged=unacknowledged,
-        limit=page.limit,
-        offset=page.offset,
-    )
-    total = store_events.count_events(
-        store, cameras=cameras, types=types, since=since, until=until, unacknowledged=unacknowledged
-    )
+    try:
+        views = store_events.list_events(
+            store,
+            cameras=cameras,
+            types=types,
+            since=since,
+            until=until,
+            unacknowledged=unacknowledged,
+            limit=page.limit,
+            offset=page.offset,
+        )
+        total = store_events.count_events(
+            store, cameras=cameras, types=types, since=since, until=until, unacknowledged=unacknowledged
+        )
+    except NotFoundError:
+        # Configured but nothing stored yet (checked above); the store's message would list cameras.
+        return page_out([], 0, page)
     items = [_event_out(v.row, v.camera, v.source, v.track_ids) for v in views]
     return page_out(items, total, page)
 

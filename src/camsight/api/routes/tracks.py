@@ -21,6 +21,7 @@ from camsight.api.deps import (
     StoreDep,
     can_see,
     client_ip,
+    get_config,
     page_out,
     require,
     visible_camera,
@@ -143,7 +144,24 @@ def search(
     engine = engine_of(request)
     cameras = [c for c in camera or [] if c]
     for name in cameras:
-        visible_camera(store, principal, name)
+        visible_camera(store, principal, name, get_config(request))
+    if cameras:
+        # A camera that exists but has no tracks yet (a live camera just added) is not an
+        # error: the answer is simply empty, and says why.
+        indexed = engine.index_cache.get().camera_names
+        waiting = [c for c in cameras if c not in indexed]
+        cameras = [c for c in cameras if c in indexed]
+        if not cameras:
+            audit.record(
+                store,
+                principal.actor(client_ip(request)),
+                audit.Action.SEARCH,
+                target=",".join(waiting),
+                detail={"query": q, "hits": 0},
+            )
+            parsed = parse_query(q, cameras=waiting)
+            note = f"nothing from {', '.join(waiting)} is indexed yet"
+            return _result_out(SearchResult(parsed, parsed.describe(), [], 0, 0, notes=[note]), principal, 0)
     if principal.camera_scope() is not None and not cameras:
         # A limited user searches only their cameras: pass them explicitly so the engine never
         # considers others (and never names them in an error).
@@ -220,6 +238,7 @@ def _track_row(store: Store, principal: Principal, track_id: int) -> dict[str, A
 
 @router.get("/tracks", response_model=PageOut)
 def tracks(
+    request: Request,
     principal: Searcher,
     store: StoreDep,
     page: PageDep,
@@ -228,11 +247,17 @@ def tracks(
 ) -> PageOut:
     """Tracks of the caller's cameras, by camera and time."""
     if camera is not None:
-        visible_camera(store, principal, camera)
+        visible_camera(store, principal, camera, get_config(request))
     # Paged in SQL: a store can hold millions of tracks.
     scope = principal.camera_scope()
-    total = count_tracks_matching(store, camera=camera, label=label, scope=scope)
-    found = list_tracks(store, camera=camera, label=label, limit=page.limit, offset=page.offset, scope=scope)
+    try:
+        total = count_tracks_matching(store, camera=camera, label=label, scope=scope)
+        found = list_tracks(
+            store, camera=camera, label=label, limit=page.limit, offset=page.offset, scope=scope
+        )
+    except NotFoundError:
+        # Configured but nothing stored yet (checked above); the store's message would list cameras.
+        return page_out([], 0, page)
     items = [
         {
             "id": t.id,
