@@ -13,8 +13,10 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -279,3 +281,60 @@ def add_api_users(store, elsewhere: str = "elsewhere") -> None:
         users.create_user(session, "olga", API_PASSWORD, "operator", by=by)
         users.create_user(session, "vera", API_PASSWORD, "viewer", by=by)
         users.create_user(session, "otto", API_PASSWORD, "operator", by=by, cameras=[elsewhere])
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def feed_recorder(
+    rec: Any,
+    path: Path,
+    t0: datetime,
+    *,
+    until: float | None = None,
+    on=None,
+    gap: bool = False,
+) -> int:
+    """Open ``path`` as the recorder's stream and feed its packets, each arriving at ``t0`` + its time.
+
+    ``on(seconds)`` is called before each packet (to report events at a given moment).
+    Returns how many packets were fed.
+    """
+    count = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rec.open(stream, gap=gap)
+        for packet in container.demux(stream):
+            if packet.dts is None:
+                continue
+            t = float(packet.pts * stream.time_base)
+            if until is not None and t >= until:
+                break
+            if on is not None:
+                on(t)
+            rec.packet(packet, t0 + timedelta(seconds=t))
+            count += 1
+    return count
+
+
+# --------------------------------------------------------------------------- indexed footage
+
+
+def index_fall_clip(data: Path, shared_data: Path, yolox_model: Path) -> subprocess.CompletedProcess:
+    """``camsight index`` the urfall fall clip into ``data`` with its scenario rules (fast: YOLOX)."""
+    proc = run_cli(
+        "index",
+        shared_data / "urfall" / "fall-01-cam0.mp4",
+        "--data",
+        data,
+        "--config",
+        REPO_ROOT / "bench" / "scenarios" / "urfall.yaml",
+        "--detector",
+        "yolox",
+        "--model",
+        yolox_model,
+        "--recorded-at",
+        "2026-11-20T10:00:00",
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc

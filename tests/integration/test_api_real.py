@@ -11,10 +11,8 @@ from camsight.api.app import create_app
 from camsight.auth import audit
 from camsight.config import Config
 from camsight.store.db import open_store
-from tests.conftest import API_PASSWORD, add_api_users, run_cli
+from tests.conftest import API_PASSWORD, add_api_users, index_fall_clip
 
-REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = REPO / "bench" / "scenarios"
 CAMERA = "fall-01-cam0"
 PASSWORD = API_PASSWORD
 
@@ -24,22 +22,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, shared_data: Path, yolox_model: Path):
     data = tmp_path_factory.mktemp("api-fall")
-    clip = shared_data / "urfall" / "fall-01-cam0.mp4"
-    proc = run_cli(
-        "index",
-        clip,
-        "--data",
-        data,
-        "--config",
-        SCENARIOS / "urfall.yaml",
-        "--detector",
-        "yolox",
-        "--model",
-        yolox_model,
-        "--recorded-at",
-        "2026-11-20T10:00:00",
-    )
-    assert proc.returncode == 0, proc.stderr
+    index_fall_clip(data, shared_data, yolox_model)
     store = open_store(data)
     add_api_users(store)
     yield store

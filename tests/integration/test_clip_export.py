@@ -21,7 +21,7 @@ from camsight.media.recorder import SegmentRecorder
 from camsight.store.db import open_store
 from camsight.store.models import RecordingRow
 from camsight.vision.detector import create_detector
-from tests.conftest import assert_clean_failure, run_cli
+from tests.conftest import assert_clean_failure, feed_recorder, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,16 +39,7 @@ def record(
     rec = SegmentRecorder(
         store, camera, root, RecordConfig(mode="continuous", segment_seconds=segment_seconds)
     )
-    with av.open(str(clip)) as container:
-        stream = container.streams.video[0]
-        rec.open(stream)
-        for packet in container.demux(stream):
-            if packet.dts is None:
-                continue
-            t = float(packet.pts * stream.time_base)
-            if until is not None and t >= until:
-                break
-            rec.packet(packet, T0 + timedelta(seconds=t))
+    feed_recorder(rec, clip, T0, until=until)
     rec.close()
 
 

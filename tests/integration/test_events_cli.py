@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from tests.conftest import assert_clean_failure, db_query, run_cli
+from tests.conftest import assert_clean_failure, db_query, index_fall_clip, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "bench" / "scenarios"
@@ -20,22 +20,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def fall_data(tmp_path_factory, shared_data: Path, yolox_model: Path) -> Path:
     data = tmp_path_factory.mktemp("fall")
-    clip = shared_data / "urfall" / "fall-01-cam0.mp4"
-    proc = run_cli(
-        "index",
-        clip,
-        "--data",
-        data,
-        "--config",
-        SCENARIOS / "urfall.yaml",
-        "--detector",
-        "yolox",
-        "--model",
-        yolox_model,
-        "--recorded-at",
-        "2026-11-20T10:00:00",
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = index_fall_clip(data, shared_data, yolox_model)
     assert "1 fall" in proc.stdout
     return data
 

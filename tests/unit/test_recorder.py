@@ -17,6 +17,7 @@ from camsight.analytics.rules_config import RecordConfig
 from camsight.media.recorder import SegmentRecorder, camera_folder, finish_stale_segments, probe_segment
 from camsight.store.db import open_store
 from camsight.store.models import RecordingRow
+from tests.conftest import feed_recorder
 
 #: Fed with real footage from ../shared/data.
 pytestmark = pytest.mark.integration
@@ -46,35 +47,9 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "data" / "recordings"
 
 
-def feed(
-    rec: SegmentRecorder,
-    path: Path,
-    t0: datetime = T0,
-    *,
-    until: float | None = None,
-    on=None,
-    gap: bool = False,
-) -> int:
-    """Open ``path`` as the recorder's stream and feed its packets, each arriving at ``t0`` + its time.
-
-    ``on(seconds)`` is called before each packet (to report events at a given moment).
-    Returns how many packets were fed.
-    """
-    count = 0
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        rec.open(stream, gap=gap)
-        for packet in container.demux(stream):
-            if packet.dts is None:
-                continue
-            t = float(packet.pts * stream.time_base)
-            if until is not None and t >= until:
-                break
-            if on is not None:
-                on(t)
-            rec.packet(packet, t0 + timedelta(seconds=t))
-            count += 1
-    return count
+def feed(rec: SegmentRecorder, path: Path, t0: datetime = T0, **options) -> int:
+    """``feed_recorder`` with this file's start time."""
+    return feed_recorder(rec, path, t0, **options)
 
 
 def rows(store) -> list[RecordingRow]:

@@ -188,5 +188,21 @@ def page_out(items: list[dict[str, Any]], total: int, page: Page) -> PageOut:
     return PageOut(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
+def declared_length(request: Request, limit: int, too_large: str) -> int | None:
+    """The request's Content-Length, checked before any of the body is read.
+
+    400 when it is not a number, 413 with ``too_large`` when it is above ``limit``; None when absent
+    (chunked): the caller must then count what it reads.
+    """
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return None
+    if not declared.strip().isdigit():
+        raise ApiError(400, "Content-Length is not a number")
+    if int(declared) > limit:
+        raise ApiError(413, too_large)
+    return int(declared)
+
+
 #: A database id in a path: positive and within SQL's 64-bit integers (larger ones cannot exist).
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A database id.")]

@@ -55,6 +55,7 @@ from camsight.errors import NotFoundError
 from camsight.media.clip import ClipError, Reencoder, export_clip, recording_mask
 from camsight.media.masks import PrivacyMask
 from camsight.sources.video_file import fingerprint as file_fingerprint
+from camsight.store.events import aware
 from camsight.store.models import Camera, RecordingRow
 
 if TYPE_CHECKING:
@@ -374,7 +375,7 @@ def _wall(footage: Footage, start: float, end: float) -> tuple[datetime, datetim
     """The wall-clock span of source seconds ``start``..``end`` (never past now: no footage exists yet)."""
     assert footage.wallclock_start is not None
     wall0 = footage.wallclock_start
-    wall0 = wall0.replace(tzinfo=UTC) if wall0.tzinfo is None else wall0
+    wall0 = aware(wall0)
     return wall0 + timedelta(seconds=start), min(wall0 + timedelta(seconds=end), datetime.now(UTC))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -13,15 +13,12 @@ from camsight.api.deps import PageDep, PageOut, RowId, StoreDep, client_ip, page
 from camsight.auth import audit, tokens, users
 from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
+from camsight.store.events import aware
 from camsight.store.models import AuditLogRow
 
 router = APIRouter(tags=["admin"])
 UserAdmin = Annotated[Principal, Depends(require(Permission.MANAGE_USERS))]
 Auditor = Annotated[Principal, Depends(require(Permission.READ_AUDIT))]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class UserIn(BaseModel):
@@ -125,7 +122,7 @@ def create_token(request: Request, body: TokenIn, principal: UserAdmin, store: S
             body.user or principal.name,
             body.name,
             by=principal.actor(client_ip(request)),
-            expires_at=_utc(body.expires_at),
+            expires_at=aware(body.expires_at),
         )
     return {"token": new.info.to_dict(), "secret": new.secret}
 
@@ -154,9 +151,9 @@ def audit_log(
     if action:
         q = q.where(AuditLogRow.action == action)
     if since is not None:
-        q = q.where(AuditLogRow.at >= _utc(since))
+        q = q.where(AuditLogRow.at >= aware(since))
     if until is not None:
-        q = q.where(AuditLogRow.at < _utc(until))
+        q = q.where(AuditLogRow.at < aware(until))
     with store.sessions() as session:
         total = int(session.execute(select(func.count()).select_from(q.subquery())).scalar_one())
         rows = session.execute(
@@ -180,7 +177,7 @@ def audit_csv(
     until: datetime | None = None,
 ) -> Response:
     """The audit log as CSV (spreadsheet-safe cells); the export itself is audited."""
-    text = audit.csv_text(store, _utc(since), _utc(until))
+    text = audit.csv_text(store, aware(since), aware(until))
     audit.record(
         store,
         principal.actor(client_ip(request)),

@@ -50,6 +50,7 @@ from camsight.api.deps import (
     StoreDep,
     can_see,
     client_ip,
+    declared_length,
     not_found_camera,
     page_out,
     require,
@@ -107,12 +108,7 @@ def _no_constants(name: str) -> Any:
 
 async def _json_object(request: Request, limit: int) -> dict[str, Any]:
     """The body as a JSON object, read no further than ``limit`` bytes (413 past it)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise ApiError(400, "Content-Length is not a number")
-        if int(declared) > limit:
-            raise ApiError(413, f"the request body is larger than {limit} bytes")
+    declared_length(request, limit, f"the request body is larger than {limit} bytes")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind and kind != "application/json" and not kind.endswith("+json"):
         raise ApiError(415, "send the body as JSON (Content-Type: application/json)")

@@ -45,7 +45,7 @@ from camsight.media.track_clip import (
     clip_window,
 )
 from camsight.store.db import Store
-from camsight.store.events import CLIP_PADDING
+from camsight.store.events import CLIP_PADDING, aware
 from camsight.store.models import ObservationRow, Source, Track
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def _event_subject(store: Store, principal: Principal, event_id: int) -> tuple[_
                 )
     anchor = None
     if row.start_at is not None:
-        start_at = row.start_at if row.start_at.tzinfo else row.start_at.replace(tzinfo=UTC)
+        start_at = aware(row.start_at)
         anchor = start_at - timedelta(seconds=row.start_t)
     subject = _Subject(
         kind="event",
@@ -230,7 +230,7 @@ def _playback(store: Store, subject: _Subject, clip: ClipInfo) -> dict[str, Any]
     wall0 = subject.footage.wallclock_start
     recorded = None
     if wall0 is not None:
-        wall0 = wall0 if wall0.tzinfo else wall0.replace(tzinfo=UTC)
+        wall0 = aware(wall0)
         recorded = (wall0 + timedelta(seconds=clip.start_t)).astimezone(UTC).isoformat()
     end_t = subject.end_t if subject.end_t is not None else subject.start_t
     return {
@@ -290,7 +290,7 @@ def _filename(subject: _Subject, clip: ClipInfo) -> str:
     when = ""
     if subject.footage.wallclock_start is not None:
         wall0 = subject.footage.wallclock_start
-        wall0 = wall0 if wall0.tzinfo else wall0.replace(tzinfo=UTC)
+        wall0 = aware(wall0)
         when = "-" + (wall0 + timedelta(seconds=clip.start_t)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"camsight-{camera}-{subject.kind}-{subject.id}{when}.mp4"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -35,10 +35,6 @@ from camsight.store.models import Camera, EventRow, Source, Track
 router = APIRouter(tags=["events"])
 EventViewer = Annotated[Principal, Depends(require(Permission.VIEW_EVENTS))]
 Acknowledger = Annotated[Principal, Depends(require(Permission.ACKNOWLEDGE))]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _event_out(row: EventRow, camera: str, source: str | None, track_ids: list[int]) -> dict[str, Any]:
@@ -107,7 +103,7 @@ def list_events(
         if principal.camera_scope() is None:
             cameras = []  # every camera: no filter at all
     types = [t for t in event_type or [] if t]
-    since, until = _utc(since), _utc(until)
+    since, until = store_events.aware(since), store_events.aware(until)
     try:
         views = store_events.list_events(
             store,

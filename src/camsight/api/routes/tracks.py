@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,6 +35,7 @@ from camsight.errors import NotFoundError
 from camsight.search.engine import SearchEngine, SearchResult
 from camsight.search.query import parse_query
 from camsight.store.db import Store
+from camsight.store.events import aware
 from camsight.store.models import Camera, Source, Thumbnail, Track
 from camsight.store.repository import count_tracks_matching, list_tracks
 
@@ -64,11 +65,6 @@ def engine_of(request: Request) -> SearchEngine:
 
 def thumbnail_url(track_id: int, rank: int = 0) -> str:
     return f"/api/v1/tracks/{track_id}/thumbnails/{rank}"
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    # A time without zone is taken as UTC: the server's local zone means nothing to a client.
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _chips(result: SearchResult) -> list[dict[str, Any]]:
@@ -178,8 +174,8 @@ def search(
         result = engine.search(
             q,
             cameras=cameras,
-            since=_utc(since),
-            until=_utc(until),
+            since=aware(since),
+            until=aware(until),
             classes=label or (),
             limit=min(MAX_RANKED, offset + limit),
         )

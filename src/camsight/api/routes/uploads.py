@@ -33,6 +33,7 @@ from camsight.api.deps import (
     StoreDep,
     can_see,
     client_ip,
+    declared_length,
     not_found_camera,
     page_out,
     require,
@@ -312,13 +313,9 @@ async def upload(request: Request, principal: Uploader, store: StoreDep) -> dict
     kind, params = parse_options_header(request.headers.get("content-type", ""))
     if kind != b"multipart/form-data" or not params.get(b"boundary"):
         raise ApiError(415, "send the video as multipart/form-data (fields: file, camera)")
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise ApiError(400, "invalid Content-Length")
-        # Refused before a byte of the body is read.
-        if int(declared) > limit + FORM_SLACK:
-            raise ApiError(413, f"the file is larger than the upload limit of {_limit_mb(config)}")
+    declared = declared_length(
+        request, limit + FORM_SLACK, f"the file is larger than the upload limit of {_limit_mb(config)}"
+    )
     root = uploads_folder(store, config)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -327,7 +324,7 @@ async def upload(request: Request, principal: Uploader, store: StoreDep) -> dict
         log.error("upload folder %s cannot be used: %s", root, exc)
         raise ApiError(503, "the upload folder cannot be used; see the server log") from None
     keep_free = int(config.storage.min_free_gb * 1e9)
-    if free - int(declared or 0) < keep_free:
+    if free - (declared or 0) < keep_free:
         raise ApiError(507, "not enough free disk space for this upload", code="insufficient_storage")
 
     checked: list[str] = []
