@@ -293,6 +293,24 @@ def test_token_create_verify_revoke(store):
     assert actions[:2] == ["token.revoke", "token.create"]
 
 
+def test_an_all_digit_token_prefix_is_found_by_prefix_and_by_id(store, monkeypatch):
+    """A hex prefix is all digits about 1 time in 40; the bare prefix must still name its token."""
+    add(store, "alice", "viewer", ["lobby"])
+    monkeypatch.setattr(tokens.secrets, "token_hex", lambda n: "96386630")
+    with store.session() as db:
+        first = tokens.create(db, "alice", "ha", by=CLI)
+    with store.session() as db:
+        assert tokens.revoke(db, "96386630", by=CLI).id == first.info.id
+        with pytest.raises(NotFoundError):
+            tokens.revoke(db, "12345678", by=CLI)
+    with store.session() as db:
+        second = tokens.create(db, "alice", "ci", by=CLI)  # same prefix: now it is ambiguous
+    with store.session() as db:
+        with pytest.raises(AccountError, match="matches 2 tokens"):
+            tokens.revoke(db, "96386630", by=CLI)
+        assert tokens.revoke(db, str(second.info.id), by=CLI).name == "ci"
+
+
 def test_token_expiry_and_user_removal(store):
     add(store, "alice")
     add(store, "root", "admin")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from camsight.auth import audit
@@ -167,13 +167,16 @@ def verify(session: Session, secret: str | None, *, now: datetime | None = None)
 def _find(session: Session, ref: int | str, user: str | None) -> tuple[ApiTokenRow, str]:
     query = select(ApiTokenRow, UserRow.name).join(UserRow, UserRow.id == ApiTokenRow.user_id)
     text = str(ref).strip()
+    prefix = text.removeprefix(TOKEN_PREFIX).split("_", 1)[0].rstrip("…").lower()
+    is_prefix = not isinstance(ref, int) and re.fullmatch(r"[0-9a-f]{8}", prefix) is not None
     if isinstance(ref, int) or text.isdigit():
-        query = query.where(ApiTokenRow.id == int(text))
-    else:
-        prefix = text.removeprefix(TOKEN_PREFIX).split("_", 1)[0].rstrip("…").lower()
-        if not re.fullmatch(r"[0-9a-f]{8}", prefix):
-            raise AccountError(f"not a token id or prefix: {text!r} (see `camsight tokens list`)")
+        # A random hex prefix is all digits about 1 time in 40, so "12345678" may be either.
+        by_id = ApiTokenRow.id == int(text)
+        query = query.where(or_(by_id, ApiTokenRow.prefix == prefix) if is_prefix else by_id)
+    elif is_prefix:
         query = query.where(ApiTokenRow.prefix == prefix)
+    else:
+        raise AccountError(f"not a token id or prefix: {text!r} (see `camsight tokens list`)")
     if user is not None:
         query = query.where(UserRow.name == user.strip().lower())
     found = session.execute(query).all()
