@@ -127,9 +127,9 @@ def test_upload_is_indexed_with_progress(indexed, live):
     assert queued["state"] in ("queued", "running") and queued["kind"] == "index"
     assert queued["camera"] == CAMERA and queued["file"] == "Fall clip.mp4" and queued["created_by"] == "olga"
     assert set(queued) == {
-        "id", "kind", "camera", "file", "state", "progress", "frames_done", "frames_total", "fps",
-        "eta_seconds", "message", "error", "tracks", "events", "created_by", "created_at", "started_at",
-        "finished_at",
+        "id", "kind", "camera", "file", "recorded_at", "state", "progress", "frames_done", "frames_total",
+        "fps", "eta_seconds", "message", "error", "tracks", "events", "created_by", "created_at",
+        "started_at", "finished_at",
     }  # fmt: skip
     assert job["state"] == "done", job
     assert job["progress"] == 1.0 and seen[-1] == 1.0
@@ -137,7 +137,7 @@ def test_upload_is_indexed_with_progress(indexed, live):
     assert job["frames_done"] == 160 and job["frames_total"] == 160  # every frame of the clip decoded
     assert job["fps"] > 0 and job["eta_seconds"] == 0.0 and job["error"] is None
     assert job["tracks"].get("person", 0) >= 1
-    assert job["started_at"] and job["finished_at"]
+    assert job["started_at"] and job["finished_at"] and job["recorded_at"] is None
     stored = files_under(store.root / "uploads")
     assert [p.name for p in stored] == ["Fall clip.mp4"]
     assert stored[0].parent.parent == store.root / "uploads" and len(stored[0].parent.name) == 32
@@ -178,6 +178,27 @@ def test_the_same_file_again_is_already_indexed(indexed, live, clip: Path):
     assert [p.name for p in files_under(store.root / "uploads")] == ["Fall clip.mp4"]
 
 
+def test_bad_recorded_at_is_refused_before_anything_is_stored(quiet, clip: Path):
+    app, store = quiet
+    before = files_under(store.root / "uploads")
+    client = login(app, "olga")
+    content = clip.read_bytes()
+    for value, needle in [
+        ("yesterday", "recorded_at: an ISO 8601 date and time"),
+        ("2026-13-45T99:00", "recorded_at: an ISO 8601"),
+        ("2999-01-01T00:00:00Z", "recorded_at is in the future"),
+        ("1900-01-01", "recorded_at is before 1990"),
+    ]:
+        r = send_chunked(client, [("recorded_at", None, value.encode()), ("file", "x.mp4", content)])
+        assert_error(r, 422, needle)
+        # After the file too: checked once the body is in, and the stored file removed again.
+        r = send_chunked(client, [("file", "x.mp4", content), ("recorded_at", None, value.encode())])
+        assert_error(r, 422, needle)
+    twice = [("recorded_at", None, b"2026-11-20"), ("recorded_at", None, b"2026-11-21")]
+    assert_error(send_chunked(client, [*twice, ("file", "x.mp4", content)]), 400, "given twice")
+    assert files_under(store.root / "uploads") == before
+
+
 def test_other_users_and_cameras(indexed, live, clip: Path):
     app, store = live
     job_id = indexed["job"]["id"]
@@ -201,6 +222,49 @@ def test_other_users_and_cameras(indexed, live, clip: Path):
     assert_error(upload(anonymous, "x.mp4", clip.read_bytes()), 401)
     assert_error(anonymous.get("/api/v1/jobs"), 401)
     assert_error(anonymous.get(f"/api/v1/jobs/{job_id}"), 401)
+
+
+def test_recorded_at_dates_the_footage_and_survives_reindexing(indexed, live, clip: Path):
+    """Footage recorded at 18:00 (+01:00) is found by a search for that evening, also after a zone change."""
+    app, _store = live
+    client = indexed["client"]
+    r = client.post(
+        "/api/v1/uploads",
+        files={"file": ("gate.mp4", clip.read_bytes(), "video/mp4")},
+        data={"camera": "gate", "recorded_at": "2026-11-20T18:00:00+01:00"},
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["job"]["recorded_at"] == "2026-11-20T17:00:00+00:00"
+    job, _seen = wait_done(client, r.json()["job"]["id"])
+    assert job["state"] == "done", job
+
+    def evening_hits() -> list[dict]:
+        window = {"since": "2026-11-20T17:00:00Z", "until": "2026-11-20T17:00:10Z", "camera": "gate"}
+        r = client.get("/api/v1/search", params={"q": "person", **window})
+        assert r.status_code == 200, r.text
+        return r.json()["hits"]
+
+    hits = evening_hits()
+    assert hits, "nothing found in the evening the footage was recorded"
+    starts = {h["track_id"]: h["recorded_start"] for h in hits}
+    assert all(s.startswith("2026-11-20T17:00:0") for s in starts.values()), starts
+    entry = audit.list_entries(_store, limit=5, action="upload").entries[0]
+    assert entry.detail["recorded_at"] == "2026-11-20T17:00:00+00:00"
+    # A zone rule added to the camera re-indexes its footage: the given time must not become the upload time.
+    door = {"points": [[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]], "units": "normalised"}
+    rule = {"type": "zone_intrusion", "zone": "door", "min_seconds": 1, "classes": ["person"]}
+    app.state.config = fast_config(
+        app.state.config.detector.model, cameras={"gate": {"zones": {"door": door}, "rules": [rule]}}
+    )
+    try:
+        again = app.state.jobs.submit_reindex("gate", by="olga")
+        done = app.state.jobs.wait(again.id, timeout=WAIT)
+        assert done.state == "done" and "1 indexed again" in (done.message or ""), done
+    finally:
+        app.state.config = fast_config(app.state.config.detector.model)
+    after = evening_hits()
+    assert after  # indexed again, at the same times:
+    assert sorted(h["recorded_start"] for h in after) == sorted(starts.values())
 
 
 # --------------------------------------------------------------------------- rejections (nothing indexed)

@@ -153,7 +153,10 @@ def test_operator_session_end_to_end(server: dict, shared_data: Path) -> None:
     clip = shared_data / "intel" / "one-by-one-person-detection.mp4"
     assert server["printed"].endswith(server["url"].rsplit(":", 1)[1])
     with browser() as chromium:
-        context = chromium.new_context(viewport=DESKTOP, accept_downloads=True)
+        # An operator in Berlin: the recording time typed in local time must reach the server as UTC.
+        context = chromium.new_context(
+            viewport=DESKTOP, accept_downloads=True, locale="en-GB", timezone_id="Europe/Berlin"
+        )
         page = context.new_page()
         problems = watch_for_problems(page)
         page.set_default_timeout(20_000)
@@ -168,9 +171,13 @@ def test_operator_session_end_to_end(server: dict, shared_data: Path) -> None:
         # Upload a real clip and wait until it is indexed.
         page.click("nav a[data-page=upload]")
         page.fill("input[name=camera]", "falls")
+        page.fill("#upload-recorded-at", "2026-11-20T18:00:00")
         page.set_input_files("#upload-file", str(clip))
         expect(page.locator("#search-upload")).to_be_visible(timeout=SLOW)
         expect(page.locator("#upload-status")).to_contain_text("tracks")
+        expect(page.locator(".jobs li").first).to_contain_text("recorded 20/11/2026, 18:00:00")
+        jobs = page.request.get(f"{server['url']}/api/v1/jobs").json()
+        assert jobs["items"][0]["recorded_at"] == "2026-11-20T17:00:00+00:00"
         shot(page, "03-upload")
 
         # Search it: the interpretation shows as chips, results as thumbnails.
@@ -181,6 +188,7 @@ def test_operator_session_end_to_end(server: dict, shared_data: Path) -> None:
         expect(page.locator(".chip.class")).to_contain_text("person")
         expect(page.locator(".chip.attribute")).to_contain_text("black")
         expect(page.locator(".result .badge.full").first).to_be_visible()
+        expect(page.locator(".result").first).to_contain_text("20/11/2026, 18:0")  # when it was recorded
         shot(page, "04-search")
 
         # Open a result: the clip plays from where the track starts, with its box drawn.

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
 from camsight.config import Config, validate_config
-from camsight.service.jobs import ALREADY_INDEXED, INTERRUPTED, JobRunner, _Progress
+from camsight.service.jobs import (
+    ALREADY_INDEXED,
+    INTERRUPTED,
+    ORPHAN_AFTER_SECONDS,
+    JobRunner,
+    _Progress,
+    sweep_orphan_uploads,
+)
 from camsight.store.db import open_store
 from camsight.store.models import JobRow
 from camsight.store.repository import list_tracks
@@ -57,9 +66,9 @@ def test_index_job_runs_to_done(runner, store, tmp_path, clip_factory):
     assert sum(done.tracks.values()) == len(stored)
     data = done.to_dict()
     assert set(data) == {
-        "id", "kind", "camera", "file", "state", "progress", "frames_done", "frames_total", "fps",
-        "eta_seconds", "message", "error", "tracks", "events", "created_by", "created_at", "started_at",
-        "finished_at",
+        "id", "kind", "camera", "file", "recorded_at", "state", "progress", "frames_done", "frames_total",
+        "fps", "eta_seconds", "message", "error", "tracks", "events", "created_by", "created_at",
+        "started_at", "finished_at",
     }  # fmt: skip
     assert "path" not in data and str(tmp_path) not in str(data)
 
@@ -223,3 +232,46 @@ def test_a_job_that_cannot_run_fails_without_ending_the_worker(store, tmp_path, 
         assert any(t.name == "camsight-jobs" for t in threading.enumerate())
     finally:
         runner.stop()
+
+
+def test_orphan_uploads_are_swept_and_nothing_else(store, tmp_path, clip_factory):
+    """A killed upload leaves a folder with no job; only such folders, once old, are removed."""
+    root = tmp_path / "uploads"
+    old = time.time() - 2 * ORPHAN_AFTER_SECONDS
+
+    def folder(name: str, *, age: float | None = old) -> Path:
+        path = root / name
+        path.mkdir(parents=True)
+        (path / "part.mp4").write_bytes(b"\0" * 100)
+        if age is not None:
+            for p in (path / "part.mp4", path):
+                os.utime(p, (age, age))
+        return path
+
+    orphan = folder(uuid.uuid4().hex)
+    streaming = folder(uuid.uuid4().hex, age=None)  # still being written: too young
+    clip = clip_factory(tmp_path / "c.mp4", frames=10, fps=10, size=(160, 120))
+    queued = folder(uuid.uuid4().hex)
+    shutil.copy(clip, queued / "c.mp4")
+    os.utime(queued / "c.mp4", (old, old))
+    os.utime(queued, (old, old))
+    other = folder("holiday-videos")  # a shared uploads.folder keeps what is not an upload
+    loose = root / "notes.txt"
+    loose.write_text("keep me")
+    runner = JobRunner(store, Config(uploads={"folder": str(root)}), poll_seconds=0.2)
+    runner.submit_index(queued / "c.mp4", "gate", by="olga", owns_file=True)
+    removed = sweep_orphan_uploads(store, root)
+    assert removed == [orphan] and not orphan.exists()
+    assert streaming.is_dir() and queued.is_dir() and other.is_dir() and loose.is_file()
+    assert sweep_orphan_uploads(store, tmp_path / "missing") == []
+    # The runner sweeps on its own once idle, with its configured upload folder.
+    again = folder(uuid.uuid4().hex)
+    runner.start()
+    try:
+        deadline = time.monotonic() + WAIT
+        while again.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not again.exists()
+    finally:
+        runner.stop()
+    assert streaming.is_dir() and other.is_dir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ from camsight.tracking.kinematics import kinematics
 from camsight.tracking.records import Crop, Observation, TrackRecord
 
 
-def plan(store, *, fingerprint="f" * 32, settings_key="k1", camera="lobby", force=False):
+def plan(
+    store, *, fingerprint="f" * 32, settings_key="k1", camera="lobby", force=False, start=None, default=None
+):
     return repo.plan_source(
         store,
         camera=camera,
@@ -29,6 +32,8 @@ def plan(store, *, fingerprint="f" * 32, settings_key="k1", camera="lobby", forc
         height=360,
         native_fps=10.0,
         duration=60.0,
+        wallclock_start=start,
+        default_start=default,
         force=force,
     )
 
@@ -155,6 +160,21 @@ class TestPlanSource:
         repo.finish_source(store, again.source_id, "complete", {}, None)
         rows = sql(store, "SELECT source_id, local_id FROM tracks")
         assert len(rows) == 2 and len(set(rows)) == 2
+
+    def test_a_start_time_given_once_survives_indexing_again(self, store):
+        given = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
+        mtime = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+        first = plan(store, start=given, default=mtime)
+        assert first.wallclock_start == given
+        repo.finish_source(store, first.source_id, "complete", {}, None)
+        # A zone changed: indexed again without a time, it keeps the one the user gave, not the file's.
+        again = plan(store, settings_key="k2", default=mtime)
+        assert again.replaced and again.wallclock_start == given
+        assert sql(store, "SELECT wallclock_start FROM sources")[0][0].startswith("2026-11-20 18:00")
+        # A new time given explicitly wins; a new file without one gets its default.
+        later = given + timedelta(hours=1)
+        assert plan(store, settings_key="k3", start=later, default=mtime).wallclock_start == later
+        assert plan(store, fingerprint="e" * 32, default=mtime).wallclock_start == mtime
 
     def test_same_file_on_another_camera_is_another_source(self, store):
         a = plan(store, camera="a")

@@ -261,7 +261,8 @@ class Indexer:
     ) -> IndexResult:
         """Index one file; raises :class:`SourceError` when nothing in it can be used.
 
-        ``recorded_at`` is when the recording started (default: the file's
+        ``recorded_at`` is when the recording started (default: the time
+        stored when this file was indexed before, else the file's
         creation_time tag, else its modification time minus its duration);
         it gives tracks wall-clock times for time-based search.
         """
@@ -284,13 +285,14 @@ class Indexer:
                 height=info.height,
                 native_fps=info.fps,
                 duration=info.duration,
-                wallclock_start=recorded_at or info.recorded_at,
+                wallclock_start=recorded_at,
+                default_start=info.recorded_at,
                 force=force,
             )
             if plan.source_id is None:
                 return IndexResult(str(path), camera, "skipped", message=plan.reason)
             try:
-                start_at = recorded_at or info.recorded_at
+                start_at = plan.wallclock_start
                 result = self._run(video, camera, plan, progress, source_key=print_, start_at=start_at)
             except (SourceError, ConfigError):
                 repo.discard_source(self.store, plan.source_id)

@@ -20,6 +20,8 @@ at once would only make both slower.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import shutil
 import threading
 import time
@@ -53,6 +55,12 @@ POLL_SECONDS = 5.0
 #: What a skipped duplicate reports (the indexer's fingerprint found the same file on the camera).
 ALREADY_INDEXED = "already indexed"
 INTERRUPTED = "interrupted when the server stopped; it runs again when the server starts"
+#: Seconds between sweeps of the upload folder for uploads that never became a job.
+SWEEP_SECONDS = 3600.0
+#: An upload folder untouched this long without a job is left over from a killed upload.
+ORPHAN_AFTER_SECONDS = 3600.0
+#: Upload folders are named by ``uuid4().hex``: only such folders are ever swept.
+_UPLOAD_FOLDER = re.compile(r"[0-9a-f]{32}")
 
 ConfigSource = Callable[[], Config]
 
@@ -65,6 +73,8 @@ class Job:
     kind: str
     camera: str
     file: str | None
+    #: When the footage was recorded, as the uploader said (None: taken from the file).
+    recorded_at: datetime | None
     state: str
     progress: float
     frames_done: int
@@ -88,6 +98,7 @@ class Job:
             kind=row.kind,
             camera=row.camera,
             file=row.file_name,
+            recorded_at=row.recorded_at,
             state=row.state,
             progress=row.progress,
             frames_done=row.frames_done,
@@ -115,6 +126,7 @@ class Job:
             "kind": self.kind,
             "camera": self.camera,
             "file": self.file,
+            "recorded_at": self.recorded_at.isoformat() if self.recorded_at else None,
             "state": self.state,
             "progress": round(self.progress, 4),
             "frames_done": self.frames_done,
@@ -211,11 +223,14 @@ class JobRunner:
         *,
         progress_interval: float = PROGRESS_INTERVAL,
         poll_seconds: float = POLL_SECONDS,
+        sweep_seconds: float = SWEEP_SECONDS,
     ) -> None:
         self.store = store
         self._config: ConfigSource = config if callable(config) else (lambda: config)
         self.progress_interval = progress_interval
         self.poll_seconds = poll_seconds
+        self.sweep_seconds = sweep_seconds
+        self._next_sweep = 0.0
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -257,12 +272,20 @@ class JobRunner:
     # ------------------------------------------------------------------ submitting and reading
 
     def submit_index(
-        self, path: Path, camera: str, *, by: str, file: str | None = None, owns_file: bool = False
+        self,
+        path: Path,
+        camera: str,
+        *,
+        by: str,
+        file: str | None = None,
+        owns_file: bool = False,
+        recorded_at: datetime | None = None,
     ) -> Job:
         """Queue indexing ``path`` into ``camera``; ``file`` is the name shown (default: the file's name).
 
         With ``owns_file`` the job may delete the file's folder when the file
         turns out unusable or a duplicate of one already indexed (uploads).
+        ``recorded_at`` is when the recording started (default: what the file says).
         """
         return self._submit(
             JobRow(
@@ -271,6 +294,7 @@ class JobRunner:
                 file_name=(file or Path(path).name)[:255],
                 path=str(Path(path).resolve()),
                 owns_file=owns_file,
+                recorded_at=recorded_at,
                 created_by=by[:128],
             )
         )
@@ -342,6 +366,7 @@ class JobRunner:
                 log.exception("cannot read the job queue")
                 job_id = None
             if job_id is None:
+                self._sweep_when_due()
                 self._wake.wait(self.poll_seconds)
                 continue
             try:
@@ -375,14 +400,14 @@ class JobRunner:
         with self.store.sessions() as session:
             row = session.get(JobRow, job_id)
             assert row is not None
-            kind, camera, owns = row.kind, row.camera, row.owns_file
+            kind, camera, owns, recorded_at = row.kind, row.camera, row.owns_file, row.recorded_at
             path = Path(row.path) if row.path else None
             shown = row.file_name or (path.name if path else "")
         started = time.monotonic()
         try:
             indexer = self._indexer_for(self._config())
             if kind == "index" and path is not None:
-                outcome = self._index_file(job_id, indexer, path, camera, shown, owns)
+                outcome = self._index_file(job_id, indexer, path, camera, shown, owns, recorded_at)
             elif kind == "reindex":
                 outcome = self._reindex(job_id, indexer, camera)
             else:
@@ -418,6 +443,16 @@ class JobRunner:
         self._update(job_id, **values)
         log.info("job %s (%s %s) %s", job_id, kind, camera, outcome.state)
 
+    def _sweep_when_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.sweep_seconds
+        try:
+            sweep_orphan_uploads(self.store, uploads_folder(self.store, self._config()))
+        except Exception:
+            log.exception("sweeping the upload folder failed")
+
     def _indexer_for(self, config: Config) -> Indexer:
         """The indexer for ``config``, as ``camsight index`` builds it; reused while the config is equal.
 
@@ -430,14 +465,21 @@ class JobRunner:
         return self._indexer[1]
 
     def _index_file(
-        self, job_id: int, indexer: Indexer, path: Path, camera: str, shown: str, owns: bool
+        self,
+        job_id: int,
+        indexer: Indexer,
+        path: Path,
+        camera: str,
+        shown: str,
+        owns: bool,
+        recorded_at: datetime | None,
     ) -> _Outcome:
         with VideoFile(path) as video:
             info = video.info
         total_frames = info.frames or (round(info.duration * info.fps) if info.duration else None)
         self._update(job_id, frames_total=total_frames, frames_done=0, progress=0.0)
         progress = _Progress(self, job_id, info.duration, total_frames)
-        result = indexer.index(path, camera, progress=progress.update)
+        result = indexer.index(path, camera, recorded_at=recorded_at, progress=progress.update)
         if result.status == "skipped":
             existing = _existing_source(self.store, camera, path)
             if owns and existing is not None and existing[1] != str(path) and Path(existing[1]).is_file():
@@ -545,6 +587,53 @@ def _remove_upload(path: Path) -> None:
         path.parent.rmdir()
     except OSError as exc:
         log.warning("cannot remove upload %s: %s", path, exc)
+
+
+def uploads_folder(store: Store, config: Config) -> Path:
+    """Where uploads are kept: ``uploads.folder`` from the config, else ``<data>/uploads``."""
+    return Path(config.uploads.folder) if config.uploads.folder else store.root / "uploads"
+
+
+def sweep_orphan_uploads(
+    store: Store, root: Path, *, older_than: float = ORPHAN_AFTER_SECONDS, now: float | None = None
+) -> list[Path]:
+    """Remove upload folders that no job refers to and nothing touched for ``older_than`` seconds.
+
+    They are what an upload killed mid-transfer (the process, not the
+    client) leaves behind. Only folders named like an upload (32 hex
+    digits) are candidates, so a shared ``uploads.folder`` keeps everything
+    else; the age keeps an upload still streaming in. Returns what was removed.
+    """
+    if not root.is_dir():
+        return []
+    with store.sessions() as session:
+        paths = [
+            *session.scalars(select(JobRow.path).where(JobRow.path.is_not(None))),
+            *session.scalars(select(Source.uri)),  # an indexed upload, should its job be gone
+        ]
+    used = {Path(p).parent.name for p in paths if p}
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    for folder in root.iterdir():
+        if not _UPLOAD_FOLDER.fullmatch(folder.name) or folder.name in used or folder.is_symlink():
+            continue
+        try:
+            if not folder.is_dir() or now - _last_touched(folder) < older_than:
+                continue
+        except OSError:
+            continue
+        remove_upload_folder(folder)
+        removed.append(folder)
+        log.info("removed an upload that never became a job", extra={"folder": folder.name})
+    return removed
+
+
+def _last_touched(folder: Path) -> float:
+    """The newest modification time of ``folder`` and the files directly in it."""
+    times = [folder.stat().st_mtime]
+    with os.scandir(folder) as entries:
+        times.extend(e.stat(follow_symlinks=False).st_mtime for e in entries)
+    return max(times)
 
 
 def remove_upload_folder(folder: Path) -> None:

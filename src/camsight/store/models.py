@@ -466,6 +466,8 @@ class JobRow(Base):
     path: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: The job owns the file (an upload): removed when it is unusable or a duplicate.
     owns_file: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When the file's recording started, as the uploader said (None: from the file itself).
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: ``queued``, ``running``, ``done`` or ``failed``.
     state: Mapped[str] = mapped_column(String(16), default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0)

@@ -96,6 +96,8 @@ class SourcePlan:
     camera_id: int
     reason: str | None = None
     replaced: bool = False
+    #: When the recording started, as stored for the source (None: unknown).
+    wallclock_start: datetime | None = None
 
 
 def plan_source(
@@ -111,6 +113,7 @@ def plan_source(
     native_fps: float,
     duration: float | None,
     wallclock_start: datetime | None = None,
+    default_start: datetime | None = None,
     force: bool = False,
 ) -> SourcePlan:
     """Register a file for indexing, or say why it needs none.
@@ -119,6 +122,10 @@ def plan_source(
     with the same settings it is skipped; interrupted, or indexed with other
     settings, or with ``force``, its old tracks are removed and it is done
     again. Removal and re-registration happen in one transaction.
+
+    ``wallclock_start`` is a start time the user gave. Without one, a file
+    indexed again keeps the start time stored for it (a time given once
+    must not move when a zone changes), and a new file gets ``default_start``.
     """
     replaced = False
     with store.session() as session:
@@ -131,6 +138,8 @@ def plan_source(
                 return SourcePlan(None, cam.id, reason=f"already indexed ({old.status})")
             replaced = True
             old_id = old.id
+            if wallclock_start is None:
+                wallclock_start = old.wallclock_start
             session.execute(delete(Source).where(Source.id == old_id))
             bump_revision(session)
             session.flush()
@@ -145,11 +154,11 @@ def plan_source(
             height=height,
             native_fps=native_fps,
             duration=duration,
-            wallclock_start=wallclock_start,
+            wallclock_start=wallclock_start or default_start,
         )
         session.add(src)
         session.flush()
-        plan = SourcePlan(src.id, cam.id, replaced=replaced)
+        plan = SourcePlan(src.id, cam.id, replaced=replaced, wallclock_start=src.wallclock_start)
     if replaced:
         remove_source_media(store.media, old_id)
     # A crash between registering and the first write can leave files of a

@@ -15,6 +15,7 @@ import shutil
 import unicodedata
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,9 +45,9 @@ from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
 from camsight.config import Config
 from camsight.errors import SourceError
-from camsight.service.jobs import JobRunner, remove_upload_folder
+from camsight.service.jobs import JobRunner, remove_upload_folder, uploads_folder
 from camsight.sources.video_file import VideoFile
-from camsight.store.db import Store
+from camsight.store.events import aware
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["uploads"])
@@ -60,6 +61,12 @@ MIB = 1024 * 1024
 FORM_SLACK = 64 * 1024
 #: Longest text form field (the camera name) accepted.
 MAX_FIELD = 1024
+#: Text form fields beside ``file``.
+FIELDS = ("camera", "recorded_at")
+#: How far ahead of the server's clock a recording may say it started (clocks of uploaders drift).
+FUTURE_SLACK = timedelta(hours=1)
+#: Earliest start time accepted: anything before is a typo, not footage.
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 #: Longest stored file name, in characters (file systems allow 255 bytes).
 MAX_NAME = 120
 #: Demuxers that read still pictures: FFmpeg opens a JPEG as a one-frame "video".
@@ -108,6 +115,32 @@ def check_camera_name(name: str) -> str:
             code="validation_error",
         )
     return name
+
+
+def parse_recorded_at(text: str, now: datetime | None = None) -> datetime:
+    """The start time of an upload: ISO 8601, UTC unless it has an offset; else a 422 with the reason.
+
+    >>> parse_recorded_at("2026-11-20T18:00:00+01:00").isoformat()
+    '2026-11-20T17:00:00+00:00'
+    >>> parse_recorded_at("2026-11-20 18:00").isoformat()
+    '2026-11-20T18:00:00+00:00'
+    """
+    text = text.strip()
+    try:
+        when = aware(datetime.fromisoformat(text)).astimezone(UTC)
+    except ValueError:
+        raise ApiError(
+            422,
+            f"recorded_at: an ISO 8601 date and time such as 2026-11-20T18:00:00+01:00 is required, "
+            f"got {text[:64]!r}",
+            code="validation_error",
+        ) from None
+    now = now or datetime.now(UTC)
+    if when > now + FUTURE_SLACK:
+        raise ApiError(422, "recorded_at is in the future", code="validation_error")
+    if when < EARLIEST:
+        raise ApiError(422, f"recorded_at is before {EARLIEST.year}", code="validation_error")
+    return when
 
 
 def _check_camera_access(principal: Principal, name: str) -> None:
@@ -190,8 +223,8 @@ class _Receiver:
             self._is_file = True
         elif self._name == "file":
             raise ApiError(400, "'file' must be a file (multipart part with a filename)")
-        elif self._name != "camera":
-            raise ApiError(400, f"unknown form field {self._name[:64]!r} (fields: file, camera)")
+        elif self._name not in FIELDS:
+            raise ApiError(400, f"unknown form field {self._name[:64]!r} (fields: file, {', '.join(FIELDS)})")
         elif self._name in self.fields:
             raise ApiError(400, f"form field {self._name!r} given twice")
 
@@ -257,11 +290,6 @@ def _limit_mb(config: Config) -> str:
     return f"{config.uploads.max_mb:g} MB"
 
 
-def uploads_folder(store: Store, config: Config) -> Path:
-    """Where uploads are kept: ``uploads.folder`` from the config, else ``<data>/uploads``."""
-    return Path(config.uploads.folder) if config.uploads.folder else store.root / "uploads"
-
-
 def _runner(request: Request) -> JobRunner:
     return request.app.state.jobs
 
@@ -284,6 +312,13 @@ _UPLOAD_BODY = {
                             "default": DEFAULT_CAMERA,
                             "description": "Camera the footage belongs to (an existing one, or a new name).",
                         },
+                        "recorded_at": {
+                            "type": "string",
+                            "format": "date-time",
+                            "description": "When the recording started (ISO 8601; UTC unless it has an "
+                            "offset). Default: the file's creation_time tag, else the upload time minus "
+                            "its length. Search by time uses it.",
+                        },
                     },
                 }
             }
@@ -299,12 +334,14 @@ _UPLOAD_BODY = {
     responses={
         413: {"description": "The file is larger than the upload limit."},
         415: {"description": "Not a video file, or not a multipart/form-data body."},
-        422: {"description": "Empty file or invalid camera name."},
+        422: {"description": "Empty file, invalid camera name or recorded_at."},
         507: {"description": "Not enough free disk space."},
     },
 )
 async def upload(request: Request, principal: Uploader, store: StoreDep) -> dict[str, Any]:
-    """Upload a video (multipart ``file``, optional ``camera``) and queue its indexing; audited.
+    """Upload a video (multipart ``file``, optional ``camera`` and ``recorded_at``) and queue its indexing.
+
+    Audited as ``upload``.
 
     Answers 202 with the queued job; follow it with ``GET /jobs/{id}``.
     """
@@ -312,7 +349,7 @@ async def upload(request: Request, principal: Uploader, store: StoreDep) -> dict
     limit = int(config.uploads.max_mb * MIB)
     kind, params = parse_options_header(request.headers.get("content-type", ""))
     if kind != b"multipart/form-data" or not params.get(b"boundary"):
-        raise ApiError(415, "send the video as multipart/form-data (fields: file, camera)")
+        raise ApiError(415, f"send the video as multipart/form-data (fields: file, {', '.join(FIELDS)})")
     declared = declared_length(
         request, limit + FORM_SLACK, f"the file is larger than the upload limit of {_limit_mb(config)}"
     )
@@ -327,19 +364,21 @@ async def upload(request: Request, principal: Uploader, store: StoreDep) -> dict
     if free - (declared or 0) < keep_free:
         raise ApiError(507, "not enough free disk space for this upload", code="insufficient_storage")
 
-    checked: list[str] = []
+    checked: dict[str, Any] = {}
 
-    def camera_ok(fields: dict[str, str], final: bool = False) -> None:
-        # Called when the file part starts and after the body: when the camera field comes before
-        # the file (as forms send it), a bad or forbidden camera is refused before the file is stored.
-        if checked or ("camera" not in fields and not final):
-            return
-        name = check_camera_name(fields.get("camera") or DEFAULT_CAMERA)
-        _check_camera_access(principal, name)
-        checked.append(name)
+    def fields_ok(fields: dict[str, str], final: bool = False) -> None:
+        # Called when the file part starts and after the body: fields that come before the file
+        # (as forms send them) are refused before the file is stored.
+        if "camera" not in checked and ("camera" in fields or final):
+            name = check_camera_name(fields.get("camera") or DEFAULT_CAMERA)
+            _check_camera_access(principal, name)
+            checked["camera"] = name
+        if "recorded_at" not in checked and ("recorded_at" in fields or final):
+            text = fields.get("recorded_at", "").strip()
+            checked["recorded_at"] = parse_recorded_at(text) if text else None
 
     folder = root / uuid.uuid4().hex
-    receiver = _Receiver(folder, limit, camera_ok)
+    receiver = _Receiver(folder, limit, fields_ok)
     parser = MultipartParser(params[b"boundary"], receiver.callbacks())  # type: ignore[arg-type]
     received = 0
     try:
@@ -365,7 +404,7 @@ async def upload(request: Request, principal: Uploader, store: StoreDep) -> dict
             ) from None
         finally:
             receiver.close()
-        camera_ok(receiver.fields, final=True)
+        fields_ok(receiver.fields, final=True)
         if receiver.path is None:
             raise ApiError(400, "no file in the upload (send the video in the form field 'file')")
         if receiver.size == 0:
@@ -373,7 +412,12 @@ async def upload(request: Request, principal: Uploader, store: StoreDep) -> dict
         await anyio.to_thread.run_sync(_probe, receiver.path)
         assert receiver.file_name is not None
         job = _runner(request).submit_index(
-            receiver.path, checked[0], by=principal.name, file=receiver.file_name, owns_file=True
+            receiver.path,
+            checked["camera"],
+            by=principal.name,
+            file=receiver.file_name,
+            owns_file=True,
+            recorded_at=checked["recorded_at"],
         )
     except BaseException:
         # Nothing of a rejected or broken upload stays on disk.
@@ -384,7 +428,12 @@ async def upload(request: Request, principal: Uploader, store: StoreDep) -> dict
         principal.actor(client_ip(request)),
         audit.Action.UPLOAD,
         target=job.camera,
-        detail={"file": job.file, "bytes": receiver.size, "job_id": job.id},
+        detail={
+            "file": job.file,
+            "bytes": receiver.size,
+            "job_id": job.id,
+            **({"recorded_at": job.recorded_at.isoformat()} if job.recorded_at else {}),
+        },
     )
     return {"job": job.to_dict()}
 

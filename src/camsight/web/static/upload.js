@@ -4,7 +4,7 @@ import { API, api, fill, h, errorBox, localTime } from './api.js';
 
 const POLL_MS = 1000;
 
-function send(file, camera, onProgress) {
+function send(file, camera, recordedAt, onProgress) {
   // XMLHttpRequest, not fetch: only it reports upload progress.
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
@@ -19,6 +19,7 @@ function send(file, camera, onProgress) {
     const form = new FormData();
     form.append('file', file);
     if (camera) form.append('camera', camera);
+    if (recordedAt) form.append('recorded_at', recordedAt);
     xhr.send(form);
   });
 }
@@ -41,13 +42,16 @@ function jobLine(job) {
   return h('li', { class: `job ${job.state}`, dataset: { job: job.id } },
     h('strong', {}, job.file || job.kind), ` on ${job.camera} · `, h('span', { class: 'state' }, job.state),
     job.state === 'running' ? ` ${pct}%` : '',
-    job.finished_at ? h('span', { class: 'muted small' }, ` · ${localTime(job.finished_at)}`) : null,
+    job.recorded_at ? h('span', { class: 'muted small' }, ` · recorded ${localTime(job.recorded_at)}`) : null,
+    job.finished_at ? h('span', { class: 'muted small' }, ` · finished ${localTime(job.finished_at)}`) : null,
     job.error ? h('span', { class: 'error small' }, ` · ${job.error}`) : null);
 }
 
 export async function render(view, params, ctx) {
   const fileInput = h('input', { type: 'file', name: 'file', accept: 'video/*,.mkv,.avi,.mp4,.mov,.ts', id: 'upload-file' });
   const camera = h('input', { name: 'camera', value: params.get('camera') || 'uploads', maxlength: 64, pattern: '[A-Za-z0-9_.\\-]+', required: true });
+  // The browser's local time; sent as UTC so the server never guesses the uploader's time zone.
+  const recorded = h('input', { type: 'datetime-local', name: 'recorded_at', step: 1, id: 'upload-recorded-at' });
   const drop = h('label', { class: 'drop', for: 'upload-file', tabindex: '0' },
     h('strong', {}, 'Drop a video file here'), h('span', {}, 'or press to choose one'), fileInput);
   const bar = h('progress', { max: 1, value: 0, 'aria-label': 'Progress' });
@@ -57,7 +61,10 @@ export async function render(view, params, ctx) {
   view.append(
     h('h1', {}, 'Add footage'),
     h('p', { class: 'muted small' }, 'The file is kept on this box, analysed like a camera\'s recording, and becomes searchable.'),
-    h('form', { class: 'card upload' }, h('label', {}, 'Camera name for this footage', camera), drop),
+    h('form', { class: 'card upload' },
+      h('label', {}, 'Camera name for this footage', camera),
+      h('label', {}, 'Recording started at (optional; otherwise taken from the file)', recorded),
+      drop),
     progress,
     h('h2', {}, 'Recent'), recent);
 
@@ -99,12 +106,14 @@ export async function render(view, params, ctx) {
 
   const start = async (file) => {
     if (!file) return;
-    if (!camera.reportValidity()) return;
+    if (!camera.reportValidity() || !recorded.reportValidity()) return;
+    const when = recorded.value ? new Date(recorded.value) : null;
+    if (when && Number.isNaN(when.getTime())) return;
     progress.hidden = false;
     bar.value = 0;
     status.textContent = `Uploading ${file.name}…`;
     try {
-      const answer = await send(file, camera.value.trim(), (share) => {
+      const answer = await send(file, camera.value.trim(), when && when.toISOString(), (share) => {
         bar.value = share;
         status.textContent = `Uploading ${file.name}: ${Math.round(share * 100)}%`;
       });
