@@ -188,6 +188,30 @@ def test_range_requests_serve_exact_bytes_and_are_audited_once(indexed, store):
     assert views[0].actor == "olga" and views[0].target == "vtest"
 
 
+def test_head_gives_size_and_ranges_without_footage_or_audit(indexed, store):
+    client = login(indexed, "olga")
+    track = a_track(client)
+    event_id = client.get("/api/v1/events", params={"camera": "vtest"}).json()["items"][0]["id"]
+    last_id = audit.list_entries(store, limit=1).entries[0].id
+    for url in (f"/api/v1/tracks/{track['id']}/clip", f"/api/v1/events/{event_id}/clip"):
+        head = client.head(url)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["accept-ranges"] == "bytes" and head.headers["content-type"] == "video/mp4"
+        size = int(head.headers["content-length"])
+        assert client.head(url, params={"download": "true"}).headers["content-disposition"].startswith(
+            "attachment;"
+        )
+        new = [e for e in audit.list_entries(store, limit=100).entries if e.id > last_id]
+        assert new == []  # asking the size is not a viewing
+        assert len(client.get(url).content) == size
+        last_id = audit.list_entries(store, limit=1).entries[0].id
+    # Who may not see the clip cannot ask its size either.
+    assert login(indexed, "vera").head(f"/api/v1/tracks/{track['id']}/clip").status_code == 403
+    assert login(indexed, "otto").head(f"/api/v1/tracks/{track['id']}/clip").status_code == 404
+    anonymous = TestClient(create_app(indexed[1], store))
+    assert anonymous.head(f"/api/v1/events/{event_id}/clip").status_code == 401
+
+
 def test_download_is_an_attachment_and_audited_as_export(indexed, store):
     client = login(indexed, "olga")
     track = a_track(client)

@@ -79,7 +79,8 @@ def test_every_api_endpoint_needs_credentials(client):
                 continue
             r = client.request(method.upper(), concrete, json={})
             assert r.status_code == 401, (method, path, r.status_code, r.text)
-            assert r.json()["error"]["code"] == "unauthorized"
+            if method != "head":  # a HEAD answer has no body
+                assert r.json()["error"]["code"] == "unauthorized"
             checked += 1
     assert checked >= 25
 

@@ -299,7 +299,8 @@ def _serve(
     request: Request, store: Store, principal: Principal, subject: _Subject, download: bool
 ) -> FileResponse:
     clip = _clip(request, store, subject)
-    if _starts_at_zero(request.headers.get("range")):
+    # A HEAD (a player or download manager asking the size) shows no footage: not a viewing.
+    if request.method != "HEAD" and _starts_at_zero(request.headers.get("range")):
         detail: dict[str, Any] = {f"{subject.kind}_id": subject.id, "start_t": round(clip.start_t, 3)}
         detail["duration"] = round(clip.duration, 3)
         action = audit.Action.EXPORT if download else audit.Action.CLIP_VIEW
@@ -353,6 +354,14 @@ def track_clip(
     return _serve(request, store, principal, subject, download)
 
 
+@router.head("/tracks/{track_id}/clip", response_class=FileResponse, responses=_CLIP_RESPONSES)
+def track_clip_head(
+    request: Request, track_id: RowId, principal: ClipViewer, store: StoreDep, download: Download = False
+) -> FileResponse:
+    """The headers of the track's clip (size, ``Accept-Ranges``) without the footage; not audited."""
+    return track_clip(request, track_id, principal, store, download)
+
+
 @router.get("/events/{event_id}/playback")
 def event_playback(
     request: Request, event_id: RowId, principal: ClipViewer, store: StoreDep
@@ -377,3 +386,11 @@ def event_clip(
     _check_export(principal, download)
     subject, _row = _event_subject(store, principal, event_id)
     return _serve(request, store, principal, subject, download)
+
+
+@router.head("/events/{event_id}/clip", response_class=FileResponse, responses=_CLIP_RESPONSES)
+def event_clip_head(
+    request: Request, event_id: RowId, principal: ClipViewer, store: StoreDep, download: Download = False
+) -> FileResponse:
+    """The headers of the event's clip (size, ``Accept-Ranges``) without the footage; not audited."""
+    return event_clip(request, event_id, principal, store, download)
