@@ -198,8 +198,10 @@ def test_head_gives_size_and_ranges_without_footage_or_audit(indexed, store):
         assert head.status_code == 200 and head.content == b""
         assert head.headers["accept-ranges"] == "bytes" and head.headers["content-type"] == "video/mp4"
         size = int(head.headers["content-length"])
-        assert client.head(url, params={"download": "true"}).headers["content-disposition"].startswith(
-            "attachment;"
+        assert (
+            client.head(url, params={"download": "true"})
+            .headers["content-disposition"]
+            .startswith("attachment;")
         )
         new = [e for e in audit.list_entries(store, limit=100).entries if e.id > last_id]
         assert new == []  # asking the size is not a viewing

@@ -39,9 +39,7 @@ schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", APP)
 
 
 @schema.parametrize()
-@settings(
-    max_examples=EXAMPLES, deadline=None, derandomize=IN_CI, suppress_health_check=list(HealthCheck)
-)
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=IN_CI, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case):
     case.headers = {**(case.headers or {}), "Authorization": f"Bearer {SECRET}"}
     response = case.call()
