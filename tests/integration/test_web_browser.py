@@ -180,9 +180,19 @@ def test_operator_session_end_to_end(server: dict, shared_data: Path) -> None:
         assert jobs["items"][0]["recorded_at"] == "2026-11-20T17:00:00+00:00"
         shot(page, "03-upload")
 
-        # Search it: the interpretation shows as chips, results as thumbnails.
+        # Search it: the interpretation shows as chips, results as thumbnails. The first search
+        # ("person", from the upload page's link) answers only after the operator started typing:
+        # its results must not take the focus from the box, so Enter still searches.
+        held: list = []
+        searches = re.compile(r"/api/v1/search\?")
+        page.route(searches, lambda route: held.append(route))
         page.click("#search-upload")
         page.fill("input[name=q]", "person in black")
+        page.wait_for_function("() => document.activeElement && document.activeElement.name === 'q'")
+        assert len(held) == 1 and "q=person&" in held[0].request.url
+        held[0].continue_()
+        page.unroute(searches)
+        expect(page.locator("#result-summary")).to_contain_text("person · camera: falls")
         page.keyboard.press("Enter")
         expect(page.locator(".result").first).to_be_visible()
         expect(page.locator(".chip.class")).to_contain_text("person")

@@ -15,6 +15,8 @@ export const session = { user: null, permissions: new Set() };
 export const can = (permission) => session.permissions.has(permission);
 
 let cleanup = null;
+// Which render is current: a page that finishes loading after the user moved on must not take over.
+let rendering = 0;
 
 function route() {
   const raw = location.hash.replace(/^#\/?/, '');
@@ -48,6 +50,7 @@ function showChrome() {
 
 async function render() {
   const view = document.getElementById('view');
+  const mine = ++rendering;
   if (cleanup) { try { cleanup(); } catch { /* a page's cleanup must not stop navigation */ } cleanup = null; }
   if (!session.user) return renderSignIn(view);
   if (session.user.must_change_password) return renderPasswordChange(view, true);
@@ -63,14 +66,25 @@ async function render() {
     if (link.dataset.page === name) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  view.replaceChildren();
+  // Each render draws into its own element: one still loading when the user moves on
+  // draws into an element no longer shown, never into the next page.
+  const page = h('div', { class: 'page' });
+  view.replaceChildren(page);
   document.title = `${name[0].toUpperCase()}${name.slice(1)} · camsight`;
+  let done = null;
   try {
-    cleanup = (await PAGES[name].render(view, params, { can, go, session })) || null;
+    done = (await PAGES[name].render(page, params, { can, go, session })) || null;
   } catch (err) {
-    view.append(errorBox(err));
+    page.append(errorBox(err));
   }
-  focusHeading(view);
+  if (mine !== rendering) {
+    // The user moved on while this page was loading: stop its timers too.
+    if (done) { try { done(); } catch { /* see above */ } }
+    return;
+  }
+  cleanup = done;
+  // Someone already typing in the page (a slow search) keeps their focus.
+  if (!page.contains(document.activeElement)) focusHeading(page);
 }
 
 function renderSignIn(view) {
