@@ -2,11 +2,16 @@
 # Set up camsight in ./.venv on a fresh Debian machine (idempotent, quick when done).
 #   bash scripts/setup.sh         # runtime only
 #   bash scripts/setup.sh --dev   # plus test and benchmark tools
+#
+# Python packages come from the lock files in requirements/ (exact versions and hashes), never
+# from whatever the registry serves today; scripts/lock.sh refreshes them (see the README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
-[[ "${1:-}" == "--dev" ]] && extras="[dev]"
+dev=0
+[[ "${1:-}" == "--dev" ]] && dev=1
+lock=requirements/runtime.lock
+((dev)) && lock=requirements/dev.lock
 
 # opencv-python needs libGL and glib from the system.
 missing=()
@@ -14,7 +19,7 @@ ldconfig -p | grep -q 'libGL.so.1' || missing+=(libgl1)
 ldconfig -p | grep -q 'libglib-2.0.so.0' || missing+=(libglib2.0-0)
 # The tests talk to a real MQTT broker, stream from a real RTSP server (GStreamer's, driven
 # by the system Python), check exported clips with ffprobe and use the UI in Chromium.
-if [[ -n "$extras" ]]; then
+if ((dev)); then
   if ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
     missing+=(mosquitto)
   fi
@@ -37,17 +42,29 @@ if ((${#missing[@]})); then
 fi
 
 python=${PYTHON:-python3}
-if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-  echo "setup: camsight needs Python 3.11 or newer ($python is $("$python" --version 2>&1))" >&2
-  exit 1
+if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+  if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "setup: camsight needs Python 3.11 or newer ($python is $("$python" --version 2>&1))" >&2
+    exit 1
+  fi
+  echo "setup: warning: the lock was made for Python 3.11; $("$python" --version 2>&1) may need other wheels" >&2
 fi
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
-stamp=".venv/.camsight-installed${extras}"
-if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
-  echo "setup: installing camsight${extras} into .venv" >&2
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 \
+stamp=".venv/.camsight-installed-$(basename "$lock")"
+if [[ ! -f "$stamp" || "$lock" -nt "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+  echo "setup: installing the locked packages ($lock) into .venv" >&2
+  # --require-hashes: the lock's exact files or nothing. camsight itself goes in editable, without
+  # dependencies, so nothing outside the lock can be pulled in behind it.
+  .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r "$lock" 2>&1 \
     | grep -v "^WARNING: Location" >&2 || true
-  .venv/bin/python -c 'import camsight, cv2, av, onnxruntime, trackers' \
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 \
+    | grep -v "^WARNING: Location" >&2 || true
+  .venv/bin/python -c 'import camsight, cv2, av, onnxruntime, trackers; cv2.dnn.readNetFromTensorflow' \
     || { echo "setup: install failed" >&2; exit 1; }
   touch "$stamp"
 fi
+
+# The default detector's weights: from ../shared/models when it is there (checksum verified, no
+# network), else downloaded from its pinned release. A failure here is not fatal: camsight then
+# says which command fetches the model.
+.venv/bin/camsight models install-defaults || echo "setup: warning: the default model is not installed" >&2
