@@ -21,7 +21,9 @@ def require_shared() -> None:
 
 
 def backend_args(backend: str) -> list[str]:
-    """CLI options selecting a detector backend."""
+    """CLI options selecting a detector backend; ``default`` passes none, as a user would."""
+    if backend == "default":
+        return []
     if backend == "yolox":
         return ["--detector", "yolox", "--model", str(YOLOX)]
     return ["--detector", "ssd"]

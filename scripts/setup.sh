@@ -64,7 +64,14 @@ if [[ ! -f "$stamp" || "$lock" -nt "$stamp" || pyproject.toml -nt "$stamp" ]]; t
   touch "$stamp"
 fi
 
-# The default detector's weights: from ../shared/models when it is there (checksum verified, no
-# network), else downloaded from its pinned release. A failure here is not fatal: camsight then
-# says which command fetches the model.
-.venv/bin/camsight models install-defaults || echo "setup: warning: the default model is not installed" >&2
+# The default detector's weights: copied from ../shared/models when it is there (checksum verified,
+# no network), else downloaded from the pinned release. A failure here is not fatal: camsight then
+# says which command fetches the model. Already installed and intact: nothing to do.
+shared_models=${CAMSIGHT_SHARED:-../shared}/models
+if [[ -f "$shared_models/yolox_nano.onnx" ]]; then
+  .venv/bin/camsight models pull yolox-nano --from "$shared_models" \
+    || echo "setup: warning: the default detector model is not installed" >&2
+else
+  .venv/bin/camsight models pull yolox-nano \
+    || echo "setup: warning: the default detector model is not installed (camsight models pull yolox-nano)" >&2
+fi

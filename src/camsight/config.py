@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from camsight.alerts.config import AlertsConfig
 from camsight.analytics.rules_config import CameraConfig, ScheduleConfig
 from camsight.errors import ConfigError
+from camsight.paths import CONFIG_ENV, CONFIG_NAME, default_data_dir
 
-CONFIG_ENV = "CAMSIGHT_CONFIG"
 _INNER_KEY = re.compile(r"^([A-Za-z_][\w.-]*): (.+)$", re.S)
 
 
@@ -27,7 +28,9 @@ class StrictModel(BaseModel):
 
 
 class DetectorConfig(StrictModel):
-    backend: Literal["ssd", "yolox"] = "ssd"
+    #: YOLOX-nano (Apache-2.0, onnxruntime) tracks best of the models camsight knows; SSD is the
+    #: legacy OpenCV DNN backend (its package declares no licence).
+    backend: Literal["ssd", "yolox"] = "yolox"
     model: Path | None = None
     confidence: Annotated[float, Field(gt=0, lt=1)] | None = None
 
@@ -236,3 +239,40 @@ def load_config(path: Path | None = None) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from None
     return parse_config(text, str(path))
+
+
+@dataclass(frozen=True)
+class ConfigChoice:
+    """The config every command uses, where it came from, and the data folder it puts the store in."""
+
+    config: Config
+    #: The file the config was read from and edits are saved to (it may not exist yet).
+    path: Path
+    #: Whether ``path`` exists: False means the built-in defaults are in force.
+    found: bool
+    data_dir: Path
+
+
+def choose_config(config: Path | None = None, data: Path | None = None) -> ConfigChoice:
+    """The one rule every command follows: ``config``, else ``CAMSIGHT_CONFIG``, else ``<data>/config.yaml``.
+
+    ``data`` (``--data``) else ``CAMSIGHT_DATA`` else the per-user folder is the
+    data folder. A config named explicitly may move the store with its
+    ``data_dir`` (``--data`` still wins); the data folder's own ``config.yaml``
+    cannot, since it was found through that folder. Without any file the
+    built-in defaults apply, and ``path`` is where the web app would create one.
+
+    >>> choose_config(data=Path("/nowhere")).found
+    False
+    """
+    given = config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if given is not None:
+        path = given.expanduser()
+        cfg = load_config(path)
+        folder = data or cfg.data_dir or default_data_dir()
+        return ConfigChoice(cfg, path, True, folder.expanduser())
+    folder = (data or default_data_dir()).expanduser()
+    path = folder / CONFIG_NAME
+    if path.is_file():
+        return ConfigChoice(load_config(path), path, True, folder)
+    return ConfigChoice(Config(), path, False, folder)

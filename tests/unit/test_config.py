@@ -36,7 +36,7 @@ def error_of(text: str, origin: str = "site/cam.yaml") -> str:
 def test_defaults():
     cfg = parse_config("", "x.yaml")
     assert cfg == Config()
-    assert cfg.detector.backend == "ssd"
+    assert cfg.detector.backend == "yolox"
     assert cfg.index.fps == 5.0
     assert cfg.motion.enabled is True
 

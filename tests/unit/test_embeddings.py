@@ -361,11 +361,26 @@ class TestRegistry:
         registry = load_registry()
         assert registry.models, "the built-in registry should list at least one model"
         for name, entry in registry.models.items():
-            assert entry.manifest.name == name
+            assert entry.name == name
+            assert entry.license, f"{name}: the licence must be stated"
+            if entry.kind == "embedding":
+                assert entry.manifest is not None and entry.manifest.name == name
             for remote in entry.files:
                 assert remote.url.startswith("https://")
                 assert "/resolve/main/" not in remote.url, "URLs must be pinned to a revision"
                 assert len(remote.sha256) == 64 and remote.size > 0
+
+    def test_builtin_default_detector_entry(self, monkeypatch):
+        monkeypatch.delenv(REGISTRY_ENV, raising=False)
+        entry = load_registry().get("yolox-nano")
+        assert entry.kind == "detector" and entry.manifest is None
+        assert entry.license.startswith("Apache-2.0")
+        (remote,) = entry.files
+        assert remote.name == "yolox_nano.onnx"
+        assert "/releases/download/" in remote.url  # an immutable release asset
+        # The shared evaluation copy is accepted for local installs, by size and checksum.
+        assert remote.accepts(3660092, "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14")
+        assert not remote.accepts(3660092, "0" * 64)
 
     def test_builtin_clip_entry(self, monkeypatch):
         monkeypatch.delenv(REGISTRY_ENV, raising=False)

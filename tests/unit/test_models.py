@@ -59,10 +59,26 @@ class TestModelResolution:
         assert MODEL_FILES[0] in message
         assert "--model" in message
 
-    def test_nothing_found_without_models_env(self, monkeypatch):
+    def test_nothing_found_without_models_env_names_the_data_folder_and_the_pull_command(
+        self, monkeypatch, tmp_path
+    ):
         monkeypatch.delenv(MODELS_ENV, raising=False)
-        with pytest.raises(ModelError, match=f"{MODELS_ENV} is not set"):
+        monkeypatch.setenv("CAMSIGHT_DATA", str(tmp_path))
+        with pytest.raises(ModelError) as info:
             YoloxDetector()
+        message = str(info.value)
+        assert str(tmp_path / "models") in message
+        assert "camsight models pull yolox-nano" in message
+        assert "\n" not in message
+
+    def test_the_pulled_default_is_found_in_its_registry_folder(self, monkeypatch, tmp_path, yolox_model):
+        # Where `camsight models pull yolox-nano` installs: <data>/models/yolox-nano/yolox_nano.onnx.
+        monkeypatch.delenv(MODELS_ENV, raising=False)
+        monkeypatch.setenv("CAMSIGHT_DATA", str(tmp_path))
+        folder = tmp_path / "models" / "yolox-nano"
+        folder.mkdir(parents=True)
+        (folder / MODEL_FILES[0]).symlink_to(yolox_model)
+        assert YoloxDetector().model_path == folder / MODEL_FILES[0]
 
     def test_ssd_falls_back_to_the_pypi_package(self, monkeypatch, tmp_path):
         monkeypatch.setenv(MODELS_ENV, str(tmp_path))  # empty: the package is used

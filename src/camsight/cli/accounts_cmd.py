@@ -31,7 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from camsight.cli.options import ConfigOpt, DataOpt
+from camsight.cli.options import ConfigOpt, DataOpt, command_config
 from camsight.cli.output import err_console, fail, out_console
 
 if TYPE_CHECKING:
@@ -66,12 +66,6 @@ CamerasOpt = Annotated[
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _load(config: Path | None) -> Config:
-    from camsight.config import load_config
-
-    return load_config(config)
 
 
 @contextmanager
@@ -196,7 +190,7 @@ def users_add(
 
     if generate and password_stdin:
         fail("give either --generate or --password-stdin, not both")
-    cfg = _load(config)
+    cfg = command_config(config, data)
     cams = _parse_cameras(cameras)
     with _store(data, cfg, create=True) as store:
         # Check everything but the password first, so a typo is not found after typing it twice.
@@ -232,7 +226,7 @@ def users_list(data: DataOpt = None, config: ConfigOpt = None, json_out: JsonOpt
     """List users with role, cameras, state and last sign-in."""
     from camsight.auth.users import list_users
 
-    with _store(data, _load(config)) as store, _db(store) as session:
+    with _store(data, command_config(config, data)) as store, _db(store) as session:
         users = list_users(session)
     if json_out:
         out_console.print_json(json.dumps([u.to_dict() for u in users]))
@@ -269,7 +263,7 @@ def users_passwd(
 
     if generate and password_stdin:
         fail("give either --generate or --password-stdin, not both")
-    with _store(data, _load(config)) as store:
+    with _store(data, command_config(config, data)) as store:
         with _db(store) as session:
             user = get_user(session, name).name
         password = generate_password() if generate else _read_password(password_stdin, "New password")
@@ -310,7 +304,7 @@ def users_set(
 
     if role is None and cameras is None and enable is None:
         fail("nothing to change: give --role, --cameras, --enable or --disable")
-    cfg = _load(config)
+    cfg = command_config(config, data)
     cams = KEEP if cameras is None else _parse_cameras(cameras)
     with _store(data, cfg) as store, _db(store) as session:
         info = update_user(
@@ -337,7 +331,7 @@ def users_remove(
     """Remove a user with their API tokens and sessions (their audit entries stay)."""
     from camsight.auth.users import delete_user, get_user
 
-    with _store(data, _load(config)) as store:
+    with _store(data, command_config(config, data)) as store:
         with _db(store) as session:
             user = get_user(session, name).name
         if not yes:
@@ -370,7 +364,7 @@ def tokens_create(
     from camsight.auth import tokens
 
     expires_at = _when(expires, "--expires", future=True)
-    with _store(data, _load(config)) as store, _db(store) as session:
+    with _store(data, command_config(config, data)) as store, _db(store) as session:
         new = tokens.create(session, user, name, by=_actor(), expires_at=expires_at)
     until = f", expires {_local(new.info.expires_at)}" if new.info.expires_at else ""
     err_console.print(
@@ -392,7 +386,7 @@ def tokens_list(
     """List API tokens (never their secrets)."""
     from camsight.auth import tokens
 
-    with _store(data, _load(config)) as store, _db(store) as session:
+    with _store(data, command_config(config, data)) as store, _db(store) as session:
         rows = tokens.list_tokens(session, user, include_revoked=all_)
     if json_out:
         out_console.print_json(json.dumps([t.to_dict() for t in rows]))
@@ -425,7 +419,7 @@ def tokens_revoke(
     """Revoke an API token: it stops working at once."""
     from camsight.auth import tokens
 
-    with _store(data, _load(config)) as store, _db(store) as session:
+    with _store(data, command_config(config, data)) as store, _db(store) as session:
         info = tokens.revoke(session, token, by=_actor(), user=user)
     err_console.print(
         f"revoked API token {info.id} ({escape(info.name)}) of {escape(info.user)}", soft_wrap=True
@@ -451,7 +445,7 @@ def audit_verify(
     """
     from camsight.auth import audit
 
-    with _store(data, _load(config)) as store:
+    with _store(data, command_config(config, data)) as store:
         result = audit.verify(store, expect=expect)
     if json_out:
         out_console.print_json(json.dumps(result.to_dict()))
@@ -482,7 +476,7 @@ def audit_export(
     from camsight.auth import audit
 
     start, end = _when(since, "--since"), _when(until, "--until")
-    with _store(data, _load(config)) as store:
+    with _store(data, command_config(config, data)) as store:
         to_stdout = str(csv_out) == "-"
         count = audit.export_csv(store, sys.stdout if to_stdout else csv_out, start, end)
         if to_stdout:
@@ -526,7 +520,7 @@ def audit_list(
     from camsight.auth import audit
 
     start, end = _when(since, "--since"), _when(until, "--until")
-    with _store(data, _load(config)) as store:
+    with _store(data, command_config(config, data)) as store:
         page = audit.list_entries(
             store, limit=limit, before_id=before, since=start, until=end, actor=actor, action=action
         )

@@ -22,7 +22,7 @@ from rich.progress import TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from camsight.cli.options import ConfigOpt, DataOpt
+from camsight.cli.options import ConfigOpt, DataOpt, command_config
 from camsight.cli.output import err_console, fail, out_console, progress_bar
 
 if TYPE_CHECKING:
@@ -38,12 +38,6 @@ alerts_app = typer.Typer(
 
 #: Longest sleep between passes while waiting, so the progress line stays current.
 POLL_S = 1.0
-
-
-def _load(config: Path | None) -> Config:
-    from camsight.config import load_config
-
-    return load_config(config)
 
 
 def _open(data: Path | None, cfg: Config, *, create: bool) -> Store:
@@ -110,7 +104,7 @@ def status_cmd(
     """
     from camsight.store.models import utcnow
 
-    cfg = _load(config)
+    cfg = command_config(config, data)
     names = cfg.alerts.sink_names()
     store = _open(data, cfg, create=False)
     try:
@@ -218,7 +212,7 @@ def deliver_cmd(
     """
     from camsight.alerts.outbox import pending_count
 
-    cfg = _load(config)
+    cfg = command_config(config, data)
     names = cfg.alerts.sink_names()
     store = _open(data, cfg, create=False)
     try:
@@ -258,7 +252,7 @@ def retry_cmd(
     """
     from camsight.alerts.outbox import retry_failed
 
-    cfg = _load(config)
+    cfg = command_config(config, data)
     store = _open(data, cfg, create=False)
     try:
         if sink is not None:
@@ -293,7 +287,7 @@ def send_test_cmd(
     from camsight.alerts.outbox import DELIVERED, enqueue, make_test_payload, pending_count
     from camsight.store.models import OutboxRow
 
-    cfg = _load(config)
+    cfg = command_config(config, data)
     names = cfg.alerts.sink_names()
     if not names:
         fail("no alert sinks configured: add alerts.webhooks or alerts.mqtt to the config")

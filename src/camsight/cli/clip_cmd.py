@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from camsight.cli.options import ConfigOpt, DataOpt
+from camsight.cli.options import ConfigOpt, DataOpt, command_config
 from camsight.cli.output import err_console, fail, progress_bar
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ def clip(
     """
     # Imported here: main.py imports this module to register the command.
     from camsight.cli.main import _open, _parse_when
-    from camsight.config import load_config
     from camsight.media.clip import export_clip, recording_mask
     from camsight.media.retention import recordings_dir
 
@@ -56,7 +55,7 @@ def clip(
     assert when_start is not None and when_end is not None
     if when_end <= when_start:
         fail(f"--end ({end}) must be after --start ({start})")
-    cfg = load_config(config)
+    cfg = command_config(config, data)
     store = _open(data, cfg, create=False)
     try:
         root = recordings_dir(store.root, cfg.storage.recordings)

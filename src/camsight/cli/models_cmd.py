@@ -1,12 +1,14 @@
-"""``camsight models``: download and list the optional vision-language models.
+"""``camsight models``: install and list models: the default detector and the vision-language plug-ins.
 
-No CLIP/SigLIP weights ship with camsight; these commands fetch one on
-request, checksums pinned (see :mod:`camsight.search.model_registry`).
+No weights ship inside camsight; these commands fetch them on request,
+checksums pinned (see :mod:`camsight.search.model_registry`), or copy them
+from a local folder that holds a pinned copy.
 
 Examples::
 
     camsight models list
-    camsight models pull clip-vit-b32
+    camsight models pull yolox-nano
+    camsight models pull yolox-nano --from ../shared/models
     camsight models pull clip-vit-b32 --dir /srv/camsight/models --force
 """
 
@@ -25,10 +27,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from camsight.cli.output import err_console, out_console, progress_bar
+from camsight.cli.output import err_console, fail, out_console, progress_bar
 
 models_app = typer.Typer(
-    help="Download and list vision-language models (an optional plug-in for search by description).",
+    help="Install and list models: the default detector (yolox-nano) and vision-language search plug-ins.",
     no_args_is_help=True,
 )
 
@@ -51,17 +53,31 @@ def pull_cmd(
     name: Annotated[str, typer.Argument(help="Model name, as shown by 'camsight models list'.")],
     directory: DirOpt = None,
     force: Annotated[bool, typer.Option(help="Download again even if the model is present.")] = False,
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Copy the files from this local folder instead of downloading (checksums still verified).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Download a model, verify every file's sha256, install it all-or-nothing.
 
-    Example: camsight models pull clip-vit-b32
+    Example: camsight models pull yolox-nano
     """
     from camsight.search.model_registry import default_models_dir, load_registry, pull
 
     entry = load_registry().get(name)
     target_dir = (directory or default_models_dir()).expanduser()
     where = escape(str(target_dir / name))
-    err_console.print(f"{name}: {len(entry.files)} files, {_mb(entry.size)} -> {where}")
+    if source is not None:
+        source = source.expanduser()
+        if not source.is_dir():
+            fail(f"--from: {source} is not a folder")
+    origin = f" from {escape(str(source))}" if source is not None else ""
+    files = f"{len(entry.files)} file{'s' if len(entry.files) != 1 else ''}"
+    err_console.print(f"{name}: {files}, {_mb(entry.size)}{origin} -> {where}")
     bar = progress_bar(DownloadColumn(), TransferSpeedColumn())
     task: list[TaskID] = []  # the bar starts with the first byte: a present model shows none
 
@@ -72,7 +88,7 @@ def pull_cmd(
         bar.update(task[0], advance=n, description=f"{name}/{file_name}")
 
     try:
-        result = pull(entry, target_dir, force=force, progress=progress)
+        result = pull(entry, target_dir, force=force, progress=progress, source=source)
     finally:
         if task:
             bar.update(task[0], description=name)
@@ -103,7 +119,8 @@ def list_cmd(
         rows.append(
             {
                 "name": name,
-                "dim": entry.manifest.dim,
+                "kind": entry.kind,
+                "dim": entry.manifest.dim if entry.manifest else None,
                 "size": entry.size,
                 "state": status.state,
                 "detail": status.detail,
@@ -122,6 +139,7 @@ def list_cmd(
             rows.append(
                 {
                     "name": folder.name,
+                    "kind": "embedding",
                     "dim": None,
                     "size": None,
                     "state": status.state,
@@ -138,7 +156,7 @@ def list_cmd(
         err_console.print(escape(f"no models known ({registry.origin}) and none in {target_dir}"))
         return
     table = Table(title=escape(f"Models ({registry.origin}; folder {target_dir})"), title_justify="left")
-    for col in ("name", "dim", "download", "status", "description"):
+    for col in ("name", "kind", "dim", "download", "status", "description"):
         table.add_column(col, justify="right" if col in ("dim", "download") else "left")
     for row in rows:
         state = {"installed": "[green]installed[/]", "missing": "not installed"}.get(
@@ -146,6 +164,7 @@ def list_cmd(
         )
         table.add_row(
             row["name"],
+            row["kind"],
             str(row["dim"] or "-"),
             _mb(row["size"]) if row["size"] else "-",
             state,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from camsight.config import Config
-from camsight.errors import ConfigError, SourceError
+from camsight.errors import CamsightError, ConfigError, ModelError, SourceError
 from camsight.pipeline.analysis import AnalysisTarget, FrameAnalyzer
 from camsight.sources.video_file import VideoFile, fingerprint
 from camsight.store import repository as repo
@@ -43,7 +43,7 @@ class IndexSettings:
     #: Index only this part of the file (seconds from its start).
     start: float = 0.0
     end: float | None = None
-    detector: str = "ssd"
+    detector: str = "yolox"
     model: str | None = None
     confidence: float | None = None
     motion: MotionSettings | None = field(default_factory=MotionSettings)
@@ -243,11 +243,21 @@ class Indexer:
         # Loaded on first use so a run that only skips files pays nothing.
         if self._detector is None:
             s = self.settings
-            self._detector = create_detector(
-                s.detector,  # type: ignore[arg-type]
-                Path(s.model) if s.model else None,
-                confidence=s.confidence,
-            )
+            try:
+                self._detector = create_detector(
+                    s.detector,  # type: ignore[arg-type]
+                    Path(s.model) if s.model else None,
+                    confidence=s.confidence,
+                )
+            except CamsightError:
+                raise
+            except Exception as exc:
+                # A runtime that does not fit the model (an OpenCV without the TensorFlow importer, a
+                # broken onnxruntime) is the user's to fix: one line that names it, not a traceback.
+                log.debug("cannot load the %s detector", s.detector, exc_info=True)
+                raise ModelError(
+                    f"cannot load the {s.detector} detector: {type(exc).__name__}: {exc}".splitlines()[0]
+                ) from exc
         return self._detector
 
     def index(

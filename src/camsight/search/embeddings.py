@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from camsight.errors import ModelError
-from camsight.vision.models import MODELS_ENV
+from camsight.vision.models import MODELS_ENV, default_models_dir
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -136,20 +136,6 @@ class ModelManifest(_Strict):
     def files(self) -> tuple[str, ...]:
         """The files the folder must hold besides ``manifest.json``."""
         return (self.image.file, self.text.file, self.text.tokenizer)
-
-
-def default_models_dir() -> Path:
-    """``CAMSIGHT_MODELS`` if set, else ``<data dir>/models``.
-
-    >>> default_models_dir()          # doctest: +SKIP
-    PosixPath('/home/ana/.local/share/camsight/models')
-    """
-    value = os.environ.get(MODELS_ENV)
-    if value:
-        return Path(value).expanduser()
-    from camsight.store.db import default_data_dir
-
-    return default_data_dir() / "models"
 
 
 def validation_problems(exc: ValidationError, limit: int | None = None) -> str:

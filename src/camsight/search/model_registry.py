@@ -1,8 +1,8 @@
-"""Known vision-language models and their pinned downloads.
+"""Known models and their pinned downloads: the default detector and the vision-language plug-ins.
 
 The registry maps a model name to the files of its folder, each with a URL,
-a size and a SHA-256 that were published for exactly that file, plus the
-``manifest.json`` to write next to them. :func:`pull` downloads a model into
+a size and a SHA-256 that were published for exactly that file, plus (for a
+vision-language model) the ``manifest.json`` to write next to them. :func:`pull` downloads a model into
 a hidden staging folder, checks every byte count and checksum, and only then
 renames the folder into place, so an interrupted or corrupt download never
 leaves a half model behind.
@@ -87,6 +87,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class KnownCopy(_Strict):
+    """Another byte-exact file accepted for a model file (a re-export of the same weights)."""
+
+    size: Annotated[int, Field(gt=0)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    #: Where that copy comes from, and why it is trusted.
+    origin: str
+
+
 class RemoteFile(_Strict):
     """One file of a model folder: where to get it and what it must hash to."""
 
@@ -94,6 +103,13 @@ class RemoteFile(_Strict):
     url: Annotated[str, Field(pattern=r"^https?://\S+$")]
     size: Annotated[int, Field(gt=0)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    #: Copies installed with ``--from FOLDER`` may also be one of these (never a download).
+    known_copies: list[KnownCopy] = Field(default_factory=list)
+
+    def accepts(self, size: int, sha256: str | None = None) -> bool:
+        """Whether a file of ``size`` bytes (and ``sha256``, when given) is this file or a known copy."""
+        pins = [(self.size, self.sha256), *((c.size, c.sha256) for c in self.known_copies)]
+        return any(size == s and (sha256 is None or sha256 == h) for s, h in pins)
 
     @field_validator("name")
     @classmethod
@@ -104,29 +120,39 @@ class RemoteFile(_Strict):
 
 
 class RegistryEntry(_Strict):
-    """A downloadable model: its files and the manifest that describes them."""
+    """A downloadable model: its files and, for a vision-language model, the manifest that describes them.
 
+    ``kind`` is ``embedding`` (a folder :func:`camsight.search.embeddings.load_encoder`
+    reads through its manifest) or ``detector`` (weights a detector backend finds
+    by file name in ``<models dir>/<name>/``).
+    """
+
+    #: The registry key (filled in from it; a folder name).
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    kind: Literal["embedding", "detector"] = "embedding"
     description: str = ""
     license: str | None = None
     homepage: str | None = None
     #: Where the pinned checksums were taken from.
     notes: str | None = None
     files: Annotated[list[RemoteFile], Field(min_length=1)]
-    manifest: ModelManifest
+    manifest: ModelManifest | None = None
 
     @model_validator(mode="after")
     def _files_cover_manifest(self) -> RegistryEntry:
         names = [f.name for f in self.files]
         if len(set(names)) != len(names):
             raise ValueError("files: a file name is listed twice")
+        if self.kind == "detector":
+            if self.manifest is not None:
+                raise ValueError("manifest: a detector model has no manifest")
+            return self
+        if self.manifest is None:
+            raise ValueError("manifest: a vision-language model needs one")
         missing = [n for n in self.manifest.files() if n not in names]
         if missing:
             raise ValueError(f"manifest names {', '.join(missing)}, which files does not list")
         return self
-
-    @property
-    def name(self) -> str:
-        return self.manifest.name
 
     @property
     def size(self) -> int:
@@ -143,10 +169,21 @@ class Registry(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _name_entries(cls, data: Any) -> Any:
+        models = data.get("models") if isinstance(data, dict) else None
+        if isinstance(models, dict):
+            named = {k: {"name": k, **v} if isinstance(v, dict) else v for k, v in models.items()}
+            data = {**data, "models": named}
+        return data
+
     @model_validator(mode="after")
     def _names_match(self) -> Registry:
         for key, entry in self.models.items():
-            if entry.manifest.name != key:
+            if entry.name != key:
+                raise ValueError(f"models.{key}: name is {entry.name!r}, not {key!r}")
+            if entry.manifest is not None and entry.manifest.name != key:
                 raise ValueError(f"models.{key}: manifest.name is {entry.manifest.name!r}, not {key!r}")
         return self
 
@@ -214,19 +251,20 @@ def model_status(name: str, directory: Path, entry: RegistryEntry | None = None)
     folder = directory / name
     if not folder.is_dir():
         return ModelStatus(name, folder, "missing")
-    try:
-        manifest = read_manifest(folder)
-    except ModelError as exc:
-        return ModelStatus(name, folder, "damaged", str(exc))
-    for file_name in manifest.files():
-        if not (folder / file_name).is_file():
-            return ModelStatus(name, folder, "damaged", f"{file_name} is missing")
+    if entry is None or entry.kind == "embedding":
+        try:
+            manifest = read_manifest(folder)
+        except ModelError as exc:
+            return ModelStatus(name, folder, "damaged", str(exc))
+        for file_name in manifest.files():
+            if not (folder / file_name).is_file():
+                return ModelStatus(name, folder, "damaged", f"{file_name} is missing")
     if entry is not None:
         for remote in entry.files:
             path = folder / remote.name
             if not path.is_file():
                 return ModelStatus(name, folder, "damaged", f"{remote.name} is missing")
-            if path.stat().st_size != remote.size:
+            if not remote.accepts(path.stat().st_size):
                 return ModelStatus(name, folder, "damaged", f"{remote.name} has the wrong size")
     return ModelStatus(name, folder, "installed")
 
@@ -243,15 +281,15 @@ def sha256_of(path: Path) -> str:
 def verify_folder(entry: RegistryEntry, folder: Path) -> list[str]:
     """Every way ``folder`` differs from ``entry`` (empty when it matches byte for byte)."""
     problems = []
-    if not (folder / MANIFEST).is_file():
+    if entry.manifest is not None and not (folder / MANIFEST).is_file():
         problems.append(f"{MANIFEST} is missing")
     for remote in entry.files:
         path = folder / remote.name
         if not path.is_file():
             problems.append(f"{remote.name} is missing")
-        elif path.stat().st_size != remote.size:
+        elif not remote.accepts(path.stat().st_size):
             problems.append(f"{remote.name} has {path.stat().st_size} bytes, expected {remote.size}")
-        elif sha256_of(path) != remote.sha256:
+        elif not remote.accepts(path.stat().st_size, sha256_of(path)):
             problems.append(f"{remote.name} does not match its sha256")
     return problems
 
@@ -294,6 +332,33 @@ def _remove_stale(directory: Path, name: str) -> None:
                     os.replace(path, directory / name)
                 continue
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _copy(model: str, remote: RemoteFile, source: Path, dest: Path, progress: Progress) -> None:
+    """Install ``source`` (a local copy, e.g. from a shared folder) as ``remote`` if its bytes are pinned."""
+    what = f"{model}/{remote.name}"
+    try:
+        size = source.stat().st_size
+    except OSError as exc:
+        raise ModelError(f"cannot read {source} for {what} ({exc.strerror or exc})") from None
+    if not remote.accepts(size):
+        raise ModelError(f"{source} has {size} bytes, not a pinned copy of {what}; nothing was kept")
+    digest = hashlib.sha256()
+    try:
+        with source.open("rb") as inp, dest.open("wb") as out:
+            while block := inp.read(CHUNK):
+                digest.update(block)
+                out.write(block)
+                progress(remote.name, len(block))
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        raise ModelError(f"cannot copy {source} for {what} ({exc.strerror or exc})") from None
+    if not remote.accepts(size, digest.hexdigest()):
+        raise ModelError(
+            f"checksum mismatch for {what}: {source} has sha256 {digest.hexdigest()}, which the registry "
+            f"does not pin; nothing was kept"
+        )
 
 
 def _fetch(model: str, remote: RemoteFile, dest: Path, progress: Progress, timeout: float) -> None:
@@ -355,8 +420,13 @@ def pull(
     force: bool = False,
     progress: Progress | None = None,
     timeout: float = 60.0,
+    source: Path | None = None,
 ) -> PullResult:
     """Download ``entry`` into ``directory/<name>``, verified and all-or-nothing.
+
+    With ``source``, the files are copied from that local folder instead (a
+    site mirror, or ``../shared/models`` at set-up) and must still match a
+    pinned checksum; nothing is downloaded.
 
     Files go to a hidden staging folder in ``directory``; each must have the
     pinned size and sha256. Only a complete, verified folder is renamed into
@@ -390,13 +460,17 @@ def pull(
     try:
         for remote in entry.files:
             try:
-                _fetch(name, remote, staging / remote.name, report, timeout)
+                if source is not None:
+                    _copy(name, remote, source / remote.name, staging / remote.name, report)
+                else:
+                    _fetch(name, remote, staging / remote.name, report, timeout)
             except ModelError as exc:
                 if target.exists():
                     raise ModelError(f"{exc}; the installed copy in {target} is unchanged") from None
                 raise
-        manifest = entry.manifest.model_dump(mode="json", exclude_defaults=False)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if entry.manifest is not None:
+            manifest = entry.manifest.model_dump(mode="json", exclude_defaults=False)
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if target.exists():
             old = directory / f".{name}.old-{os.getpid()}"
             os.replace(target, old)

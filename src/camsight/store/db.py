@@ -16,19 +16,11 @@ from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from camsight.errors import StoreError
+from camsight.paths import DATA_ENV, default_data_dir
 
-DATA_ENV = "CAMSIGHT_DATA"
+__all__ = ["DATA_ENV", "Store", "default_data_dir", "migrate", "open_store"]
+
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-def default_data_dir() -> Path:
-    """``CAMSIGHT_DATA`` if set, else the per-user data folder (e.g. ~/.local/share/camsight)."""
-    value = os.environ.get(DATA_ENV)
-    if value:
-        return Path(value).expanduser()
-    from platformdirs import user_data_path
-
-    return user_data_path("camsight", appauthor=False)
 
 
 @dataclass

