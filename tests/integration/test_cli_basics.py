@@ -22,12 +22,12 @@ def test_index_without_files_is_a_usage_error():
 
 
 class TestConfigCheck:
-    def test_defaults(self):
-        proc = run_cli("config", "check")
+    def test_defaults(self, tmp_path):
+        proc = run_cli("config", "check", "--data", tmp_path)
         assert proc.returncode == 0, proc.stderr
-        assert "config OK" in proc.stdout
+        assert "config OK" in proc.stdout and "built-in defaults" in proc.stdout
         defaults = json.loads(proc.stdout[proc.stdout.index("{") :])
-        assert defaults["detector"]["backend"] == "ssd"
+        assert defaults["detector"]["backend"] == "yolox"
         assert defaults["index"]["fps"] == 5.0
 
     def test_a_good_file(self, tmp_path):

@@ -231,16 +231,20 @@ def test_vehicles_are_found(cars_clip, yolox_model, tmp_path):
     assert_consistent(data)
 
 
-def test_the_default_ssd_backend(vtest_short, tmp_path):
+@pytest.mark.parametrize(
+    ("args", "backend"), [((), "yolox"), (("--detector", "ssd"), "ssd")], ids=["default", "ssd"]
+)
+def test_the_default_and_the_legacy_backend(vtest_short, tmp_path, args, backend):
+    """No detector flags: YOLOX from the models folder, where set-up installed it; SSD still works."""
     data = tmp_path / "data"
-    results, proc = index_json(vtest_short, "--fps", "2", "--data", data)
+    results, proc = index_json(vtest_short, "--fps", "2", "--data", data, *args)
     assert proc.returncode == 0, proc.stderr
     (result,) = results
     assert result["status"] == "complete"
     assert result["frames_decoded"] == 150
     assert result["frames_analysed"] == 30
     (settings,) = db_query(data, "SELECT settings FROM sources")
-    assert json.loads(settings[0])["detector"] == "ssd"
+    assert json.loads(settings[0])["detector"] == backend
     people = [t for t in tracks_json(data) if t["label"] == "person"]
     assert len(people) >= 3  # PETS09: several people on the campus all the time
     assert_boxes_inside(data, (768, 576))
