@@ -26,6 +26,20 @@ def default_data_dir() -> Path:
     return user_data_path("camsight", appauthor=False)
 
 
+def recordings_dir(data_dir: Path, configured: Path | None) -> Path:
+    """The recordings folder: ``storage.recordings`` (``~`` expanded), else ``<data>/recordings``.
+
+    Every reader and writer of footage asks here, so a ``~/footage`` setting is
+    the same folder for the recorder, retention and clip export.
+
+    >>> recordings_dir(Path("/srv/cam"), None).as_posix()
+    '/srv/cam/recordings'
+    >>> recordings_dir(Path("/srv/cam"), Path("~/footage")) == Path.home() / "footage"
+    True
+    """
+    return Path(configured).expanduser() if configured else Path(data_dir) / "recordings"
+
+
 def default_models_dir() -> Path:
     """``CAMSIGHT_MODELS`` if set, else ``<data dir>/models`` (where ``camsight models pull`` installs).
 

@@ -106,6 +106,24 @@ def run_for(
     return handler
 
 
+def run_until(
+    settings: LiveSettings, until: Callable[[Collector], bool], what: str, timeout: float = 30.0
+) -> Collector:
+    """Run a LiveSource until ``until`` holds, and fail after ``timeout`` seconds.
+
+    A condition rather than a duration: how many frames arrive in N seconds
+    depends on how busy the machine is; a busy machine only makes this slower.
+    """
+    handler = run_for(settings, timeout, until=until)
+    assert until(handler), f"timed out after {timeout:g}s waiting for {what}"
+    return handler
+
+
+def stream_span(handler: Collector) -> float:
+    """Seconds of stream time between the first and the last frame delivered."""
+    return handler.frames[-1][1].t - handler.frames[0][1].t if handler.frames else 0.0
+
+
 def increasing(values: list) -> bool:
     return all(b > a for a, b in itertools.pairwise(values))
 
@@ -218,9 +236,10 @@ def test_backoff_grows_exponentially_within_jitter_bounds() -> None:
         base = min(30.0, 0.5 * 2**attempt)
         assert base >= previous_base
         previous_base = base
-        low, high = base * 0.7, min(30.0, base * 1.3)
-        assert settings.backoff(attempt, rand=lambda: 0.0) == pytest.approx(low)
-        assert settings.backoff(attempt, rand=lambda: 1.0) == pytest.approx(high)
+        # One jitter rule for every retry (camsight.timeutil.backoff): up to 30% off, never above base.
+        low, high = base * 0.7, base
+        assert settings.backoff(attempt, rand=lambda: 1.0) == pytest.approx(low)
+        assert settings.backoff(attempt, rand=lambda: 0.0) == pytest.approx(high)
         samples = [settings.backoff(attempt, rand=rng.random) for _ in range(200)]
         assert all(low - 1e-9 <= s <= high + 1e-9 for s in samples)
         # Jitter really spreads reconnects (cameras that failed together do not retry together).
@@ -233,20 +252,24 @@ def test_backoff_grows_exponentially_within_jitter_bounds() -> None:
 
 def test_file_camera_loops_and_plays_in_real_time(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "one-second.mp4", frames=10, fps=10)
-    handler = run_for(LiveSettings(str(clip), fps=10), 2.6)
+    handler = run_until(
+        LiveSettings(str(clip), fps=10),
+        lambda h: len(h.frames) >= 20 and any(x.state == "connected" and x.fps_in > 5 for x in h.health),
+        "20 frames, more than 5 frames/s in",
+    )
     assert len(handler.connects) == 1, "a loop is not a reconnection"
     times = [t for t, _ in handler.frames]
     stamps = [f.t for _, f in handler.frames]
-    # Real-time pace: ~10 frames a second of wall time, and frame times follow the wall clock.
-    assert 20 <= len(handler.frames) <= 28, len(handler.frames)
-    assert times[-1] - times[0] == pytest.approx(stamps[-1] - stamps[0], abs=0.35)
+    # Real-time pace: never faster than the frame times (a busy machine may only make it slower;
+    # without pacing, 2 s of looped video would take a few milliseconds).
+    assert stamps[-1] - stamps[0] >= 1.9
+    assert times[-1] - times[0] >= stamps[-1] - stamps[0] - 0.35
     assert increasing(stamps), "t must increase across loops"
     assert [f.index for _, f in handler.frames] == list(range(1, len(handler.frames) + 1))
     # Packet timestamps keep increasing across loops, so a recorder sees one stream.
     dts = [d for _, d in handler.packets if d is not None]
     assert len(dts) > 12 and increasing(dts)
     assert handler.states()[-1] == "stopped"
-    assert any(h.state == "connected" and h.fps_in > 5 for h in handler.health)
 
 
 def test_frames_are_picked_by_timestamp_not_by_count(tmp_path: Path) -> None:
@@ -255,7 +278,8 @@ def test_frames_are_picked_by_timestamp_not_by_count(tmp_path: Path) -> None:
     # in both parts; picking every n-th frame would starve the sparse part.
     stamps = [i * 50 for i in range(24)] + [1200 + i * 250 for i in range(8)]
     clip = make_clip(tmp_path / "vfr.mp4", pts=stamps, time_base=Fraction(1, 1000), fps=20)
-    handler = run_for(LiveSettings(str(clip), fps=3), 3.1)
+    # Until a frame of the next loop: both parts have been played whole.
+    handler = run_until(LiveSettings(str(clip), fps=3), lambda h: stream_span(h) >= 3.2, "one whole loop")
     times = np.array([f.t for _, f in handler.frames])
     times = times - times[0]
     dense, sparse = times[times < 1.2], times[(times >= 1.2) & (times < 3.2)]
@@ -281,8 +305,12 @@ def test_frozen_picture_is_reported(tmp_path: Path) -> None:
 
 def test_moving_picture_is_not_frozen(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "moving.mp4", frames=25, fps=10)
-    handler = run_for(LiveSettings(str(clip), fps=5, frozen_seconds=1.0), 2.5)
-    assert handler.frames and "frozen" not in handler.states()
+    handler = run_until(
+        LiveSettings(str(clip), fps=5, frozen_seconds=1.0),
+        lambda h: stream_span(h) >= 2.0,
+        "twice frozen_seconds of video",
+    )
+    assert "frozen" not in handler.states()
 
 
 def test_keyframes_only_decoding(tmp_path: Path) -> None:
@@ -476,15 +504,18 @@ def test_http_mjpeg_camera_is_timed_by_arrival() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/video.mjpg"
-        handler = run_for(LiveSettings(url, fps=5), 2.5)
+        handler = run_until(LiveSettings(url, fps=5), lambda h: len(h.frames) >= 8, "8 frames")
     finally:
         server.shutdown()
         server.server_close()
     assert handler.connects and handler.connects[0][2] == (128, 72)
     stamps = [f.t for _, f in handler.frames]
-    # The mpjpeg demuxer counts frames at an assumed 25 fps; real time is used instead.
-    assert len(stamps) >= 6
-    assert len(stamps) / (stamps[-1] - stamps[0]) == pytest.approx(5, abs=1.5)
+    arrived = [at for at, _ in handler.frames]
+    # The mpjpeg demuxer counts frames at an assumed 25 fps; real time is used instead: the
+    # frame times span the time the frames took to arrive (with 25 fps times, 0.4 of it)
+    # and picking at 5 fps yields no more than 5 a second of it.
+    assert stamps[-1] - stamps[0] == pytest.approx(arrived[-1] - arrived[0], abs=0.3)
+    assert (len(stamps) - 1) / (stamps[-1] - stamps[0]) <= 5.0 + 0.5
 
 
 # --------------------------------------------------------------------------- HLS
@@ -510,13 +541,16 @@ def test_hls_playlist_plays_at_real_time_pace(tmp_path: Path) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(hls)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        handler = run_for(LiveSettings(f"http://127.0.0.1:{server.server_port}/live.m3u8", fps=5), 2.5)
+        handler = run_until(
+            LiveSettings(f"http://127.0.0.1:{server.server_port}/live.m3u8", fps=5),
+            lambda h: len(h.frames) >= 10,
+            "10 frames",
+        )
     finally:
         server.shutdown()
         server.server_close()
-    # A recorded playlist arrives faster than real time; it is held back to the
-    # clock (at most a second ahead), so 2.5 s give ~3.5 s of video, not all 4 s at once.
-    stamps = [f.t for _, f in handler.frames]
-    assert 10 <= len(stamps) <= 19, stamps
-    assert stamps[-1] - handler.frames[-1][0] < 1.3
+    # A recorded playlist arrives faster than real time; it is held back to the clock
+    # (at most a second ahead): no frame comes much before its time, where unpaced all
+    # 4 s would come at once. (A busy machine only makes frames later.)
+    assert max(f.t - at for at, f in handler.frames) < 1.3, [(at, f.t) for at, f in handler.frames]
     assert handler.connects[0][2] == (160, 120)

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from camsight.alerts.config import AlertsConfig, RetryConfig, SinkFilter
 from camsight.analytics.rules_config import SEVERITIES
 from camsight.store.models import OutboxRow, utcnow
+from camsight.timeutil import backoff
 
 MQTT_SINK = "mqtt"
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -297,9 +298,7 @@ def backoff_seconds(retry: RetryConfig, attempts: int, *, rng: Callable[[], floa
     >>> [backoff_seconds(r, n, rng=lambda: 0.0) for n in (1, 2, 3, 4)]
     [2.0, 4.0, 8.0, 10.0]
     """
-    exponent = min(max(attempts, 1) - 1, 64)  # 2**64 * initial is past any max
-    base = min(retry.max_seconds, retry.initial_seconds * 2.0**exponent)
-    return base * (1.0 - JITTER * rng())
+    return backoff(max(attempts, 1) - 1, retry.initial_seconds, retry.max_seconds, jitter=JITTER, rng=rng)
 
 
 def schedule_retry(

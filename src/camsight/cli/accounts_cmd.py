@@ -18,11 +18,10 @@ Examples::
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -31,7 +30,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from camsight.cli.options import ConfigOpt, DataOpt, command_config
+from camsight.cli.options import ConfigOpt, DataOpt, command_config, when_option
 from camsight.cli.output import err_console, fail, out_console
 
 if TYPE_CHECKING:
@@ -111,35 +110,6 @@ def _read_password(from_stdin: bool, prompt: str = "Password") -> str:
     if not sys.stdin.isatty():
         fail("no terminal to ask for the password: pipe it in with --password-stdin")
     return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
-
-
-_AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _duration(value: str) -> timedelta | None:
-    m = _AGO.match(value.strip().lower())
-    if not m or float(m.group(1)) <= 0:
-        return None
-    return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
-
-
-def _when(value: str | None, option: str, *, future: bool = False) -> datetime | None:
-    """An ISO date/time (local time unless it has an offset), or a duration (ago; ahead with ``future``)."""
-    if value is None:
-        return None
-    span = _duration(value)
-    now = datetime.now().astimezone()
-    if span is not None:
-        return now + span if future else now - span
-    try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError:
-        example = "90d" if future else "2h"
-        fail(
-            f"{option} must be an ISO date or time such as 2026-11-20T18:00, or a duration such as {example}"
-        )
-    return when if when.tzinfo else when.astimezone()
 
 
 def _local(when: datetime | None) -> str:
@@ -363,7 +333,7 @@ def tokens_create(
     """
     from camsight.auth import tokens
 
-    expires_at = _when(expires, "--expires", future=True)
+    expires_at = when_option(expires, "--expires", durations="ahead")
     with _store(data, command_config(config, data)) as store, _db(store) as session:
         new = tokens.create(session, user, name, by=_actor(), expires_at=expires_at)
     until = f", expires {_local(new.info.expires_at)}" if new.info.expires_at else ""
@@ -475,7 +445,7 @@ def audit_export(
     """
     from camsight.auth import audit
 
-    start, end = _when(since, "--since"), _when(until, "--until")
+    start, end = when_option(since, "--since"), when_option(until, "--until")
     with _store(data, command_config(config, data)) as store:
         to_stdout = str(csv_out) == "-"
         count = audit.export_csv(store, sys.stdout if to_stdout else csv_out, start, end)
@@ -519,7 +489,7 @@ def audit_list(
     """
     from camsight.auth import audit
 
-    start, end = _when(since, "--since"), _when(until, "--until")
+    start, end = when_option(since, "--since"), when_option(until, "--until")
     with _store(data, command_config(config, data)) as store:
         page = audit.list_entries(
             store, limit=limit, before_id=before, since=start, until=end, actor=actor, action=action

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from camsight.cli.options import ConfigOpt, DataOpt, command_config
+from camsight.cli.options import ConfigOpt, DataOpt, command_config, when_option
 from camsight.cli.output import err_console, fail, progress_bar
 
 if TYPE_CHECKING:
@@ -47,16 +47,16 @@ def clip(
     Example: camsight clip --camera gate --start 2026-11-20T18:00 --end 2026-11-20T18:05 gate.mp4
     """
     # Imported here: main.py imports this module to register the command.
-    from camsight.cli.main import _open, _parse_when
     from camsight.media.clip import export_clip, recording_mask
-    from camsight.media.retention import recordings_dir
+    from camsight.paths import recordings_dir
+    from camsight.store.db import open_store
 
-    when_start, when_end = _parse_when(start, "--start"), _parse_when(end, "--end")
+    when_start, when_end = when_option(start, "--start"), when_option(end, "--end")
     assert when_start is not None and when_end is not None
     if when_end <= when_start:
         fail(f"--end ({end}) must be after --start ({start})")
     cfg = command_config(config, data)
-    store = _open(data, cfg, create=False)
+    store = open_store(data or cfg.data_dir, create=False)
     try:
         root = recordings_dir(store.root, cfg.storage.recordings)
         cam_cfg = cfg.camera(camera)

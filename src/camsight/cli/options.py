@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -45,3 +46,32 @@ def command_config(config: Path | None, data: Path | None) -> Config:
     if choice.found:
         err_console.print(f"[dim]config: {escape(str(choice.path))}[/]", soft_wrap=True)
     return choice.config.model_copy(update={"data_dir": choice.data_dir})
+
+
+def when_option(
+    value: str | None, option: str, *, durations: Literal["ago", "ahead"] = "ago"
+) -> datetime | None:
+    """A time option (``--since``, ``--recorded-at``...): ISO in local time unless it has an offset, or
+    a duration ago (ahead for ``durations="ahead"``); a bad value is one ``error:`` line and exit 2."""
+    from camsight.cli.output import fail
+    from camsight.timeutil import parse_when
+
+    if value is None:
+        return None
+    try:
+        return parse_when(value, naive="local", durations=durations)
+    except ValueError as exc:
+        fail(f"{option}: {exc}")
+        raise  # unreachable: fail() exits
+
+
+def duration_option(value: str, option: str) -> timedelta:
+    """A duration option (``--every 15m``); a bad value is one ``error:`` line and exit 2."""
+    from camsight.cli.output import fail
+    from camsight.timeutil import parse_duration
+
+    span = parse_duration(value)
+    if span is None:
+        fail(f"{option} must be a duration such as 30s, 15m, 1h or 7d, got {value!r}")
+        raise AssertionError  # unreachable: fail() exits
+    return span

@@ -37,6 +37,7 @@ from camsight.errors import CamsightError, ConfigError, NotFoundError
 from camsight.media.retention import hold, release
 from camsight.store.models import Camera, RecordingRow
 from camsight.store.repository import require_camera
+from camsight.timeutil import to_utc
 
 if TYPE_CHECKING:
     from camsight.analytics.rules_config import CameraConfig
@@ -97,10 +98,6 @@ class _Seg:
     gap_before: bool
 
 
-def _utc(when: datetime) -> datetime:
-    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def _local(when: datetime) -> str:
     return when.astimezone().isoformat(timespec="seconds")
 
@@ -126,7 +123,7 @@ def export_clip(
     without footage (naming the range that exists), :class:`ClipError` for
     an end not after the start or an output that cannot be written.
     """
-    start, end = _utc(start), _utc(end)
+    start, end = to_utc(start), to_utc(end)
     out = Path(out)
     if end <= start:
         raise ClipError(f"the end ({_local(end)}) must be after the start ({_local(start)})")
@@ -240,8 +237,8 @@ def _find_segments(store: Store, camera: str, start: datetime, end: datetime, ro
             if not count:
                 raise NotFoundError(f"camera {camera!r} has no recorded footage (nothing {wanted})")
             # The column's type converts values, not aggregates: mark them as UTC here.
-            first = _utc(first)
-            last = _utc(max(x for x in (last_start, last_end) if x is not None))
+            first = to_utc(first)
+            last = to_utc(max(x for x in (last_start, last_end) if x is not None))
             raise NotFoundError(
                 f"camera {camera!r} has no footage {wanted}; its recordings span "
                 f"{_local(first)} to {_local(last)} ({count} segment{'s' if count > 1 else ''})"

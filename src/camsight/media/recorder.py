@@ -42,6 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from camsight.store.models import RecordingRow
 from camsight.store.repository import get_or_create_camera
+from camsight.timeutil import to_utc
 
 if TYPE_CHECKING:
     from camsight.analytics.rules_config import RecordConfig
@@ -76,10 +77,6 @@ def camera_folder(camera: str) -> str:
     """
     name = _UNSAFE.sub("_", camera).strip("._")
     return name or "camera"
-
-
-def _utc(when: datetime) -> datetime:
-    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _at(epoch: float) -> datetime:
@@ -246,7 +243,7 @@ class SegmentRecorder:
             own = av.Packet(bytes(packet))
             own.pts, own.dts, own.time_base = packet.pts, packet.dts, packet.time_base
             own.duration, own.is_keyframe = packet.duration, packet.is_keyframe
-            self._held = (own, _utc(at).timestamp())
+            self._held = (own, to_utc(at).timestamp())
 
     def _release(self) -> None:
         """Record the packet held back in case more slices of its picture follow."""
@@ -264,8 +261,8 @@ class SegmentRecorder:
         """
         if self.settings.mode != "events":
             return
-        start = _utc(start_at).timestamp()
-        hi = math.inf if end_at is None else _utc(end_at).timestamp() + self.settings.post_seconds
+        start = to_utc(start_at).timestamp()
+        hi = math.inf if end_at is None else to_utc(end_at).timestamp() + self.settings.post_seconds
         with self._lock:
             if end_at is not None:
                 for w in self._windows:

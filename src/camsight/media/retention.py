@@ -16,7 +16,6 @@ and a file is never left behind without its row.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -337,8 +336,3 @@ def release(store: Store, camera: str, start: datetime, end: datetime, reason: s
 
 def _reasons(text: str | None) -> list[str]:
     return [r for r in (text or "").split(_SEP) if r]
-
-
-def recordings_dir(data_dir: Path, configured: Path | None) -> Path:
-    """The recordings folder: the configured one, else ``recordings/`` in the data directory."""
-    return Path(os.path.expanduser(configured)) if configured else Path(data_dir) / "recordings"

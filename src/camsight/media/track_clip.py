@@ -55,8 +55,8 @@ from camsight.errors import NotFoundError
 from camsight.media.clip import ClipError, Reencoder, export_clip, recording_mask
 from camsight.media.masks import PrivacyMask
 from camsight.sources.video_file import fingerprint as file_fingerprint
-from camsight.store.events import aware
 from camsight.store.models import Camera, RecordingRow
+from camsight.timeutil import aware
 
 if TYPE_CHECKING:
     from camsight.analytics.rules_config import CameraConfig

@@ -66,6 +66,7 @@ import numpy as np
 from camsight.errors import ConfigError
 from camsight.sources.frame import Frame
 from camsight.sources.video_file import AnalysisRate
+from camsight.timeutil import backoff
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -298,17 +299,15 @@ class LiveSettings:
     def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait before reconnect attempt ``attempt`` (0 = first retry).
 
-        ``backoff_initial * 2**attempt``, capped at ``backoff_max``, then spread by
-        ±``jitter`` (and never above ``backoff_max``), so cameras that went down
-        together do not all reconnect at the same instant.
+        ``backoff_initial * 2**attempt``, capped at ``backoff_max``, less up to
+        ``jitter`` of it at random (:func:`camsight.timeutil.backoff`), so cameras
+        that went down together do not all reconnect at the same instant.
 
         >>> s = LiveSettings("rtsp://cam/live", jitter=0.0)
         >>> [s.backoff(n) for n in range(8)]
         [0.5, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0]
         """
-        base = min(self.backoff_max, self.backoff_initial * 2.0 ** min(attempt, 60))
-        spread = 1.0 + self.jitter * (2.0 * rand() - 1.0)
-        return min(self.backoff_max, base * spread)
+        return backoff(attempt, self.backoff_initial, self.backoff_max, jitter=self.jitter, rng=rand)
 
 
 @dataclass

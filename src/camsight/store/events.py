@@ -17,17 +17,11 @@ from camsight.store.db import Store
 from camsight.store.media import source_media_dir, write_jpeg
 from camsight.store.models import Camera, EventRow, LineCrossingRow, Source, utcnow
 from camsight.store.repository import require_camera
+from camsight.timeutil import aware
 
 PAYLOAD_SCHEMA = "camsight.event/1"
 #: Seconds of footage before and after an event in its clip link.
 CLIP_PADDING = 5.0
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; they were stored in UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def _iso(value: datetime | None) -> str | None:

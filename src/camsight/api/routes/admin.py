@@ -13,8 +13,8 @@ from camsight.api.deps import PageDep, PageOut, RowId, StoreDep, client_ip, page
 from camsight.auth import audit, tokens, users
 from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
-from camsight.store.events import aware
 from camsight.store.models import AuditLogRow
+from camsight.timeutil import aware
 
 router = APIRouter(tags=["admin"])
 UserAdmin = Annotated[Principal, Depends(require(Permission.MANAGE_USERS))]

@@ -33,7 +33,6 @@ from camsight.auth.roles import Permission
 from camsight.config import Config
 from camsight.errors import ConfigError
 from camsight.media.clip import ClipError
-from camsight.media.retention import recordings_dir
 from camsight.media.track_clip import (
     MAX_CLIP_SECONDS,
     TRACK_PADDING,
@@ -44,9 +43,11 @@ from camsight.media.track_clip import (
     cached_clip,
     clip_window,
 )
+from camsight.paths import recordings_dir
 from camsight.store.db import Store
-from camsight.store.events import CLIP_PADDING, aware
+from camsight.store.events import CLIP_PADDING
 from camsight.store.models import ObservationRow, Source, Track
+from camsight.timeutil import aware
 
 log = logging.getLogger(__name__)
 

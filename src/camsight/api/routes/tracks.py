@@ -35,9 +35,9 @@ from camsight.errors import NotFoundError
 from camsight.search.engine import SearchEngine, SearchResult
 from camsight.search.query import parse_query
 from camsight.store.db import Store
-from camsight.store.events import aware
 from camsight.store.models import Camera, Source, Thumbnail, Track
 from camsight.store.repository import count_tracks_matching, list_tracks
+from camsight.timeutil import aware
 
 router = APIRouter(tags=["search"])
 Searcher = Annotated[Principal, Depends(require(Permission.SEARCH))]
