@@ -78,7 +78,7 @@ def recording_cost(clip: Path, work: Path) -> float:
     """CPU seconds the recorder spends per second of video, one stream (packets from the file)."""
     import av
 
-    from camsight.analytics.rules_config import RecordConfig
+    from camsight.config import RecordConfig
     from camsight.media.recorder import SegmentRecorder
     from camsight.store.db import open_store
 

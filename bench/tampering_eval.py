@@ -46,7 +46,7 @@ from tampered import blocked, blurred, shifted
 from camsight.analytics.geometry import Geometry
 from camsight.analytics.rules.base import Event, FrameContext
 from camsight.analytics.rules.tampering import TamperingDetector
-from camsight.analytics.rules_config import CameraConfig, TamperingRule
+from camsight.config import CameraConfig, TamperingRule
 from camsight.sources.frame import Frame
 from camsight.sources.video_file import VideoFile
 

@@ -28,10 +28,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from servers import HttpReceiver, Mosquitto, free_port, wait_until
 from sqlalchemy import select
 
-from camsight.alerts.config import AlertsConfig, MqttConfig, RetryConfig, WebhookConfig
 from camsight.alerts.dispatcher import Dispatcher
 from camsight.alerts.mqtt import MqttSink
 from camsight.alerts.outbox import DELIVERED, PENDING, enqueue
+from camsight.config import AlertsConfig, MqttConfig, RetryConfig, WebhookConfig
 from camsight.store.db import Store, open_store
 from camsight.store.models import Camera, EventRow, OutboxRow
 
@@ -445,7 +445,7 @@ def test_mqtt_events_state_and_discovery(store: Store, broker: Mosquitto) -> Non
 SERVICE = """
 import sys, threading
 from pathlib import Path
-from camsight.alerts.config import AlertsConfig, MqttConfig
+from camsight.config import AlertsConfig, MqttConfig
 from camsight.alerts.dispatcher import Dispatcher
 from camsight.store.db import open_store
 

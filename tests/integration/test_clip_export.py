@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from camsight.analytics.rules_config import CameraConfig, RecordConfig
+from camsight.config import CameraConfig, RecordConfig
 from camsight.media.clip import ClipError, export_clip
 from camsight.media.masks import PrivacyMask
 from camsight.media.recorder import SegmentRecorder

@@ -21,7 +21,7 @@ import pytest
 from camsight.analytics.geometry import Geometry
 from camsight.analytics.rules.base import EventChange, FrameContext
 from camsight.analytics.rules.tampering import TamperingDetector
-from camsight.analytics.rules_config import CameraConfig, TamperingRule
+from camsight.config import CameraConfig, TamperingRule
 from camsight.sources.frame import Frame
 from camsight.sources.video_file import VideoFile
 from tests.tampered import blocked, blurred, shifted

@@ -21,8 +21,8 @@ import pytest
 from camsight.analytics.geometry import Geometry
 from camsight.analytics.rules.base import PastTrack
 from camsight.analytics.rules.unusual import UnusualActivity
-from camsight.analytics.rules_config import CameraConfig, UnusualActivityRule
 from camsight.analytics.trajectory_model import CameraModel, judgeable
+from camsight.config import CameraConfig, UnusualActivityRule
 from camsight.pipeline.indexer import Indexer, IndexSettings
 from camsight.store.db import Store, open_store
 from camsight.store.history import camera_history

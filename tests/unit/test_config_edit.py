@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from camsight.config import load_config, parse_config, validate_config
-from camsight.config_edit import (
+from camsight.config.edit import (
     CameraExists,
     CameraMissing,
     ConfigFile,

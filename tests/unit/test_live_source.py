@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from conftest import make_clip
 
-from camsight.analytics.rules_config import CameraConfig
+from camsight.config import CameraConfig
 from camsight.errors import ConfigError
 from camsight.sources import live
 from camsight.sources.frame import Frame

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from camsight.analytics.rules_config import CameraConfig
+from camsight.config import CameraConfig
 from camsight.media.masks import PrivacyMask
 from camsight.pipeline.live import MaskedFrame
 from camsight.sources.frame import Frame

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import shapely
 
-from camsight.analytics.rules_config import CameraConfig
+from camsight.config import CameraConfig
 from camsight.errors import ConfigError
 from camsight.media.masks import PrivacyMask
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from camsight.alerts.config import AlertsConfig, MqttConfig, RetryConfig, WebhookConfig
 from camsight.alerts.outbox import (
     DELIVERED,
     FAILED,
@@ -29,6 +28,7 @@ from camsight.alerts.outbox import (
     sink_stats,
     sinks_for,
 )
+from camsight.config import AlertsConfig, MqttConfig, RetryConfig, WebhookConfig
 from camsight.store.db import Store, open_store
 from camsight.store.models import Camera, EventRow, OutboxRow
 

@@ -13,7 +13,7 @@ import av
 import pytest
 from sqlalchemy import select
 
-from camsight.analytics.rules_config import RecordConfig
+from camsight.config import RecordConfig
 from camsight.media.recorder import SegmentRecorder, camera_folder, finish_stale_segments, probe_segment
 from camsight.store.db import open_store
 from camsight.store.models import RecordingRow

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from camsight.analytics.rules_config import RecordConfig
+from camsight.config import RecordConfig
 from camsight.media.retention import GB, enforce_retention, hold, release
 from camsight.store.db import open_store
 from camsight.store.models import Camera, RecordingRow

@@ -12,8 +12,8 @@ import pytest
 from camsight.analytics.geometry import Geometry
 from camsight.analytics.rules.base import EventChange, FrameContext
 from camsight.analytics.rules.tampering import TamperingDetector, Thresholds, features
-from camsight.analytics.rules_config import CameraConfig, ScheduleConfig, TamperingRule
 from camsight.analytics.schedule import Schedule
+from camsight.config import CameraConfig, ScheduleConfig, TamperingRule
 from camsight.sources.frame import Frame
 
 W, H = 320, 240

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from camsight.analytics.rules_config import CameraConfig, RecordConfig
+from camsight.config import CameraConfig, RecordConfig
 from camsight.errors import ConfigError
 from camsight.media.recorder import SegmentRecorder
 from camsight.media.track_clip import (

@@ -16,9 +16,9 @@ import pytest
 from camsight.analytics.geometry import Geometry
 from camsight.analytics.rules.base import PastTrack
 from camsight.analytics.rules.unusual import UnusualActivity, feet_points
-from camsight.analytics.rules_config import CameraConfig, ScheduleConfig, UnusualActivityRule
 from camsight.analytics.schedule import Schedule
 from camsight.analytics.trajectory_model import CameraModel, TrajectoryModel, quantile_for, tokenize
+from camsight.config import CameraConfig, ScheduleConfig, UnusualActivityRule
 from camsight.store.db import open_store
 from camsight.store.history import camera_history
 from camsight.store.models import Camera, ObservationRow, Source, Track

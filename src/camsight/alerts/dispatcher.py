@@ -31,7 +31,6 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from camsight.alerts.config import AlertsConfig
 from camsight.alerts.outbox import (
     FAILED,
     MQTT_SINK,
@@ -42,6 +41,7 @@ from camsight.alerts.outbox import (
     next_due_at,
     schedule_retry,
 )
+from camsight.config import AlertsConfig
 from camsight.store.db import Store
 from camsight.store.models import utcnow
 

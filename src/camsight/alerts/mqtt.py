@@ -31,8 +31,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from camsight.alerts.config import MqttConfig
 from camsight.alerts.outbox import DeliveryError, OutboxMessage, redact
+from camsight.config import MqttConfig
 from camsight.errors import ConfigError
 
 log = logging.getLogger(__name__)

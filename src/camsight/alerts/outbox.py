@@ -29,8 +29,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from camsight.alerts.config import AlertsConfig, RetryConfig, SinkFilter
-from camsight.analytics.rules_config import SEVERITIES
+from camsight.config import SEVERITIES, AlertsConfig, RetryConfig, SinkFilter
 from camsight.store.models import OutboxRow, utcnow
 from camsight.timeutil import backoff
 
@@ -128,7 +127,7 @@ def severity_rank(severity: str) -> int:
 def accepts(sink: SinkFilter, payload: Mapping[str, Any]) -> bool:
     """Whether a sink's filter lets this event through (camera list, minimum severity).
 
-    >>> from camsight.alerts.config import SinkFilter
+    >>> from camsight.config import SinkFilter
     >>> accepts(SinkFilter(cameras=["gate"], min_severity="high"), {"camera": "gate", "severity": "critical"})
     True
     >>> accepts(SinkFilter(min_severity="high"), {"camera": "gate", "severity": "medium"})
@@ -293,7 +292,7 @@ def backoff_seconds(retry: RetryConfig, attempts: int, *, rng: Callable[[], floa
     jitter then takes up to :data:`JITTER` of it off at random, so the delay
     lies in ``[(1 - JITTER) * base, base]`` and never exceeds the maximum.
 
-    >>> from camsight.alerts.config import RetryConfig
+    >>> from camsight.config import RetryConfig
     >>> r = RetryConfig(initial_seconds=2, max_seconds=10)
     >>> [backoff_seconds(r, n, rng=lambda: 0.0) for n in (1, 2, 3, 4)]
     [2.0, 4.0, 8.0, 10.0]

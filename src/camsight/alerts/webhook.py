@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx
 
-from camsight.alerts.config import WebhookConfig
 from camsight.alerts.outbox import DeliveryError, OutboxMessage, redact
+from camsight.config import WebhookConfig
 from camsight.errors import ConfigError
 
 log = logging.getLogger(__name__)

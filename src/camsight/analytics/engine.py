@@ -37,10 +37,9 @@ from camsight.analytics.rules.base import (
     TrackHistory,
 )
 from camsight.analytics.rules.lines import Crossing, LineCrossing
-from camsight.analytics.rules_config import CameraConfig
 from camsight.analytics.schedule import Schedule
 from camsight.analytics.snapshot import draw_snapshot
-from camsight.config import Config
+from camsight.config import CameraConfig, Config
 from camsight.sources.frame import Frame
 from camsight.tracking.records import TrackRecord
 from camsight.vision.detections import PERSON, Detections

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from camsight.analytics.rules_config import CameraConfig, LineConfig, ZoneConfig, direction_degrees
+from camsight.config import CameraConfig, LineConfig, ZoneConfig, direction_degrees
 from camsight.errors import ConfigError
 
 
@@ -86,7 +86,7 @@ class Geometry:
     def build(cls, camera: str, config: CameraConfig, size: tuple[int, int]) -> Geometry:
         """Place the camera's shapes on a frame of ``size``; pixel shapes outside it are an error.
 
-        >>> from camsight.analytics.rules_config import CameraConfig
+        >>> from camsight.config import CameraConfig
         >>> cam = CameraConfig(zones={"door": {"points": [[0, 0], [0.5, 0], [0.5, 1]]}})
         >>> Geometry.build("hall", cam, (200, 100)).zones["door"].points.tolist()
         [[0.0, 0.0], [100.0, 0.0], [100.0, 100.0]]

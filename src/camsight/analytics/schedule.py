@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from camsight.analytics.rules_config import DAYS, ScheduleConfig
+from camsight.config import DAYS, ScheduleConfig
 
 
 class Schedule:

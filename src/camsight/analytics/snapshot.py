@@ -27,7 +27,7 @@ def draw_snapshot(
 ) -> np.ndarray:
     """A copy of ``image`` with the event's zone/line, its tracks' boxes (red) and others (grey).
 
-    >>> from camsight.analytics.rules_config import CameraConfig
+    >>> from camsight.config import CameraConfig
     >>> geo = Geometry.build("c", CameraConfig(), (64, 48))
     >>> ev = Event("u", "c", "crowd", "crowd", "medium", 0.0, None, "test", track_ids=[1])
     >>> draw_snapshot(np.zeros((48, 64, 3), np.uint8), geo, ev, []).shape

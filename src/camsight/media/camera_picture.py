@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from sqlalchemy import select
 
-from camsight.analytics.rules_config import CameraConfig
+from camsight.config import CameraConfig
 from camsight.errors import CamsightError, ConfigError
 from camsight.media.masks import PrivacyMask
 from camsight.service.supervisor import camera_media_dir, latest_frame_path

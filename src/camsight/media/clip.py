@@ -40,7 +40,7 @@ from camsight.store.repository import require_camera
 from camsight.timeutil import to_utc
 
 if TYPE_CHECKING:
-    from camsight.analytics.rules_config import CameraConfig
+    from camsight.config import CameraConfig
     from camsight.media.masks import PrivacyMask
     from camsight.store.db import Store
     from camsight.vision.detector import Detector

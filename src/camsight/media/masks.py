@@ -6,7 +6,7 @@ bitwise AND over the masks' bounding box only (well under a millisecond
 for a 1080p frame). Pixels that a polygon's edge touches are masked too: a
 mask errs on the side of hiding.
 
->>> from camsight.analytics.rules_config import CameraConfig
+>>> from camsight.config import CameraConfig
 >>> cam = CameraConfig(masks={"window": {"points": [[0, 0], [0.5, 0], [0.5, 0.5], [0, 0.5]]}})
 >>> mask = PrivacyMask.for_camera(cam, (8, 4))
 >>> image = mask.apply(np.full((4, 8, 3), 200, np.uint8))
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from camsight.analytics.geometry import _inside, _to_pixels
-from camsight.analytics.rules_config import CameraConfig
+from camsight.config import CameraConfig
 
 #: Sub-pixel precision of polygon corners (cv2.polylines ``shift``).
 _SHIFT = 4

@@ -45,7 +45,7 @@ from camsight.store.repository import get_or_create_camera
 from camsight.timeutil import to_utc
 
 if TYPE_CHECKING:
-    from camsight.analytics.rules_config import RecordConfig
+    from camsight.config import RecordConfig
     from camsight.store.db import Store
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from camsight.store.models import Camera, RecordingRow
 from camsight.store.repository import require_camera
 
 if TYPE_CHECKING:
-    from camsight.analytics.rules_config import RecordConfig
+    from camsight.config import RecordConfig
     from camsight.store.db import Store
 
 log = logging.getLogger(__name__)

@@ -59,7 +59,7 @@ from camsight.store.models import Camera, RecordingRow
 from camsight.timeutil import aware
 
 if TYPE_CHECKING:
-    from camsight.analytics.rules_config import CameraConfig
+    from camsight.config import CameraConfig
     from camsight.store.db import Store
 
 log = logging.getLogger(__name__)

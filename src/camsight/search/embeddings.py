@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from camsight.config.base import StrictModel
 from camsight.errors import ModelError
 from camsight.vision.models import MODELS_ENV, default_models_dir
 
@@ -66,11 +67,7 @@ FileName = Annotated[str, Field(pattern=FILE_PATTERN)]
 Rgb = tuple[float, float, float]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ImageSpec(_Strict):
+class ImageSpec(StrictModel):
     """How the image encoder is fed.
 
     ``resize``: ``crop`` scales the shorter side to ``size`` and takes the
@@ -89,7 +86,7 @@ class ImageSpec(_Strict):
     interpolation: Literal["bicubic", "bilinear", "area"] = "bicubic"
 
 
-class TextSpec(_Strict):
+class TextSpec(StrictModel):
     """How the text encoder is fed.
 
     Texts are tokenised with ``tokenizer`` (its own post-processor adds any
@@ -107,7 +104,7 @@ class TextSpec(_Strict):
     pad_id: Annotated[int, Field(ge=0)]
 
 
-class ModelManifest(_Strict):
+class ModelManifest(StrictModel):
     """``manifest.json`` of a model folder; unknown keys are errors.
 
     Example (the tiny test model)::

@@ -45,9 +45,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import camsight
+from camsight.config.base import StrictModel
 from camsight.errors import ModelError
 from camsight.search.embeddings import (
     FILE_PATTERN,
@@ -83,11 +84,7 @@ USER_AGENT = f"camsight/{camsight.__version__} (model download)"
 Progress = Callable[[str, int], None]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KnownCopy(_Strict):
+class KnownCopy(StrictModel):
     """Another byte-exact file accepted for a model file (a re-export of the same weights)."""
 
     size: Annotated[int, Field(gt=0)]
@@ -96,7 +93,7 @@ class KnownCopy(_Strict):
     origin: str
 
 
-class RemoteFile(_Strict):
+class RemoteFile(StrictModel):
     """One file of a model folder: where to get it and what it must hash to."""
 
     name: Annotated[str, Field(pattern=FILE_PATTERN)]
@@ -119,7 +116,7 @@ class RemoteFile(_Strict):
         return value
 
 
-class RegistryEntry(_Strict):
+class RegistryEntry(StrictModel):
     """A downloadable model: its files and, for a vision-language model, the manifest that describes them.
 
     ``kind`` is ``embedding`` (a folder :func:`camsight.search.embeddings.load_encoder`
@@ -160,7 +157,7 @@ class RegistryEntry(_Strict):
         return sum(f.size for f in self.files)
 
 
-class Registry(_Strict):
+class Registry(StrictModel):
     """All known models, by name; ``origin`` says which file they came from."""
 
     schema_: Annotated[Literal[1], Field(alias="schema")] = 1

@@ -46,7 +46,6 @@ import logging
 import math
 import os
 import random
-import re
 import socket
 import threading
 import time
@@ -56,7 +55,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import av
 import av.error
@@ -67,12 +66,13 @@ from camsight.errors import ConfigError
 from camsight.sources.frame import Frame
 from camsight.sources.video_file import AnalysisRate
 from camsight.timeutil import backoff
+from camsight.urls import is_network, redact_url, url_secrets, with_credentials
 
 if TYPE_CHECKING:
     from av.container import InputContainer
     from av.video.stream import VideoStream
 
-    from camsight.analytics.rules_config import CameraConfig
+    from camsight.config import CameraConfig
 
 log = logging.getLogger(__name__)
 
@@ -122,91 +122,6 @@ VIDEO_SUFFIXES = frozenset(
 #: file must be unchanged before it is played.
 FOLDER_POLL = 1.0
 FILE_SETTLE = 1.0
-
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)(.*)$", re.S)
-# The credentials end at the last "@" that is followed by a host (no "@", "/",
-# "?" or "#"): a password may contain "@" or "/" unquoted.
-_USERINFO = re.compile(r"^(.*)@([^@/?#]*)(.*)$", re.S)
-_SECRET_PARAM = re.compile(
-    r"([?&;](?:password|passwd|pass|pwd|psw|secret|token|key|apikey|api_key|auth|sig|signature)=)([^&;#]*)",
-    re.I,
-)
-
-
-# --------------------------------------------------------------------------- credentials
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (the user name stays).
-
-    Query parameters that carry secrets (``password=``, ``pwd=``, ``token=``...)
-    are hidden too. When in doubt it hides more rather than less.
-
-    >>> redact_url("rtsp://admin:s3cr%40t@10.0.0.5:554/stream1")
-    'rtsp://admin:***@10.0.0.5:554/stream1'
-    >>> redact_url("rtsp://admin:p@ss/w@cam/live")
-    'rtsp://admin:***@cam/live'
-    >>> redact_url("http://cam/video.cgi?user=admin&pwd=1234")
-    'http://cam/video.cgi?user=admin&pwd=***'
-    >>> redact_url("/srv/videos/gate.mp4")
-    '/srv/videos/gate.mp4'
-    """
-    match = _SCHEME.match(url)
-    if match is None:
-        return url
-    scheme, rest = match.groups()
-    creds = _USERINFO.match(rest)
-    if creds is not None:
-        userinfo, host, tail = creds.groups()
-        if ":" in userinfo:
-            user = userinfo.split(":", 1)[0]
-            rest = f"{user}:***@{host}{tail}"
-    return scheme + _SECRET_PARAM.sub(r"\1***", rest)
-
-
-def with_credentials(url: str, username: str | None, password: str | None) -> str:
-    """``url`` with ``username``/``password`` inserted (URL-quoted), replacing any it had.
-
-    A ``None`` keeps what the URL already has; local paths are returned unchanged.
-
-    >>> with_credentials("rtsp://10.0.0.5/live", "admin", "p@ss:w/rd")
-    'rtsp://admin:p%40ss%3Aw%2Frd@10.0.0.5/live'
-    >>> with_credentials("rtsp://old:pw@cam/live", "new", None)
-    'rtsp://new:pw@cam/live'
-    """
-    match = _SCHEME.match(url)
-    if match is None or (username is None and password is None):
-        return url
-    scheme, rest = match.groups()
-    old_user = old_password = None
-    creds = _USERINFO.match(rest)
-    if creds is not None and "/" not in creds.group(1):
-        userinfo, host, tail = creds.groups()
-        old_user, _, old_password = userinfo.partition(":")
-        old_password = old_password if ":" in userinfo else None
-        rest = host + tail
-    user = quote(username, safe="") if username is not None else old_user or ""
-    secret = quote(password, safe="") if password is not None else old_password
-    userinfo = user if secret is None else f"{user}:{secret}"
-    return f"{scheme}{userinfo}@{rest}"
-
-
-def _secrets(url: str) -> list[str]:
-    """The literal secrets in ``url`` (quoted and unquoted), longest first, for scrubbing."""
-    found: set[str] = set()
-    match = _SCHEME.match(url)
-    if match is not None:
-        creds = _USERINFO.match(match.group(2))
-        if creds is not None and ":" in creds.group(1):
-            found.add(creds.group(1).split(":", 1)[1])
-        found.update(m.group(2) for m in _SECRET_PARAM.finditer(url))
-    found |= {unquote(s) for s in found} | {quote(s, safe="") for s in found}
-    return sorted((s for s in found if len(s) >= 2), key=len, reverse=True)
-
-
-def _is_network(url: str) -> bool:
-    return _SCHEME.match(url) is not None and not url.lower().startswith("file://")
-
 
 def _local_path(url: str) -> Path:
     return Path(unquote(urlsplit(url).path)) if url.lower().startswith("file://") else Path(url)
@@ -283,7 +198,7 @@ class LiveSettings:
                     f"environment variable {cfg.password_env} is not set "
                     "(it holds the camera password: password_env)"
                 )
-        if _is_network(url):
+        if is_network(url):
             url = with_credentials(url, cfg.username, password)
         fields = {
             "url": url,
@@ -600,9 +515,9 @@ class _Reader(threading.Thread):
         while not self.done():
             delivered_before = self.session.frames_in
             try:
-                if not _is_network(url) and _local_path(url).is_dir():
+                if not is_network(url) and _local_path(url).is_dir():
                     self._play_folder(_local_path(url))
-                elif not _is_network(url):
+                elif not is_network(url):
                     self._play(_local_path(url), loop=True)
                 else:
                     self._play_network(url)
@@ -647,7 +562,7 @@ class _Reader(threading.Thread):
             return "connection timed out"
         if code in (errno.ECONNRESET, errno.EPIPE):
             return "connection reset by the camera"
-        if code == errno.EIO and _is_network(self.settings.url):
+        if code == errno.EIO and is_network(self.settings.url):
             host = urlsplit(redact_url(self.settings.url)).hostname
             if host:
                 try:
@@ -883,7 +798,7 @@ class LiveSource:
     def __init__(self, name: str, settings: LiveSettings) -> None:
         self.name = name
         self.settings = settings
-        self._secrets = _secrets(settings.url)
+        self._secrets = url_secrets(settings.url)
 
     def __repr__(self) -> str:
         return f"LiveSource({self.name!r}, {self.settings.redacted_url!r})"

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from camsight.alerts.config import AlertsConfig
 from camsight.analytics.engine import RulesOutput
 from camsight.analytics.rules.base import Event
+from camsight.config import AlertsConfig
 from camsight.errors import NotFoundError
 from camsight.store.db import Store
 from camsight.store.media import source_media_dir, write_jpeg

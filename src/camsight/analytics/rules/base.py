@@ -20,8 +20,8 @@ from typing import Any, Literal
 import numpy as np
 
 from camsight.analytics.geometry import Geometry
-from camsight.analytics.rules_config import rule_classes, rule_severity
 from camsight.analytics.schedule import Schedule
+from camsight.config import rule_classes, rule_severity
 from camsight.sources.frame import Frame
 from camsight.tracking.records import TrackRecord
 

@@ -54,8 +54,8 @@ from ruamel.yaml.error import YAMLError as RuamelError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from camsight.analytics.rules_config import CameraConfig
-from camsight.config import Config, parse_config, validate_config
+from camsight.config.camera import CameraConfig
+from camsight.config.loader import Config, parse_config, validate_config
 from camsight.errors import ConfigError
 
 #: Largest config text accepted for checking or writing (a real site's config is a few KB).
@@ -261,7 +261,7 @@ def _dump(rt: YAML, doc: Any) -> str:
 
 def redact_text(text: str) -> str:
     """Secrets in free text (comments): URL passwords and ``password: ...``-like values."""
-    from camsight.sources.live import redact_url
+    from camsight.urls import redact_url
 
     text = _URL_CREDS.sub(rf"\1:{REDACTED}@", text)
     text = _SECRET_WORDS.sub(lambda m: m.group(1) + REDACTED, text)
@@ -285,7 +285,7 @@ def redact(node: Any) -> Any:
     >>> redact({"cameras": {"gate": {"url": "rtsp://admin:pw@cam/1", "password": "pw"}}})
     {'cameras': {'gate': {'url': 'rtsp://admin:***@cam/1', 'password': '***'}}}
     """
-    from camsight.sources.live import redact_url
+    from camsight.urls import redact_url
 
     ca = getattr(node, "ca", None)
     if ca is not None:

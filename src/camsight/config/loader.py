@@ -10,93 +10,29 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from camsight.alerts.config import AlertsConfig
-from camsight.analytics.rules_config import CameraConfig, ScheduleConfig
+from camsight.config.alerts import AlertsConfig
+from camsight.config.base import StrictModel
+from camsight.config.camera import CameraConfig
+from camsight.config.schedules import ScheduleConfig
+from camsight.config.settings import (
+    AttributesConfig,
+    DetectorConfig,
+    EmbeddingsConfig,
+    IndexConfig,
+    MotionConfig,
+    StorageConfig,
+    TrackingConfig,
+    UploadsConfig,
+)
 from camsight.errors import ConfigError
 from camsight.paths import CONFIG_ENV, CONFIG_NAME, default_data_dir
 
 _INNER_KEY = re.compile(r"^([A-Za-z_][\w.-]*): (.+)$", re.S)
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DetectorConfig(StrictModel):
-    #: YOLOX-nano (Apache-2.0, onnxruntime) tracks best of the models camsight knows; SSD is the
-    #: legacy OpenCV DNN backend (its package declares no licence).
-    backend: Literal["ssd", "yolox"] = "yolox"
-    model: Path | None = None
-    confidence: Annotated[float, Field(gt=0, lt=1)] | None = None
-
-
-class MotionConfig(StrictModel):
-    enabled: bool = True
-    pixel_threshold: Annotated[int, Field(ge=1, le=255)] = 18
-    area_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.0015
-    max_skip: Annotated[float, Field(gt=0)] = 2.0
-
-
-class TrackingConfig(StrictModel):
-    lost_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
-    #: Detection confidence that starts a track, per class group.
-    activation: dict[
-        Literal["person", "vehicle", "bicycle", "carried"], Annotated[float, Field(gt=0, lt=1)]
-    ] = Field(default_factory=lambda: {"person": 0.6, "vehicle": 0.3, "bicycle": 0.4, "carried": 0.4})
-    min_hits: Annotated[int, Field(ge=1, le=10)] = 2
-    appearance_weight: Annotated[float, Field(ge=0, le=10)] = 2.0
-    appearance_memory: Annotated[float, Field(ge=0, lt=1)] = 0.8
-    #: Lowest fused (overlap x confidence x colour) similarity that continues a track.
-    min_similarity: Annotated[float, Field(gt=0, lt=1)] = 0.2
-    thumbnails_per_track: Annotated[int, Field(ge=1, le=10)] = 3
-    #: Seconds after a track is lost in which a new track that starts nearby
-    #: and looks the same continues it (0 turns linking off).
-    link_seconds: Annotated[float, Field(ge=0, le=30)] = 3.0
-
-
-class AttributesConfig(StrictModel):
-    #: Compute appearance attributes (clothing colours, posture...) for search.
-    enabled: bool = True
-    #: Use the pose model for body regions and posture (else box proportions).
-    pose: bool = True
-
-
-class EmbeddingsConfig(StrictModel):
-    #: An installed vision-language model (name or folder) to embed crops
-    #: with at index time and queries with at search time; off when null.
-    #: Install one with `camsight models pull NAME`.
-    model: str | None = None
-    #: Share of the ranking score given to visual similarity when both it
-    #: and attribute facets are available.
-    weight: Annotated[float, Field(ge=0, le=1)] = 0.3
-
-
-class IndexConfig(StrictModel):
-    #: Frames analysed per second of video, or "native" for every frame.
-    fps: Annotated[float, Field(gt=0, le=240)] | Literal["native"] = 5.0
-
-
-class StorageConfig(StrictModel):
-    """Where recordings go and how much disk they may use."""
-
-    #: Recordings folder (default: ``recordings/`` in the data directory).
-    recordings: Path | None = None
-    #: Keep at least this much disk free: below it the oldest footage is deleted (and a warning raised).
-    min_free_gb: Annotated[float, Field(ge=0, le=100000)] = 1.0
-
-
-class UploadsConfig(StrictModel):
-    """Videos uploaded through the API to be indexed."""
-
-    #: Largest file accepted, in MiB.
-    max_mb: Annotated[float, Field(gt=0, le=1_000_000)] = 4096
-    #: Where uploaded files are kept (default: ``uploads/`` in the data directory).
-    folder: Path | None = None
 
 
 class Config(StrictModel):
@@ -107,8 +43,8 @@ class Config(StrictModel):
     index: IndexConfig = IndexConfig()
     attributes: AttributesConfig = AttributesConfig()
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
-    #: IANA time zone that schedules are read in (default: this machine's).
     timezone: str | None = None
+    """IANA time zone that schedules are read in (default: this machine's)."""
     schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
     cameras: dict[str, CameraConfig] = Field(default_factory=dict)
     alerts: AlertsConfig = AlertsConfig()
@@ -246,10 +182,10 @@ class ConfigChoice:
     """The config every command uses, where it came from, and the data folder it puts the store in."""
 
     config: Config
-    #: The file the config was read from and edits are saved to (it may not exist yet).
     path: Path
-    #: Whether ``path`` exists: False means the built-in defaults are in force.
+    """The file the config was read from and edits are saved to (it may not exist yet)."""
     found: bool
+    """Whether ``path`` exists: False means the built-in defaults are in force."""
     data_dir: Path
 
 

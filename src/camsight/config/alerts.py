@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, field_validator
 
-from camsight.analytics.rules_config import Severity
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from camsight.config.base import StrictModel
+from camsight.config.zones import Severity
 
 
-class SinkFilter(_Strict):
-    #: Only these cameras' events (default: all).
+class SinkFilter(StrictModel):
     cameras: list[str] | None = None
-    #: Only events at least this severe.
+    """Only these cameras' events (default: all)."""
     min_severity: Severity = "info"
+    """Only events at least this severe."""
 
 
 class WebhookConfig(SinkFilter):
@@ -45,10 +42,10 @@ class MqttConfig(SinkFilter):
     password: str | None = None
     password_env: str | None = None
     client_id: str = "camsight"
-    #: Topics start with this: ``camsight/events``, ``camsight/<camera>/<type>``...
     topic_prefix: Annotated[str, Field(pattern=r"^[^#+]{1,128}$")] = "camsight"
-    #: Publish Home Assistant MQTT discovery configs under this prefix (null: off).
+    """Topics start with this: ``camsight/events``, ``camsight/<camera>/<type>``..."""
     discovery_prefix: Annotated[str, Field(pattern=r"^[^#+]{1,128}$")] | None = "homeassistant"
+    """Publish Home Assistant MQTT discovery configs under this prefix (null: off)."""
     qos: Literal[0, 1, 2] = 1
     keepalive: Annotated[int, Field(ge=5, le=3600)] = 60
     tls: bool = False
@@ -61,16 +58,16 @@ class MqttConfig(SinkFilter):
         return host
 
 
-class RetryConfig(_Strict):
+class RetryConfig(StrictModel):
     """Backoff between delivery attempts: doubling from ``initial`` up to ``max``, with jitter."""
 
     initial_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
     max_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
-    #: Give up (mark failed, kept for `camsight alerts retry`) after this many attempts; null: never.
     max_attempts: Annotated[int, Field(ge=1)] | None = None
+    """Give up (mark failed, kept for `camsight alerts retry`) after this many attempts; null: never."""
 
 
-class AlertsConfig(_Strict):
+class AlertsConfig(StrictModel):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     mqtt: MqttConfig | None = None
     retry: RetryConfig = RetryConfig()

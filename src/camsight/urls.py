@@ -1,0 +1,92 @@
+"""Camera and notifier URLs: credentials in, credentials out, and nothing secret in what is shown.
+
+Part of the bottom layer: it imports nothing of camsight's, so the config,
+its editor, the sources and the API all use the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, unquote
+
+SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)(.*)$", re.S)
+# The credentials end at the last "@" that is followed by a host (no "@", "/",
+# "?" or "#"): a password may contain "@" or "/" unquoted.
+_USERINFO = re.compile(r"^(.*)@([^@/?#]*)(.*)$", re.S)
+_SECRET_PARAM = re.compile(
+    r"([?&;](?:password|passwd|pass|pwd|psw|secret|token|key|apikey|api_key|auth|sig|signature)=)([^&;#]*)",
+    re.I,
+)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (the user name stays).
+
+    Query parameters that carry secrets (``password=``, ``pwd=``, ``token=``...)
+    are hidden too. When in doubt it hides more rather than less.
+
+    >>> redact_url("rtsp://admin:s3cr%40t@10.0.0.5:554/stream1")
+    'rtsp://admin:***@10.0.0.5:554/stream1'
+    >>> redact_url("rtsp://admin:p@ss/w@cam/live")
+    'rtsp://admin:***@cam/live'
+    >>> redact_url("http://cam/video.cgi?user=admin&pwd=1234")
+    'http://cam/video.cgi?user=admin&pwd=***'
+    >>> redact_url("/srv/videos/gate.mp4")
+    '/srv/videos/gate.mp4'
+    """
+    match = SCHEME.match(url)
+    if match is None:
+        return url
+    scheme, rest = match.groups()
+    creds = _USERINFO.match(rest)
+    if creds is not None:
+        userinfo, host, tail = creds.groups()
+        if ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            rest = f"{user}:***@{host}{tail}"
+    return scheme + _SECRET_PARAM.sub(r"\1***", rest)
+
+
+def with_credentials(url: str, username: str | None, password: str | None) -> str:
+    """``url`` with ``username``/``password`` inserted (URL-quoted), replacing any it had.
+
+    A ``None`` keeps what the URL already has; local paths are returned unchanged.
+
+    >>> with_credentials("rtsp://10.0.0.5/live", "admin", "p@ss:w/rd")
+    'rtsp://admin:p%40ss%3Aw%2Frd@10.0.0.5/live'
+    >>> with_credentials("rtsp://old:pw@cam/live", "new", None)
+    'rtsp://new:pw@cam/live'
+    """
+    match = SCHEME.match(url)
+    if match is None or (username is None and password is None):
+        return url
+    scheme, rest = match.groups()
+    old_user = old_password = None
+    creds = _USERINFO.match(rest)
+    if creds is not None and "/" not in creds.group(1):
+        userinfo, host, tail = creds.groups()
+        old_user, _, old_password = userinfo.partition(":")
+        old_password = old_password if ":" in userinfo else None
+        rest = host + tail
+    user = quote(username, safe="") if username is not None else old_user or ""
+    secret = quote(password, safe="") if password is not None else old_password
+    userinfo = user if secret is None else f"{user}:{secret}"
+    return f"{scheme}{userinfo}@{rest}"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The literal secrets in ``url`` (quoted and unquoted), longest first, for scrubbing."""
+    found: set[str] = set()
+    match = SCHEME.match(url)
+    if match is not None:
+        creds = _USERINFO.match(match.group(2))
+        if creds is not None and ":" in creds.group(1):
+            found.add(creds.group(1).split(":", 1)[1])
+        found.update(m.group(2) for m in _SECRET_PARAM.finditer(url))
+    found |= {unquote(s) for s in found} | {quote(s, safe="") for s in found}
+    return sorted((s for s in found if len(s) >= 2), key=len, reverse=True)
+
+
+def is_network(url: str) -> bool:
+    """Whether ``url`` names a network stream (any scheme but ``file://``), not a local path."""
+    return SCHEME.match(url) is not None and not url.lower().startswith("file://")
