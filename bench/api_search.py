@@ -39,18 +39,18 @@ import uvicorn
 from search_latency import QUERIES, fill, percentiles
 from sqlalchemy import func, select
 
-from camsight.analytics.attributes_model import TrackAttributes
-from camsight.analytics.vocabulary import COLOURS
 from camsight.api.app import create_app
 from camsight.auth import tokens, users
 from camsight.auth.audit import Actor
 from camsight.config import Config
+from camsight.records.attributes import TrackAttributes
+from camsight.records.facets import COLOURS
+from camsight.records.tracks import Crop, Observation, TrackRecord
 from camsight.search.engine import SearchEngine
 from camsight.store import repository as repo
 from camsight.store.db import Store, open_store
 from camsight.store.models import Track
 from camsight.tracking.kinematics import kinematics
-from camsight.tracking.records import Crop, Observation, TrackRecord
 
 TARGET_P95_MS = 300.0
 USER = "bench-operator"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from camsight.analytics.vocabulary import COLOURS, FACET_INDEX, FACETS, VEHICLE_LABELS
+from camsight.records.facets import COLOURS, FACET_INDEX, FACETS, VEHICLE_LABELS
 from camsight.search.engine import SearchEngine
 from camsight.store import repository as repo
 from camsight.store.db import open_store

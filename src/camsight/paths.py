@@ -6,7 +6,9 @@ Part of the bottom layer: it imports nothing of camsight's, so every layer may u
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
 DATA_ENV = "CAMSIGHT_DATA"
@@ -50,3 +52,30 @@ def default_models_dir() -> Path:
     if value:
         return Path(value).expanduser()
     return default_data_dir() / "models"
+
+
+#: Where a live camera's worker keeps its latest (masked) picture, under the media folder.
+LATEST_FOLDER = "cameras"
+LATEST_NAME = "latest.jpg"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def camera_media_dir(media: Path, camera: str) -> Path:
+    """``<media>/cameras/<camera>``: the camera's own folder, safe whatever its name.
+
+    A name that is not a plain file name (``../x``, slashes, control
+    characters, very long) is replaced by a hash of it, so no name can point
+    outside the folder.
+
+    >>> camera_media_dir(Path("m"), "gate").as_posix(), camera_media_dir(Path("m"), "../x").name[:2]
+    ('m/cameras/gate', '~-')
+    """
+    if _SAFE_NAME.match(camera):
+        return media / LATEST_FOLDER / camera
+    digest = hashlib.sha256(camera.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return media / LATEST_FOLDER / f"~-{digest}"
+
+
+def latest_frame_path(media: Path, camera: str) -> Path:
+    """The JPEG a live camera's worker refreshes every few seconds (privacy masks applied)."""
+    return camera_media_dir(media, camera) / LATEST_NAME

@@ -22,7 +22,8 @@ from camsight.api.app import create_app
 from camsight.auth import audit, tokens, users
 from camsight.auth.audit import Actor
 from camsight.config import Config, load_config
-from camsight.service.supervisor import Supervisor, camera_media_dir, camera_status, latest_frame_path
+from camsight.paths import camera_media_dir, latest_frame_path
+from camsight.service.supervisor import Supervisor, camera_status
 from camsight.store.db import open_store
 from camsight.store.repository import get_or_create_camera
 from tests.conftest import YOLOX_ARGS, run_cli

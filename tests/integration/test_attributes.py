@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from camsight.analytics.attributes import AttributeExtractor
+from camsight.records.tracks import Crop, Observation, TrackRecord
 from camsight.tracking.crops import crop_region
 from camsight.tracking.kinematics import kinematics
-from camsight.tracking.records import Crop, Observation, TrackRecord
 from camsight.vision.detector import create_detector
 
 pytestmark = pytest.mark.integration

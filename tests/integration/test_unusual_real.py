@@ -24,9 +24,9 @@ from camsight.analytics.rules.unusual import UnusualActivity
 from camsight.analytics.trajectory_model import CameraModel, judgeable
 from camsight.config import CameraConfig, UnusualActivityRule
 from camsight.pipeline.indexer import Indexer, IndexSettings
+from camsight.records.tracks import Kinematics, Observation, TrackRecord
 from camsight.store.db import Store, open_store
 from camsight.store.history import camera_history
-from camsight.tracking.records import Kinematics, Observation, TrackRecord
 
 pytestmark = [pytest.mark.integration]
 

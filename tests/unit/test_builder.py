@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from camsight.records.tracks import Crop, TrackRecord
 from camsight.sources.frame import Frame
 from camsight.tracking.builder import TrackBuilder, carried_by
 from camsight.tracking.crops import CropKeeper
-from camsight.tracking.records import Crop, TrackRecord
 from camsight.tracking.tracker import TrackedBox
 
 W, H = 640, 360
@@ -199,3 +199,82 @@ class TestCropKeeper:
         assert [(c.t, c.quality) for c in keeper.crops] == [(0.5, 2.0)]
         assert not keeper.worth(1.0, 0.9)
         assert keeper.worth(1.0, 3.0)
+
+
+class TestGapsAndLabels:
+    def test_label_is_the_class_the_detector_believed_most(self):
+        """Three weak 'suitcase' boxes do not outvote two confident 'car' ones."""
+        builder = TrackBuilder((W, H), end_after=5.0)
+        seen = [("suitcase", 0.2), ("car", 0.8), ("suitcase", 0.2), ("car", 0.8), ("suitcase", 0.2)]
+        run(
+            builder,
+            [
+                (0.2 * i, [box(1, lab, (100, 100, 200, 160), conf, group="object")])
+                for i, (lab, conf) in enumerate(seen)
+            ],
+        )
+        (rec,) = builder.finish()
+        assert rec.label == "car"
+        assert rec.labels_seen == {"suitcase": 3, "car": 2}
+
+    def test_frames_a_track_was_hidden_in_get_interpolated_boxes(self):
+        builder = TrackBuilder((W, H), end_after=5.0)
+        frames = [(0.0, [box(1, "person", (100, 50, 140, 150))])]
+        frames += [(0.1 * i, []) for i in range(1, 4)]
+        frames += [(0.4, [box(1, "person", (140, 50, 180, 150))])]
+        run(builder, frames)
+        (rec,) = builder.finish()
+        assert [o.frame for o in rec.observations] == [1, 2, 3, 4, 5]
+        assert [o.detected for o in rec.observations] == [True, False, False, False, True]
+        assert [o.box[0] for o in rec.observations] == pytest.approx([100, 110, 120, 130, 140])
+
+    def test_a_track_that_never_comes_back_gets_no_boxes_after_its_last(self):
+        builder = TrackBuilder((W, H), end_after=1.0)
+        frames = [(0.0, [box(1, "person", (100, 50, 140, 150))])] + [(0.1 * i, []) for i in range(1, 15)]
+        (rec,) = run(builder, frames)
+        assert [o.frame for o in rec.observations] == [1]
+
+    def test_earlier_boxes_of_a_confirmed_track_start_it_sooner(self):
+        builder = TrackBuilder((W, H), end_after=5.0)
+        early = [
+            (0.0, box(4, "person", (100, 50, 140, 150), 0.7)),
+            (0.1, box(4, "person", (104, 50, 144, 150), 0.8)),
+        ]
+        builder.update(frame(1, 0.0), [], detected=True)
+        builder.update(frame(2, 0.1), [], detected=True)
+        late = TrackedBox(
+            key=("person", 4), label="person", xyxy=(108, 50, 148, 150), confidence=0.9, earlier=tuple(early)
+        )
+        builder.update(frame(3, 0.2), [late], detected=True)
+        (rec,) = builder.finish()
+        assert [o.frame for o in rec.observations] == [1, 2, 3]
+        assert all(o.detected for o in rec.observations)
+        assert rec.confidence == pytest.approx(0.8)
+
+
+class TestRelinkAtTheEdge:
+    @staticmethod
+    def described(key: int, xyxy, colour: int = 0) -> TrackedBox:
+        vec = np.zeros(8, np.float32)
+        vec[colour] = 1.0
+        return TrackedBox(
+            key=("person", key), label="person", xyxy=tuple(map(float, xyxy)), confidence=0.9, appearance=vec
+        )
+
+    def run_gap(self, last_box, new_box) -> int:
+        from camsight.tracking.builder import LinkSettings
+
+        builder = TrackBuilder((W, H), end_after=6.0, link=LinkSettings())
+        for i in range(5):
+            builder.update(frame(i + 1, 0.1 * i), [self.described(1, last_box)], detected=True)
+        for i in range(5, 15):
+            builder.update(frame(i + 1, 0.1 * i), [], detected=True)
+        builder.update(frame(16, 1.5), [self.described(2, new_box)], detected=True)
+        return len(builder.finish())
+
+    def test_a_track_hidden_inside_the_picture_is_continued(self):
+        assert self.run_gap((300, 100, 340, 200), (310, 100, 350, 200)) == 1
+
+    def test_a_track_that_left_through_the_edge_is_not_continued(self):
+        """Whoever walks in where someone walked out is a new visit, not the same track."""
+        assert self.run_gap((600, 100, W, 200), (600, 100, W, 200)) == 2

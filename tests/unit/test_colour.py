@@ -17,7 +17,7 @@ from camsight.analytics.colour import (
     mean_scores,
     score_share,
 )
-from camsight.analytics.vocabulary import COLOURS
+from camsight.records.facets import COLOURS
 
 # RGB of a typical object of each term (the patches are built in BGR).
 SWATCHES: dict[str, list[tuple[int, int, int]]] = {

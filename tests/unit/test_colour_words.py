@@ -6,7 +6,7 @@ import doctest
 
 import pytest
 
-from camsight.analytics.vocabulary import COLOURS
+from camsight.records.facets import COLOURS
 from camsight.search import colour_words
 from camsight.search.colour_words import (
     basic_colours,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from camsight.records.tracks import Observation
 from camsight.tracking.kinematics import anchor_points, kinematics
-from camsight.tracking.records import Observation
 
 
 def moving(

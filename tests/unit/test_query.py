@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from camsight.analytics.vocabulary import FACETS, VEHICLE_LABELS
 from camsight.errors import CamsightError
+from camsight.records.facets import FACETS, VEHICLE_LABELS
 from camsight.search.query import MAX_QUERY_CHARS, QueryError, parse_query
 from camsight.search.query.words import LEXICON
 from camsight.search.query_model import ParsedQuery, Term, TimeOfDay

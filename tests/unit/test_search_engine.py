@@ -7,14 +7,14 @@ from datetime import UTC, datetime, time, timedelta
 import numpy as np
 import pytest
 
-from camsight.analytics.attributes_model import TrackAttributes
 from camsight.errors import NotFoundError
+from camsight.records.attributes import TrackAttributes
+from camsight.records.tracks import Crop, Observation, TrackRecord
 from camsight.search.engine import SearchEngine, SearchError
 from camsight.search.query_model import ParsedQuery, Term, TimeOfDay
 from camsight.store import repository as repo
 from camsight.store.db import open_store
 from camsight.tracking.kinematics import kinematics
-from camsight.tracking.records import Crop, Observation, TrackRecord
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from sqlalchemy import delete, select
 
-from camsight.analytics.attributes_model import TrackAttributes
-from camsight.analytics.vocabulary import FACET_INDEX, FACETS
+from camsight.records.attributes import TrackAttributes
+from camsight.records.facets import FACET_INDEX, FACETS
+from camsight.records.tracks import Crop, Observation, TrackRecord
 from camsight.search import index as index_module
 from camsight.search.engine import SearchEngine
 from camsight.search.index import FacetIndex, IndexCache, build, build_embeddings, extend
@@ -26,7 +27,6 @@ from camsight.store import repository as repo
 from camsight.store.db import Store, open_store
 from camsight.store.models import Meta, Track
 from camsight.tracking.kinematics import kinematics
-from camsight.tracking.records import Crop, Observation, TrackRecord
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 RED = ParsedQuery(text="red top", terms=(Term(("upper:red",)),))

@@ -12,10 +12,10 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from camsight.errors import NotFoundError, StoreError
+from camsight.records.tracks import Crop, Observation, TrackRecord
 from camsight.store import repository as repo
 from camsight.store.db import MIGRATIONS, open_store
 from camsight.tracking.kinematics import kinematics
-from camsight.tracking.records import Crop, Observation, TrackRecord
 
 
 def plan(

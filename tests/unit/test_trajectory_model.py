@@ -19,10 +19,10 @@ from camsight.analytics.rules.unusual import UnusualActivity, feet_points
 from camsight.analytics.schedule import Schedule
 from camsight.analytics.trajectory_model import CameraModel, TrajectoryModel, quantile_for, tokenize
 from camsight.config import CameraConfig, ScheduleConfig, UnusualActivityRule
+from camsight.records.tracks import Kinematics, Observation, TrackRecord
 from camsight.store.db import open_store
 from camsight.store.history import camera_history
 from camsight.store.models import Camera, ObservationRow, Source, Track
-from camsight.tracking.records import Kinematics, Observation, TrackRecord
 
 SIZE = (640, 480)
 

@@ -1,7 +1,7 @@
 """The facet vocabulary stays consistent with what the extractor discounts."""
 
 from camsight.analytics.attributes import HAIR_AND_SKIN
-from camsight.analytics.vocabulary import COLOURS, FACET_INDEX, FACETS
+from camsight.records.facets import COLOURS, FACET_INDEX, FACETS
 
 
 def test_facets_are_unique_and_indexed():

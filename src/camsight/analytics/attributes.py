@@ -12,10 +12,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from camsight.analytics.attributes_model import TrackAttributes
 from camsight.analytics.colour import colour_scores
-from camsight.analytics.vocabulary import VEHICLE_LABELS, VEHICLE_TYPES
-from camsight.tracking.records import TrackRecord
+from camsight.records.attributes import TrackAttributes
+from camsight.records.facets import VEHICLE_LABELS, VEHICLE_TYPES
+from camsight.records.tracks import TrackRecord
 from camsight.vision.pose import PoseEstimator, body_regions, posture, rect_slices, region_mask
 
 #: Head colours that are just as likely hair or skin as a hat or hood; they

@@ -1,7 +1,7 @@
 """Naming the colours of an image region with the 11 basic colour terms.
 
 Every pixel gets a soft membership in each of the terms of
-:data:`~camsight.analytics.vocabulary.COLOURS`:
+:data:`~camsight.records.facets.COLOURS`:
 
 - *chromatic or not* comes from CIELAB chroma (colourfulness), not from
   lightness, so it holds in shadow: in PETS09 dark navy and denim keep a
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from camsight.analytics.vocabulary import COLOURS
+from camsight.records.facets import COLOURS
 
 _INDEX = {name: i for i, name in enumerate(COLOURS)}
 

@@ -21,7 +21,6 @@ import importlib
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -36,12 +35,13 @@ from camsight.analytics.rules.base import (
     Rule,
     TrackHistory,
 )
-from camsight.analytics.rules.lines import Crossing, LineCrossing
+from camsight.analytics.rules.lines import LineCrossing
 from camsight.analytics.schedule import Schedule
 from camsight.analytics.snapshot import draw_snapshot
 from camsight.config import CameraConfig, Config
+from camsight.records.events import RulesOutput
+from camsight.records.tracks import TrackRecord
 from camsight.sources.frame import Frame
-from camsight.tracking.records import TrackRecord
 from camsight.vision.detections import PERSON, Detections
 
 log = logging.getLogger(__name__)
@@ -151,24 +151,6 @@ def untracked_people(
     return [
         (-1, PERSON, tuple(float(v) for v in b), round(float(c), 3)) for b, c in zip(boxes, conf, strict=True)
     ]
-
-
-@dataclass
-class RulesOutput:
-    """What one step of the engine produced: event changes, their snapshots and line crossings."""
-
-    changes: list[EventChange] = field(default_factory=list)
-    #: Event uid -> annotated BGR picture, for events that started in this step.
-    snapshots: dict[str, np.ndarray] = field(default_factory=dict)
-    crossings: list[Crossing] = field(default_factory=list)
-
-    def extend(self, other: RulesOutput) -> None:
-        self.changes += other.changes
-        self.snapshots.update(other.snapshots)
-        self.crossings += other.crossings
-
-    def __bool__(self) -> bool:
-        return bool(self.changes or self.crossings)
 
 
 class RulesEngine:

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import sys
-from typing import Any
-
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -21,8 +15,41 @@ from rich.progress import (
 )
 from rich.text import Text
 
-err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+#: The line width used when the output is not a terminal: wide enough that no
+#: line or table row is ever wrapped or cut to fit.
+PIPED_WIDTH = 10_000
+
+
+class CliConsole(Console):
+    """A rich console laid out for the terminal it writes to, and for no width at all when piped.
+
+    Rich otherwise wraps and cuts to $COLUMNS, or to 80 columns when there is
+    no terminal, so what a script or a log got depended on the terminal of
+    whoever ran it: a message split over two lines, a table cut off. Both are
+    decided at each print, since sys.stdout may be replaced after import.
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        return size if self.is_terminal else ConsoleDimensions(PIPED_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
+
+    @property
+    def soft_wrap(self) -> bool:
+        # Soft wrap: long lines are left for the reader (a terminal, a pager) to wrap.
+        return self._soft_wrap or not self.is_terminal
+
+    @soft_wrap.setter
+    def soft_wrap(self, value: bool) -> None:
+        self._soft_wrap = value
+
+
+err_console = CliConsole(stderr=True, highlight=False)
+out_console = CliConsole(highlight=False)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -58,30 +85,3 @@ def progress_bar(*rate: ProgressColumn) -> Progress:
         console=err_console,
         transient=False,
     )
-
-
-class KeyValueFormatter(logging.Formatter):
-    """``level=... logger=... msg=... key=value`` lines: greppable and parseable."""
-
-    _skip = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields.update({k: v for k, v in record.__dict__.items() if k not in self._skip})
-        return " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in fields.items())
-
-
-def setup_logging(verbose: bool = False) -> None:
-    """Quiet by default (warnings only); ``--verbose`` or CAMSIGHT_LOG=debug for more."""
-    level = os.environ.get("CAMSIGHT_LOG", "debug" if verbose else "warning").upper()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter())
-    root = logging.getLogger("camsight")
-    root.handlers[:] = [handler]
-    root.setLevel(getattr(logging, level, logging.WARNING))
-    root.propagate = False

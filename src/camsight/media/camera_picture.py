@@ -25,7 +25,7 @@ from sqlalchemy import select
 from camsight.config import CameraConfig
 from camsight.errors import CamsightError, ConfigError
 from camsight.media.masks import PrivacyMask
-from camsight.service.supervisor import camera_media_dir, latest_frame_path
+from camsight.paths import camera_media_dir, latest_frame_path
 from camsight.store.db import Store
 from camsight.store.models import Camera, Source
 

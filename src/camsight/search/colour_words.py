@@ -1,7 +1,7 @@
 """Colour words -> the basic colour terms camsight stores.
 
 camsight stores only the eleven basic colour terms of
-:data:`camsight.analytics.vocabulary.COLOURS`; people type many more
+:data:`camsight.records.facets.COLOURS`; people type many more
 ("navy", "burgundy", "khaki", "sky blue"). This module maps any of about
 1,100 colour names to one or two basic terms:
 
@@ -69,7 +69,7 @@ import re
 from collections.abc import Mapping
 from types import ModuleType
 
-from camsight.analytics.vocabulary import COLOURS
+from camsight.records.facets import COLOURS
 
 #: Reference sRGB colours of each basic term. A term covering a wide range of
 #: lightness or hue has several; ``#008080`` (teal) belongs to both green and blue.

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from camsight.analytics.vocabulary import FACET_INDEX, VEHICLE_LABELS
 from camsight.errors import CamsightError, NotFoundError
+from camsight.records.facets import FACET_INDEX, VEHICLE_LABELS
 from camsight.search.index import EmbeddingIndex, FacetIndex, IndexCache
 from camsight.search.query import parse_query
 from camsight.search.query_model import ParsedQuery, TimeOfDay

@@ -35,7 +35,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from camsight.analytics.vocabulary import FACETS
+from camsight.records.facets import FACETS
 from camsight.store import repository as repo
 from camsight.store.db import Store
 from camsight.store.models import Camera, Track, TrackEmbedding

@@ -15,7 +15,7 @@ from datetime import datetime, time
 class Term:
     """One condition: a track satisfies it when any of ``facets`` holds.
 
-    ``facets`` are keys from :data:`camsight.analytics.vocabulary.FACETS`;
+    ``facets`` are keys from :data:`camsight.records.facets.FACETS`;
     usually one ("upper:red"), several for "red or blue jacket".
     ``negated`` terms must *not* hold ("without a backpack").
     ``words`` are the query words it came from, for the explanation.
@@ -98,7 +98,7 @@ def _class_name(label: str) -> str:
 
 
 def _dedupe_classes(classes: tuple[str, ...]) -> tuple[str, ...]:
-    from camsight.analytics.vocabulary import VEHICLE_LABELS
+    from camsight.records.facets import VEHICLE_LABELS
 
     if set(VEHICLE_LABELS) <= set(classes):
         rest = tuple(c for c in classes if c not in VEHICLE_LABELS)

@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
-from camsight.analytics.engine import RulesOutput
-from camsight.analytics.rules.base import Event
-from camsight.config import AlertsConfig
 from camsight.errors import NotFoundError
+from camsight.records.events import Event, RulesOutput
 from camsight.store.db import Store
 from camsight.store.media import source_media_dir, write_jpeg
 from camsight.store.models import Camera, EventRow, LineCrossingRow, Source, utcnow
@@ -75,69 +74,67 @@ def _apply(row: EventRow, event: Event) -> None:
 
 def save_rules_output(
     store: Store,
+    session: Session,
     output: RulesOutput,
     *,
     camera_id: int,
-    camera: str,
     source_id: int | None,
-    source_uri: str | None,
-    alerts: AlertsConfig,
-) -> None:
-    """Store events (with snapshots), crossings and their alerts in one transaction.
+) -> list[tuple[EventRow, str]]:
+    """Store events (with snapshots) and crossings in ``session``; the changes worth an alert.
 
-    The alerts go into the outbox in the same transaction as the events, so
-    an event is never stored without its alerts (or an alert queued for an
-    event that was not stored); delivery happens later, at least once.
+    Returns each stored event row with its change (``start`` or ``end``) when
+    the event notifies. The caller queues those alerts in the same session,
+    so an event is never stored without its alerts (nor an alert queued for
+    an event that was not stored); the store itself knows nothing of alerts.
     """
+    notify: list[tuple[EventRow, str]] = []
     if not output:
-        return
-    from camsight.alerts.outbox import enqueue
-
+        return notify
     written: dict[str, str] = {}
     for uid, image in output.snapshots.items():
         folder = source_media_dir(store.media, source_id) if source_id is not None else store.media
         target = folder / "events" / f"{uid}.jpg"
         write_jpeg(target, image, quality=85)
         written[uid] = target.relative_to(store.media).as_posix()
-    with store.session() as session:
-        rows: dict[str, EventRow] = {}
-        for change in output.changes:
-            ev = change.event
-            row = rows.get(ev.uid) or session.scalar(select(EventRow).where(EventRow.uid == ev.uid))
-            if row is None:
-                row = EventRow(
-                    uid=ev.uid,
-                    camera_id=camera_id,
-                    source_id=source_id,
-                    type=ev.type,
-                    rule=ev.rule,
-                    start_t=ev.start_t,
-                    start_at=ev.start_at,
-                    zone=ev.zone,
-                    line=ev.line,
-                    snapshot=written.get(ev.uid),
-                )
-                session.add(row)
-            elif ev.uid in written:
-                row.snapshot = written[ev.uid]
-            _apply(row, ev)
-            session.flush()
-            rows[ev.uid] = row
-            if ev.notify and change.kind in ("start", "end"):
-                enqueue(session, alerts, event_payload(row, camera, change.kind, source_uri))
-        for c in output.crossings:
-            session.add(
-                LineCrossingRow(
-                    camera_id=camera_id,
-                    source_id=source_id,
-                    line=c.line,
-                    direction=c.direction,
-                    label=c.label,
-                    track_local_id=c.track_id,
-                    t=c.t,
-                    at=c.at,
-                )
+    rows: dict[str, EventRow] = {}
+    for change in output.changes:
+        ev = change.event
+        row = rows.get(ev.uid) or session.scalar(select(EventRow).where(EventRow.uid == ev.uid))
+        if row is None:
+            row = EventRow(
+                uid=ev.uid,
+                camera_id=camera_id,
+                source_id=source_id,
+                type=ev.type,
+                rule=ev.rule,
+                start_t=ev.start_t,
+                start_at=ev.start_at,
+                zone=ev.zone,
+                line=ev.line,
+                snapshot=written.get(ev.uid),
             )
+            session.add(row)
+        elif ev.uid in written:
+            row.snapshot = written[ev.uid]
+        _apply(row, ev)
+        session.flush()
+        rows[ev.uid] = row
+        if ev.notify and change.kind in ("start", "end"):
+            notify.append((row, change.kind))
+    for c in output.crossings:
+        session.add(
+            LineCrossingRow(
+                camera_id=camera_id,
+                source_id=source_id,
+                line=c.line,
+                direction=c.direction,
+                label=c.label,
+                track_local_id=c.track_id,
+                t=c.t,
+                at=c.at,
+            )
+        )
+    return notify
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import select
 
-from camsight.analytics.rules.base import PastTrack
+from camsight.records.events import PastTrack
 from camsight.store.db import Store
 from camsight.store.models import Camera, ObservationRow, Source, Track
 from camsight.store.repository import FINAL

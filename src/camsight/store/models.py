@@ -133,7 +133,7 @@ class Track(Base):
     end_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: Appearance attributes with scores (analytics.attributes.TrackAttributes as a dict).
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    #: Facet scores as uint8 (0-255) in analytics.vocabulary.FACETS order, for the search index.
+    #: Facet scores as uint8 (0-255) in records.facets.FACETS order, for the search index.
     facets: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
     source: Mapped[Source] = relationship(back_populates="tracks")

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from camsight.errors import NotFoundError
+from camsight.records.tracks import TrackRecord
 from camsight.store.db import Store
 from camsight.store.media import remove_source_media, source_media_dir, write_jpeg
 from camsight.store.models import (
@@ -24,7 +25,6 @@ from camsight.store.models import (
     TrackEmbedding,
     utcnow,
 )
-from camsight.tracking.records import TrackRecord
 
 FINAL = ("complete", "damaged")
 REVISION_KEY = "tracks_revision"

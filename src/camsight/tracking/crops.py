@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from camsight.tracking.records import Box, Crop
+from camsight.records.tracks import Box, Crop
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from camsight.tracking.records import Kinematics, Observation
+from camsight.records.tracks import Kinematics, Observation
 
 _HEADINGS = ("right", "down", "left", "up")
 

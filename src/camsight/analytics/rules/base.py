@@ -15,17 +15,17 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from camsight.analytics.geometry import Geometry
 from camsight.analytics.schedule import Schedule
 from camsight.config import rule_classes, rule_severity
+from camsight.records.events import Box, Event, EventChange, PastTrack
+from camsight.records.tracks import TrackRecord
 from camsight.sources.frame import Frame
-from camsight.tracking.records import TrackRecord
 
-Box = tuple[float, float, float, float]
 #: How much of each track's past the engine keeps for rules (seconds).
 HISTORY_SECONDS = 30.0
 #: Durations are sums of frame intervals: 0.2 * 5 is not quite 1.0.
@@ -119,53 +119,6 @@ class TrackHistory:
     @property
     def last(self) -> tuple[float, ObjectState]:
         return self.samples[-1]
-
-
-@dataclass(frozen=True)
-class PastTrack:
-    """A stored track of this camera, for rules that learn what is normal here."""
-
-    label: str
-    #: (n, 3): t (seconds into its source), feet x, feet y, coordinates normalised to 0-1 of the frame.
-    points: np.ndarray
-    #: Mean speed in box heights per second (independent of distance to the camera).
-    speed_bh_s: float
-
-
-@dataclass
-class Event:
-    """A situation worth a person's look. Mutable while it is open."""
-
-    uid: str
-    camera: str
-    type: str
-    rule: str
-    severity: str
-    start_t: float
-    start_at: datetime | None
-    summary: str
-    track_ids: list[int] = field(default_factory=list)
-    zone: str | None = None
-    line: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    end_t: float | None = None
-    end_at: datetime | None = None
-    notify: bool = True
-    #: Boxes to draw on the snapshot besides the tracks' own (e.g. nothing for tampering).
-    highlight: list[Box] = field(default_factory=list)
-
-    @property
-    def open(self) -> bool:
-        return self.end_t is None
-
-
-@dataclass(frozen=True)
-class EventChange:
-    """``start``: a new event (snapshot taken now); ``update``: tracks or details
-    changed; ``end``: the situation is over (``event.end_t`` set)."""
-
-    kind: Literal["start", "update", "end"]
-    event: Event
 
 
 def wall_time(ctx_at: datetime | None, ctx_t: float, t: float) -> datetime | None:

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from camsight.analytics.geometry import Line
 from camsight.analytics.rules.base import EventChange, FrameContext, ObjectState, Rule, TrackHistory
-
-
-@dataclass(frozen=True)
-class Crossing:
-    """One object crossing one line; stored for in/out counts."""
-
-    line: str
-    direction: str  # "in" | "out"
-    label: str
-    track_id: int
-    t: float
-    at: datetime | None = None
+from camsight.records.events import Crossing
 
 
 class CrossingTracker:

@@ -41,7 +41,7 @@ from camsight.analytics.rules.base import (
 )
 from camsight.analytics.schedule import Schedule
 from camsight.analytics.trajectory_model import GROUPS, CameraModel, group_of, judgeable
-from camsight.tracking.records import TrackRecord
+from camsight.records.tracks import TrackRecord
 
 
 @dataclass(frozen=True)

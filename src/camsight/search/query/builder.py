@@ -8,7 +8,7 @@ negation and its carry-over across "or"/"nor"/"and", "backpack or suitcase"
 
 from __future__ import annotations
 
-from camsight.analytics.vocabulary import VEHICLE_LABELS
+from camsight.records.facets import VEHICLE_LABELS
 from camsight.search.query.lexer import Item
 from camsight.search.query.words import (
     AND,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from camsight.analytics.vocabulary import VEHICLE_LABELS
+from camsight.records.facets import VEHICLE_LABELS
 
 # Item kinds.
 CLASS = "class"

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from camsight.analytics.vocabulary import FACET_INDEX, FACETS
+from camsight.records.facets import FACET_INDEX, FACETS
 
 
 @dataclass
@@ -33,7 +33,7 @@ class TrackAttributes:
     evidence: dict[str, str] = field(default_factory=dict)
 
     def facet_scores(self) -> dict[str, float]:
-        """Flatten to facet keys (see analytics.vocabulary)."""
+        """Flatten to facet keys (see records.facets)."""
         out: dict[str, float] = {}
         for region, scores in self.colours.items():
             for colour, s in scores.items():

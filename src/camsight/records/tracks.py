@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from camsight.analytics.attributes_model import TrackAttributes
+from camsight.records.attributes import TrackAttributes
 
 Box = tuple[float, float, float, float]
 
@@ -16,7 +16,8 @@ class Observation:
     """A track's box in one analysed frame.
 
     ``detected`` is false when the box was carried over from the last
-    detection because the motion gate skipped the detector for this frame.
+    detection because the motion gate skipped the detector for this frame,
+    or interpolated between two detections while the object was hidden.
     """
 
     frame: int
