@@ -30,13 +30,8 @@ from camsight.config import CameraConfig
 from camsight.errors import ConfigError
 from camsight.sources import live
 from camsight.sources.frame import Frame
-from camsight.sources.live import (
-    Health,
-    LiveSettings,
-    LiveSource,
-    redact_url,
-    with_credentials,
-)
+from camsight.sources.live import Health, LiveSettings, LiveSource
+from camsight.urls import redact_url, with_credentials
 
 # --------------------------------------------------------------------------- a recording handler
 

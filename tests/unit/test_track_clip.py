@@ -15,14 +15,13 @@ import pytest
 
 from camsight.config import CameraConfig, RecordConfig
 from camsight.errors import ConfigError
+from camsight.media.clip_cache import ClipCache, cached_clip
 from camsight.media.recorder import SegmentRecorder
 from camsight.media.track_clip import (
-    ClipCache,
     ClipInfo,
     ClipWindow,
     Footage,
     FootageUnavailable,
-    cached_clip,
     clip_window,
     encode_file_window,
     write_clip,

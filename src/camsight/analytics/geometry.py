@@ -62,11 +62,25 @@ class Line:
         return "in" if sq > 0 else "out"
 
 
-def _to_pixels(points: list[tuple[float, float]], normalised: bool, size: tuple[int, int]) -> np.ndarray:
-    arr = np.array(points, np.float64)
-    if normalised:
-        arr = arr * np.array(size, np.float64)
-    return arr
+def shape_pixels(
+    camera: str, kind: str, name: str, shape: ZoneConfig | LineConfig, size: tuple[int, int]
+) -> np.ndarray:
+    """A configured zone, line or mask as pixel points on a frame of ``size`` (width, height).
+
+    A pixel point outside the frame is a :class:`~camsight.errors.ConfigError`
+    naming ``cameras.<camera>.<kind>.<name>``.
+
+    >>> from camsight.config import ZoneConfig
+    >>> shape_pixels("hall", "masks", "desk", ZoneConfig(points=[[0, 0], [0.5, 0], [0.5, 1]]), (200, 100))
+    array([[  0.,   0.],
+           [100.,   0.],
+           [100., 100.]])
+    """
+    pts = np.array(list(shape.points), np.float64)
+    if shape.normalised:
+        pts = pts * np.array(size, np.float64)
+    _inside(camera, kind, name, pts, size)
+    return pts
 
 
 def _unit(deg: float) -> tuple[float, float]:
@@ -94,14 +108,10 @@ class Geometry:
         w, h = size
         zones: dict[str, Zone] = {}
         for name, z in config.zones.items():
-            pts = _to_pixels(list(z.points), z.normalised, size)
-            _inside(camera, "zones", name, pts, size)
-            zones[name] = _zone(name, z, pts)
+            zones[name] = _zone(name, z, shape_pixels(camera, "zones", name, z, size))
         lines: dict[str, Line] = {}
         for name, ln in config.lines.items():
-            pts = _to_pixels(list(ln.points), ln.normalised, size)
-            _inside(camera, "lines", name, pts, size)
-            lines[name] = _line(name, ln, pts)
+            lines[name] = _line(name, ln, shape_pixels(camera, "lines", name, ln, size))
         return cls((w, h), zones, lines)
 
 

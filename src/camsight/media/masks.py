@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from camsight.analytics.geometry import _inside, _to_pixels
+from camsight.analytics.geometry import shape_pixels
 from camsight.config import CameraConfig
 
 #: Sub-pixel precision of polygon corners (cv2.polylines ``shift``).
@@ -103,9 +103,7 @@ class PrivacyMask:
         """
         polygons = []
         for mask_name, zone in camera.masks.items():
-            pts = _to_pixels(list(zone.points), zone.normalised, size)
-            _inside(name, "masks", mask_name, pts, size)
-            polygons.append(pts)
+            polygons.append(shape_pixels(name, "masks", mask_name, zone, size))
         if not polygons:
             return None
         return cls.from_polygons(polygons, size)

@@ -33,6 +33,7 @@ from camsight.auth.roles import Permission
 from camsight.config import Config
 from camsight.errors import ConfigError
 from camsight.media.clip import ClipError
+from camsight.media.clip_cache import cached_clip
 from camsight.media.track_clip import (
     MAX_CLIP_SECONDS,
     TRACK_PADDING,
@@ -40,7 +41,6 @@ from camsight.media.track_clip import (
     ClipWindow,
     Footage,
     FootageUnavailable,
-    cached_clip,
     clip_window,
 )
 from camsight.paths import recordings_dir
