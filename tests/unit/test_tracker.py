@@ -14,6 +14,8 @@ from camsight.vision.detections import Detections
 W, H = 640, 360
 FPS = 10
 COLOURS = {"person": (40, 40, 200), "bicycle": (200, 120, 30), "car": (30, 200, 30)}
+# One car whatever the detector calls it: the paint does not change with the label.
+COLOURS |= dict.fromkeys(("bus", "truck", "suitcase"), COLOURS["car"])
 
 
 def render(boxes: list[tuple[str, tuple[float, float, float, float]]]) -> np.ndarray:
@@ -137,3 +139,85 @@ def test_weak_detections_alone_start_no_track():
     tracker = MultiClassTracker(fps=FPS)
     out = [update(tracker, [("person", walker(i))], i / FPS, conf=0.2) for i in range(20)]
     assert all(frame == [] for frame in out)
+
+
+def drive(i: int) -> tuple:
+    """A car driving up the picture, as seen from above."""
+    return (300, 300 - 8 * i, 380, 420 - 8 * i)
+
+
+def test_class_flicker_on_one_vehicle_stays_one_track():
+    """Seen from above, a car is called car, bus or truck from frame to frame: still one object."""
+    tracker = MultiClassTracker(fps=FPS)
+    labels = ["car", "bus", "truck", "car", "car", "bus", "car", "truck", "car", "car"] * 2
+    keys: Counter = Counter()
+    for i, label in enumerate(labels):
+        keys.update(b.key for b in update(tracker, [(label, drive(i))], i / FPS))
+    assert len(keys) == 1
+
+
+def test_a_car_seen_as_a_suitcase_then_a_bus_stays_one_track():
+    """Vehicles and carried objects never share a box, so a flicker between them is one object."""
+    tracker = MultiClassTracker(fps=FPS)
+    keys: Counter = Counter()
+    for i in range(20):
+        label = "suitcase" if i < 8 else "bus"
+        out = update(tracker, [(label, drive(i))], i / FPS, conf=0.6)
+        keys.update(b.key for b in out)
+    assert len(keys) == 1
+
+
+def test_overlapping_boxes_of_two_vehicle_classes_are_one_track():
+    """A parked van detected as both car and truck in the same frames is one track, not two."""
+    tracker = MultiClassTracker(fps=FPS)
+    van = (400, 100, 500, 160)
+    keys: set = set()
+    for i in range(20):
+        dets = Detections(
+            np.array([van, (402, 98, 503, 161)], np.float32),
+            np.array([0.7, 0.5], np.float32),
+            ("truck", "car"),
+        )
+        out = tracker.update(dets, render([("car", van)]), t=i / FPS)
+        assert len(out) <= 1
+        keys |= {b.key for b in out}
+    assert len(keys) == 1
+
+
+def test_each_class_keeps_its_own_activation_threshold_in_a_shared_tracker():
+    """Vehicles and bags are associated together, but a bag still needs a bag's confidence."""
+    settings = TrackerSettings(activation={"person": 0.6, "vehicle": 0.3, "bicycle": 0.4, "carried": 0.5})
+    tracker = MultiClassTracker(fps=FPS, settings=settings)
+    bag, car = (100, 300, 130, 330), (400, 100, 500, 160)
+    seen: Counter = Counter()
+    for i in range(10):
+        dets = Detections(
+            np.array([bag, car], np.float32), np.array([0.4, 0.4], np.float32), ("handbag", "car")
+        )
+        seen.update(b.label for b in tracker.update(dets, render([("car", car)]), t=i / FPS))
+    assert seen["car"] > 0
+    assert seen["handbag"] == 0
+
+
+def test_a_new_track_reports_the_boxes_it_had_before_it_was_confirmed():
+    settings = TrackerSettings(min_hits=3)
+    tracker = MultiClassTracker(fps=FPS, settings=settings)
+    update(tracker, [], -1 / FPS)  # boxes of the video's very first frame are confirmed at once
+    frames = [update(tracker, [("person", walker(i))], i / FPS) for i in range(6)]
+    first = next(i for i, frame in enumerate(frames) if frame)
+    (box,) = frames[first]
+    assert first == settings.min_hits - 1
+    assert [t for t, _ in box.earlier] == pytest.approx([i / FPS for i in range(first)])
+    for i, (_, early) in enumerate(box.earlier):
+        assert early.key == box.key
+        assert early.xyxy == pytest.approx(walker(i), abs=1)
+    # Only the confirming frame carries them.
+    assert all(b.earlier == () for frame in frames[first + 1 :] for b in frame)
+
+
+def test_only_the_videos_first_frame_confirms_tracks_at_once():
+    """A group's first box later in the video waits for min_hits like any other."""
+    tracker = MultiClassTracker(fps=FPS)
+    assert update(tracker, [("person", walker(0))], 0.0) != []  # the first frame: confirmed at once
+    assert update(tracker, [("person", walker(1)), ("car", (400, 100, 500, 160))], 0.1)[0].label == "person"
+    assert all(b.label != "car" for b in update(tracker, [("person", walker(2))], 0.2))

@@ -47,7 +47,7 @@ class TrackingConfig(StrictModel):
         Literal["person", "vehicle", "bicycle", "carried"], Annotated[float, Field(gt=0, lt=1)]
     ] = Field(default_factory=lambda: {"person": 0.6, "vehicle": 0.3, "bicycle": 0.4, "carried": 0.4})
     """Detection confidence that starts a track, per class group."""
-    min_hits: Annotated[int, Field(ge=1, le=10)] = 3
+    min_hits: Annotated[int, Field(ge=1, le=10)] = 2
     """Detections in a row before a track is confirmed (its first boxes are kept once it is)."""
     appearance_weight: Annotated[float, Field(ge=0, le=10)] = 2.0
     """How much colour appearance counts against box overlap when matching."""

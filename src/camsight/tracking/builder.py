@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from camsight.records.tracks import Crop, Observation, TrackRecord
 from camsight.sources.frame import Frame
 from camsight.tracking.appearance import normalise
 from camsight.tracking.crops import CropKeeper, crop_region, occlusion, quality, quality_bound
 from camsight.tracking.kinematics import kinematics
-from camsight.tracking.records import Crop, Observation, TrackRecord
 from camsight.tracking.tracker import TrackedBox
 from camsight.vision.detections import CARRIED, PERSON
 
@@ -21,6 +21,11 @@ class _Open:
     local_id: int
     observations: list[Observation] = field(default_factory=list)
     labels: Counter[str] = field(default_factory=Counter)
+    #: Summed detection confidence per label: the track's class is the one
+    #: the detector believed most over the whole track, not one frame's.
+    label_scores: Counter[str] = field(default_factory=Counter)
+    #: Analysed frames (index, t) since the track's last box.
+    unseen: list[tuple[int, float]] = field(default_factory=list)
     crops: CropKeeper = field(default_factory=CropKeeper)
     carried: Counter[str] = field(default_factory=Counter)
     carried_track: dict[str, Counter[int]] = field(default_factory=dict)
@@ -28,6 +33,10 @@ class _Open:
     detected_frames: int = 0
     appearance_sum: np.ndarray | None = None
     confidence_sum: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return self.label_scores.most_common(1)[0][0]
 
 
 def carried_by(items: np.ndarray, people: np.ndarray, min_share: float = 0.5) -> np.ndarray:
@@ -75,6 +84,10 @@ class LinkSettings:
     seconds: float = 3.0
     similarity: float = 0.85
     distance: float = 1.5
+    #: A track last seen this close to the picture's edge (a share of the
+    #: frame's width or height) left the view rather than being hidden, and is
+    #: not continued: whoever comes in there later is a new visit.
+    edge: float = 0.01
 
 
 class TrackBuilder:
@@ -85,7 +98,10 @@ class TrackBuilder:
     the tracker could still recover, or that a new id continues, is never
     cut in two. A person who walks behind a pillar and comes out under a new
     tracker id is one track for the user: the new id is linked to the lost
-    track when it starts close by, soon after, and looks the same.
+    track when it starts close by, soon after, and looks the same. The
+    frames in which a track was hidden, between two of its boxes, get boxes
+    interpolated between those two (marked not detected): the object did not
+    leave.
     """
 
     def __init__(
@@ -101,6 +117,8 @@ class TrackBuilder:
         self.link = link
         self._open: dict[tuple[str, int], _Open] = {}
         self._next_id = 1
+        #: Recently analysed frames, t -> index, to place a new track's earlier boxes.
+        self._recent: deque[tuple[float, int]] = deque(maxlen=64)
         #: The objects in the last frame given to :meth:`update`: (local id, label, box, confidence),
         #: with the local id the stored track will have and the track's majority label so far.
         self.live: list[tuple[int, str, tuple[float, float, float, float], float]] = []
@@ -111,6 +129,7 @@ class TrackBuilder:
 
     def update(self, frame: Frame, boxes: list[TrackedBox], detected: bool) -> list[TrackRecord]:
         """Add one analysed frame; returns the tracks that ended before it."""
+        self._recent.append((frame.t, frame.index))
         states: list[_Open] = []
         present = {b.key for b in boxes}
         for b in boxes:
@@ -123,24 +142,48 @@ class TrackBuilder:
                 st = _Open(self._next_id, crops=CropKeeper(self.crops_per_track))
                 self._next_id += 1
             self._open[b.key] = st
-            st.observations.append(Observation(frame.index, frame.t, b.xyxy, b.confidence, detected))
+            if b.earlier:
+                frames = dict(self._recent)
+                for t, early in b.earlier:
+                    if t in frames and (not st.observations or t > st.observations[-1].t):
+                        self._observe(st, frames[t], t, early, detected=True)
+            self._observe(st, frame.index, frame.t, b, detected)
             states.append(st)
-            if detected:
-                st.labels[b.label] += 1
-                st.detected_frames += 1
-                st.confidence_sum += b.confidence
-                if b.appearance is not None:
-                    st.appearance_sum = (
-                        b.appearance.copy() if st.appearance_sum is None else st.appearance_sum + b.appearance
-                    )
+        for st in self._open.values():
+            if not any(st is s for s in states):
+                st.unseen.append((frame.index, frame.t))
         self.live = [
-            (st.local_id, st.labels.most_common(1)[0][0] if st.labels else b.label, b.xyxy, b.confidence)
+            (st.local_id, st.label if st.labels else b.label, b.xyxy, b.confidence)
             for b, st in zip(boxes, states, strict=True)
         ]
         if detected and boxes:
             self._offer_crops(frame, boxes, states)
             self._associate_carried(boxes, states)
         return self._close(lambda st: frame.t - st.observations[-1].t > self.end_after)
+
+    @staticmethod
+    def _observe(st: _Open, index: int, t: float, b: TrackedBox, detected: bool) -> None:
+        """Add one box to a track, first filling the frames it was hidden in since its last box."""
+        if st.unseen and st.observations:
+            last = st.observations[-1]
+            a, z = np.array(last.box), np.array(b.xyxy)
+            for i, ti in st.unseen:
+                if last.t < ti < t:
+                    w = (ti - last.t) / (t - last.t)
+                    box = tuple(float(v) for v in (1 - w) * a + w * z)
+                    conf = (1 - w) * last.confidence + w * b.confidence
+                    st.observations.append(Observation(i, ti, box, conf, detected=False))  # type: ignore[arg-type]
+        st.unseen = [u for u in st.unseen if u[1] > t]
+        st.observations.append(Observation(index, t, b.xyxy, b.confidence, detected))
+        if detected:
+            st.labels[b.label] += 1
+            st.label_scores[b.label] += b.confidence
+            st.detected_frames += 1
+            st.confidence_sum += b.confidence
+            if b.appearance is not None:
+                st.appearance_sum = (
+                    b.appearance.copy() if st.appearance_sum is None else st.appearance_sum + b.appearance
+                )
 
     def _relink(self, box: TrackedBox, t: float, present: set, taken: list[_Open]) -> _Open | None:
         """A lost track that ``box`` (a new tracker id) continues, if one fits."""
@@ -156,7 +199,7 @@ class TrackBuilder:
                 continue
             last = st.observations[-1]
             gap = t - last.t
-            if gap <= 0 or gap > link.seconds:
+            if gap <= 0 or gap > link.seconds or self._at_edge(last.box, link.edge):
                 continue
             lx1, ly1, lx2, ly2 = last.box
             scale = max(height, ly2 - ly1, 1.0)
@@ -169,6 +212,11 @@ class TrackBuilder:
         if best is None:
             return None
         return self._open.pop(best[1])
+
+    def _at_edge(self, box: tuple[float, float, float, float], share: float) -> bool:
+        w, h = self.frame_size
+        x1, y1, x2, y2 = box
+        return min(x1, y1, w - x2, h - y2) <= share * max(w, h)
 
     def finish(self) -> list[TrackRecord]:
         """End every open track (the source is exhausted)."""
@@ -216,7 +264,7 @@ class TrackBuilder:
             st = self._open.pop(key)
             if st.detected_frames == 0:
                 continue
-            label = st.labels.most_common(1)[0][0]
+            label = st.label
             # Trailing boxes held by the motion gate after the last detection
             # are kept: a still object stays where it was last seen.
             records.append(

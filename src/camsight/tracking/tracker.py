@@ -6,13 +6,16 @@ and only weights its overlap similarity by how alike the colours of the
 track and the detection are (``iou * appearance ** weight``).
 
 A person and the bicycle they walk would also swap if tracked together, so
-each class group gets its own tracker, and a track's class is the majority
-of its detections.
+classes that can share a box in the picture (a person and what they carry or
+push) get separate trackers. Classes that cannot are tracked together,
+whatever the detector calls the object from frame to frame: a car seen from
+above flickers between car, bus, truck and even suitcase, and is still one
+object. The track's class is decided later, by its detections' votes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,18 +25,31 @@ from trackers import BoTSORTTracker
 from camsight.tracking.appearance import SIZE, descriptors, normalise
 from camsight.vision.detections import CARRIED, PERSON, Detections
 
-#: Classes tracked together; a track never mixes groups.
+#: Class groups, each with its own activation threshold (``tracking.activation``).
 GROUPS: dict[str, tuple[str, ...]] = {
     "person": (PERSON,),
     "vehicle": ("car", "motorcycle", "bus", "truck"),
     "bicycle": ("bicycle",),
     "carried": CARRIED,
 }
+#: Class groups associated by one tracker; a track never mixes trackers. A bag
+#: and a vehicle never share a box, so boxes the detector labels either way are
+#: the same object; a person and their bag or bicycle do share one.
+ASSOCIATION: dict[str, tuple[str, ...]] = {
+    "person": ("person",),
+    "bicycle": ("bicycle",),
+    "object": ("vehicle", "carried"),
+}
 #: Detections at least this confident get a colour descriptor.
 DESCRIBE_MIN = 0.3
 DEFAULT_ACTIVATION = {"person": 0.6, "vehicle": 0.3, "bicycle": 0.4, "carried": 0.4}
 #: Carried objects are too small for colour histograms to tell them apart.
 _NO_APPEARANCE = {"carried"}
+#: Overlap above which two boxes of one association group are one object. The
+#: detectors already suppress same-class boxes at this overlap (their NMS); this
+#: extends it across the classes a tracker associates, so a van seen as both
+#: car and truck in one frame is one box, not two tracks.
+GROUP_NMS_IOU = 0.45
 
 
 @dataclass(frozen=True)
@@ -44,7 +60,9 @@ class TrackerSettings:
     ``activation``: per class group, the detection confidence that starts a
     track (and splits BoT-SORT's high/low association stages) — vehicles seen
     from above score lower than people seen from the side; ``min_hits``:
-    detections before a track is confirmed; ``appearance_weight``: exponent
+    detections in a row before a track is confirmed — its earlier boxes are
+    reported then, so a real track loses nothing and flickering false
+    positives shorter than this never become tracks; ``appearance_weight``: exponent
     of the colour similarity in the association score (0 disables it);
     ``appearance_memory``: how slowly a track's colours follow new boxes.
     """
@@ -71,36 +89,103 @@ class AppearanceBoTSORT(BoTSORTTracker):
         self.appearance_weight = appearance_weight
         self.appearance_memory = appearance_memory
         self._frame_features: dict[bytes, np.ndarray] = {}
+        self._frame_activation: np.ndarray | None = None
+        #: For each track confirmed by the last update, its boxes from the
+        #: frames before: tracker id -> [(timestamp, detection)].
+        self.confirmed_history: dict[int, list[tuple[float, sv.Detections]]] = {}
 
     def update_with_features(
-        self, detections: sv.Detections, features: np.ndarray | None, timestamp: float
+        self,
+        detections: sv.Detections,
+        features: np.ndarray | None,
+        timestamp: float,
+        activation: np.ndarray | None = None,
     ) -> sv.Detections:
-        """Like ``update``, with one appearance vector per detection (or None)."""
+        """Like ``update``, with one appearance vector per detection (or None).
+
+        ``activation``: per detection, the confidence it needs to start a track
+        (default: the tracker's single threshold).
+        """
         use = features is not None and self.appearance_weight > 0 and len(detections) > 0
         self._frame_features = (
             {detections.xyxy[i].tobytes(): features[i] for i in range(len(detections)) if features[i].any()}
             if use and features is not None
             else {}
         )
+        self._frame_activation = activation
+        unconfirmed = {id(track) for track in self.tracks if track.tracker_id == -1}
         result = super().update(detections, timestamp=timestamp)
-        if use:
+        self._frame_activation = None
+        self.confirmed_history = {}
+        for track in self.tracks:
+            if track.time_since_update != 0:
+                continue
+            # The track was just updated with one of these boxes; its new
+            # state sits on that box.
+            state = track.get_state_bbox()
+            j = int(np.abs(detections.xyxy - state).sum(axis=1).argmin())
+            if track.tracker_id == -1:
+                # min_hits withholds a new track's first boxes; they are
+                # reported when (if) it is confirmed.
+                track.camsight_pending = [*getattr(track, "camsight_pending", []), (timestamp, detections[j])]
+            elif id(track) in unconfirmed:
+                self.confirmed_history[int(track.tracker_id)] = getattr(track, "camsight_pending", [])
+                track.camsight_pending = []
+            if not use:
+                continue
             assert features is not None
-            for track in self.tracks:
-                if track.time_since_update != 0:
-                    continue
-                # The track was just updated with one of these boxes; its new
-                # state sits on that box.
-                state = track.get_state_bbox()
-                j = int(np.abs(detections.xyxy - state).sum(axis=1).argmin())
-                if not features[j].any():
-                    continue  # matched a weak, undescribed box
-                old = getattr(track, "camsight_appearance", None)
-                m = self.appearance_memory
-                track.camsight_appearance = (
-                    features[j] if old is None else normalise(m * old + (1 - m) * features[j])
-                )
+            if not features[j].any():
+                continue  # matched a weak, undescribed box
+            old = getattr(track, "camsight_appearance", None)
+            m = self.appearance_memory
+            track.camsight_appearance = (
+                features[j] if old is None else normalise(m * old + (1 - m) * features[j])
+            )
         self._frame_features = {}
         return result
+
+    def _spawn_new_tracks(
+        self,
+        detection_boxes: np.ndarray,
+        confidences: np.ndarray,
+        unmatched_high_local: list[int],
+        high_indices: np.ndarray,
+        out_det_indices: list[int],
+        out_tracker_ids: list[int],
+        is_first_frame: bool = False,
+    ) -> None:
+        activation = self._frame_activation
+        if activation is None:
+            super()._spawn_new_tracks(
+                detection_boxes,
+                confidences,
+                unmatched_high_local,
+                high_indices,
+                out_det_indices,
+                out_tracker_ids,
+                is_first_frame,
+            )
+            return
+        # One tracker serves classes with different activation thresholds: a
+        # box too weak for its own class is reported untracked, as the base
+        # class does for a box under its single threshold.
+        spawn = []
+        for local in unmatched_high_local:
+            g = int(high_indices[local])
+            if confidences[g] >= activation[g]:
+                spawn.append(local)
+            else:
+                out_det_indices.append(g)
+                out_tracker_ids.append(-1)
+        super()._spawn_new_tracks(
+            detection_boxes,
+            confidences,
+            spawn,
+            high_indices,
+            out_det_indices,
+            out_tracker_ids,
+            is_first_frame=is_first_frame,
+        )
 
     def _get_iou_matrix(
         self, tracklets: list, detections: np.ndarray, tracklet_boxes_by_id: dict[int, np.ndarray]
@@ -124,17 +209,23 @@ class AppearanceBoTSORT(BoTSORTTracker):
 
 @dataclass(frozen=True, slots=True)
 class TrackedBox:
-    """A detection that belongs to a confirmed track in this frame."""
+    """A detection that belongs to a confirmed track in this frame.
+
+    ``earlier``: when the track is confirmed in this frame, its boxes from the
+    analysed frames before (with their times), which were withheld until
+    then: the object was there, and a track that starts late loses them.
+    """
 
     key: tuple[str, int]
     label: str
     xyxy: tuple[float, float, float, float]
     confidence: float
     appearance: np.ndarray | None = None
+    earlier: tuple[tuple[float, TrackedBox], ...] = ()
 
 
 class MultiClassTracker:
-    """One appearance-aware BoT-SORT per class group.
+    """One appearance-aware BoT-SORT per association group.
 
     >>> tracker = MultiClassTracker(fps=5)
     >>> tracker.update(Detections.empty(), np.zeros((10, 10, 3), np.uint8), t=0.0)
@@ -143,59 +234,104 @@ class MultiClassTracker:
 
     def __init__(self, fps: float, settings: TrackerSettings | None = None) -> None:
         self.settings = s = settings or TrackerSettings()
-        self._trackers = {
-            group: AppearanceBoTSORT(
+        self._activation = {g: s.activation.get(g, DEFAULT_ACTIVATION[g]) for g in GROUPS}
+        self._trackers = {}
+        for assoc, groups in ASSOCIATION.items():
+            # A box too weak to start a track of its own class may still
+            # extend one: the weakest class threshold splits the two stages.
+            threshold = min(self._activation[g] for g in groups)
+            self._trackers[assoc] = AppearanceBoTSORT(
                 # trackers counts its buffer in 30 fps frames.
                 lost_track_buffer=max(1, round(s.lost_seconds * 30)),
                 frame_rate=fps,
-                track_activation_threshold=s.activation.get(group, DEFAULT_ACTIVATION[group]),
-                high_conf_det_threshold=s.activation.get(group, DEFAULT_ACTIVATION[group]),
+                track_activation_threshold=threshold,
+                high_conf_det_threshold=threshold,
                 minimum_consecutive_frames=s.min_hits,
                 minimum_iou_threshold_first_assoc=s.min_similarity,
                 enable_cmc=False,  # fixed cameras: no camera motion to compensate
-                appearance_weight=0.0 if group in _NO_APPEARANCE else s.appearance_weight,
+                appearance_weight=0.0 if set(groups) <= _NO_APPEARANCE else s.appearance_weight,
                 appearance_memory=s.appearance_memory,
             )
-            for group in GROUPS
-        }
         self._group_of = {label: g for g, labels in GROUPS.items() for label in labels}
+        self._assoc_of = {g: a for a, groups in ASSOCIATION.items() for g in groups}
 
     def update(self, detections: Detections, image: np.ndarray, t: float) -> list[TrackedBox]:
         """Feed one analysed frame's detections; get the boxes of confirmed tracks."""
         out: list[TrackedBox] = []
-        groups = np.array([self._group_of[lab] for lab in detections.labels], dtype=object)
-        for group, tracker in self._trackers.items():
-            mask = groups == group if len(groups) else np.zeros(0, bool)
+        groups = [self._group_of[lab] for lab in detections.labels]
+        assoc = np.array([self._assoc_of[g] for g in groups], dtype=object)
+        for name, tracker in self._trackers.items():
+            mask = assoc == name if len(assoc) else np.zeros(0, bool)
             sub = detections.select(mask)
-            if len(sub) == 0 and not tracker.tracks:
-                continue
+            if len(set(sub.labels)) > 1:  # the detector's own NMS already parted same-class boxes
+                sub = sub.select(np.isin(np.arange(len(sub)), nms(sub.xyxy, sub.confidence, GROUP_NMS_IOU)))
+            # Every tracker sees every frame, empty or not: the base class
+            # confirms the boxes of its first frame at once, which must be the
+            # video's first frame, not the first one with a box of this group.
             xyxy = sub.xyxy.astype(np.float32).reshape(-1, 4)
+            sub_groups = [self._group_of[lab] for lab in sub.labels]
+            # Weak boxes only ever extend a track on overlap: describing them
+            # would cost as much as all the others together.
+            describe = (sub.confidence >= DESCRIBE_MIN) & np.array(
+                [g not in _NO_APPEARANCE for g in sub_groups], bool
+            ).reshape(-1)
             features = None
-            if group not in _NO_APPEARANCE:
-                # Weak boxes only ever extend a track on overlap: describing
-                # them would cost as much as all the others together.
-                strong = sub.confidence >= DESCRIBE_MIN
+            data = {"label": np.array(sub.labels, dtype=object), "row": np.arange(len(sub))}
+            if tracker.appearance_weight > 0:
                 features = np.zeros((len(sub), SIZE), np.float32)
-                features[strong] = descriptors(image, xyxy[strong])
+                features[describe] = descriptors(image, xyxy[describe])
+                data["feature"] = features
             sv_dets = sv.Detections(
                 xyxy=xyxy,
                 confidence=sub.confidence.astype(np.float32),
                 class_id=np.zeros(len(sub), int),
-                data={"label": np.array(sub.labels, dtype=object), "row": np.arange(len(sub))},
+                data=data,
             )
-            result = tracker.update_with_features(sv_dets, features, t)
+            activation = np.array([self._activation[g] for g in sub_groups], np.float32)
+            result = tracker.update_with_features(sv_dets, features, t, activation)
             for i, tid in enumerate(result.tracker_id):
                 if tid < 0:
                     continue
-                row = int(result.data["row"][i])
-                x1, y1, x2, y2 = (float(v) for v in result.xyxy[i])
-                out.append(
-                    TrackedBox(
-                        key=(group, int(tid)),
-                        label=str(result.data["label"][i]),
-                        xyxy=(x1, y1, x2, y2),
-                        confidence=float(result.confidence[i]),
-                        appearance=None if features is None or not features[row].any() else features[row],
-                    )
-                )
+                box = _tracked((name, int(tid)), result[i : i + 1])
+                history = tracker.confirmed_history.get(int(tid), [])
+                if history:
+                    earlier = tuple((ts, _tracked(box.key, det)) for ts, det in history)
+                    box = replace(box, earlier=earlier)
+                out.append(box)
         return out
+
+
+def _tracked(key: tuple[str, int], det: sv.Detections) -> TrackedBox:
+    """The :class:`TrackedBox` of a one-row detections object."""
+    x1, y1, x2, y2 = (float(v) for v in det.xyxy[0])
+    feature = det.data["feature"][0] if "feature" in det.data else None
+    return TrackedBox(
+        key=key,
+        label=str(det.data["label"][0]),
+        xyxy=(x1, y1, x2, y2),
+        confidence=float(det.confidence[0]),
+        appearance=feature if feature is not None and feature.any() else None,
+    )
+
+
+def nms(xyxy: np.ndarray, confidence: np.ndarray, iou: float) -> np.ndarray:
+    """Indices of the boxes kept by greedy non-maximum suppression, whatever their classes.
+
+    >>> nms(np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 0, 30, 10]]), np.array([0.5, 0.9, 0.4]), 0.45)
+    array([1, 2])
+    """
+    order = np.argsort(-confidence, kind="stable")
+    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    keep: list[int] = []
+    for i in order:
+        if keep:
+            k = np.array(keep)
+            x1 = np.maximum(xyxy[k, 0], xyxy[i, 0])
+            y1 = np.maximum(xyxy[k, 1], xyxy[i, 1])
+            x2 = np.minimum(xyxy[k, 2], xyxy[i, 2])
+            y2 = np.minimum(xyxy[k, 3], xyxy[i, 3])
+            inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+            if (inter / np.maximum(area[k] + area[i] - inter, 1e-9)).max() > iou:
+                continue
+        keep.append(int(i))
+    return np.sort(np.array(keep, dtype=np.int64))
