@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from camsight.alerts.outbox import (
@@ -41,9 +42,9 @@ from camsight.alerts.outbox import (
     next_due_at,
     schedule_retry,
 )
-from camsight.config import AlertsConfig
+from camsight.config import AlertsConfig, CameraConfig
 from camsight.store.db import Store
-from camsight.store.models import utcnow
+from camsight.store.models import Camera, EventRow, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +115,46 @@ class DeliveryReport:
         return {name: r.last_error for name, r in self.sinks.items() if r.last_error}
 
 
+def open_events(store: Store, cameras: Mapping[str, CameraConfig] | None = None) -> list[dict[str, str]]:
+    """The events open in ``store`` now, as ``{"camera", "type", "severity", "rule"}``.
+
+    With ``cameras`` (the config), events of rules configured with
+    ``notify: false`` are left out: their changes never reach a sink.
+    """
+    with store.session() as session:
+        rows = session.execute(
+            select(Camera.name, EventRow.type, EventRow.severity, EventRow.rule)
+            .join(Camera, Camera.id == EventRow.camera_id)
+            .where(EventRow.state == "open")
+            .distinct()
+        ).all()
+    quiet = {
+        (name, rule.display_name())
+        for name, camera in (cameras or {}).items()
+        for rule in camera.rules
+        if not rule.notify
+    }
+    return [
+        {"camera": camera, "type": type_, "severity": severity, "rule": rule}
+        for camera, type_, severity, rule in rows
+        if (camera, rule) not in quiet
+    ]
+
+
 def build_sinks(
-    alerts: AlertsConfig, *, mqtt_availability: bool = True, mqtt_client_id: str | None = None
+    alerts: AlertsConfig,
+    *,
+    mqtt_availability: bool = True,
+    mqtt_client_id: str | None = None,
+    cameras: Mapping[str, CameraConfig] | None = None,
+    store: Store | None = None,
 ) -> dict[str, Sink]:
-    """One sink object per configured sink; secrets are resolved now (ConfigError if one is missing)."""
-    from camsight.alerts.mqtt import MqttSink
+    """One sink object per configured sink; secrets are resolved now (ConfigError if one is missing).
+
+    ``cameras`` and ``store`` let the MQTT service announce every configured
+    rule's sensor and reconcile retained states with the open events.
+    """
+    from camsight.alerts.mqtt import MqttSink, configured_sensors
     from camsight.alerts.webhook import WebhookSink
 
     sinks: dict[str, Sink] = {}
@@ -126,7 +162,13 @@ def build_sinks(
         for hook in alerts.webhooks:
             sinks[hook.name] = WebhookSink(hook)
         if alerts.mqtt is not None:
-            sinks[MQTT_SINK] = MqttSink(alerts.mqtt, availability=mqtt_availability, client_id=mqtt_client_id)
+            sinks[MQTT_SINK] = MqttSink(
+                alerts.mqtt,
+                availability=mqtt_availability,
+                client_id=mqtt_client_id,
+                sensors=configured_sensors(cameras or {}, alerts.mqtt),
+                open_events=None if store is None else (lambda: open_events(store, cameras)),
+            )
     except Exception:
         for sink in sinks.values():
             sink.close()
@@ -142,7 +184,9 @@ class Dispatcher:
     first delivery. ``sinks`` replaces the configured sink objects (tests,
     other transports). ``mqtt_availability=False`` keeps a one-off run from
     touching ``<prefix>/available``, which the long-running service owns.
-    Close it (or use it as a context manager) to disconnect.
+    ``cameras`` (the config's) makes the MQTT service announce a Home
+    Assistant sensor for every configured rule, fired or not, when it
+    connects. Close it (or use it as a context manager) to disconnect.
     """
 
     def __init__(
@@ -153,13 +197,20 @@ class Dispatcher:
         sinks: Mapping[str, Sink] | None = None,
         mqtt_availability: bool = True,
         mqtt_client_id: str | None = None,
+        cameras: Mapping[str, CameraConfig] | None = None,
     ) -> None:
         self.store = store
         self.alerts = alerts
         self.sinks: dict[str, Sink] = (
             dict(sinks)
             if sinks is not None
-            else build_sinks(alerts, mqtt_availability=mqtt_availability, mqtt_client_id=mqtt_client_id)
+            else build_sinks(
+                alerts,
+                mqtt_availability=mqtt_availability,
+                mqtt_client_id=mqtt_client_id,
+                cameras=cameras,
+                store=store,
+            )
         )
         # One holder per sink at a time: sink objects (an MQTT connection)
         # are not shared between threads, and order needs one sender.

@@ -14,6 +14,14 @@ For an event of type ``zone_intrusion`` on camera ``gate`` (prefix ``camsight``)
 overlap, the first to end turns the sensor off. ``test`` events (``camsight
 alerts test``) go to the event topics only, so no sensor is created for them.
 
+When the service connects (``availability``), before it says ``online``, it
+announces the sensors of every configured rule (``sensors``), fired or not,
+and reconciles the retained states with the events open in the store
+(``open_events``): a sensor is ``ON`` exactly when one of its events is open,
+so an ``ON`` left behind by a crash, or by a rule since removed, is turned
+``OFF``. Retained states are found by subscribing to ``<prefix>/+/+`` for a
+moment (see :meth:`MqttSink._retained_on`).
+
 A message counts as delivered when the broker acknowledged every publish
 for it (at the configured QoS; QoS 0 means "written to the socket").
 """
@@ -26,13 +34,15 @@ import os
 import re
 import threading
 import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from camsight.alerts.outbox import DeliveryError, OutboxMessage, redact
-from camsight.config import MqttConfig
+from camsight.alerts.outbox import DeliveryError, OutboxMessage, accepts, redact
+from camsight.config import CameraConfig, MqttConfig, SinkFilter, rule_severity
 from camsight.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -57,6 +67,11 @@ DEVICE_CLASSES: dict[str, str] = {
     "unusual_activity": "problem",
 }
 DEFAULT_DEVICE_CLASS = "problem"
+#: Longest wait for the broker's retained states at connect; past it, reconciling goes on without them.
+RETAINED_SCAN_S = 5.0
+
+#: A sensor: (camera, event type).
+SensorKey = tuple[str, str]
 
 _TOPIC_UNSAFE = re.compile(r"[+#/\x00]|\s")
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -150,6 +165,25 @@ def discovery_config(topics: Topics, camera: str, event_type: str) -> dict[str, 
     }
 
 
+def configured_sensors(cameras: Mapping[str, CameraConfig], sink: SinkFilter) -> list[SensorKey]:
+    """The (camera, event type) sensors the configured rules can turn on, in config order.
+
+    Only what can reach this sink: enabled cameras, enabled rules with
+    ``notify``, and the sink's camera and severity filter. Two rules of one
+    type on a camera share the sensor, as their events share its topics.
+    """
+    out: dict[SensorKey, None] = {}
+    for name, camera in cameras.items():
+        if not camera.enabled:
+            continue
+        for rule in camera.rules:
+            if not rule.enabled or not rule.notify:
+                continue
+            if accepts(sink, {"camera": name, "severity": rule_severity(rule)}):
+                out[(name, rule.type)] = None
+    return list(out)
+
+
 def _json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -164,6 +198,11 @@ class MqttSink:
     when connected and ``offline`` when closed; one-off deliveries (the CLI)
     pass ``availability=False`` so they do not mark a running service away
     (and, without an explicit ``client_id``, connect as ``<client_id>-<pid>``).
+
+    With ``availability``, every connection first announces ``sensors``
+    (:func:`configured_sensors`) and sets the retained states from
+    ``open_events``, which returns the events open right now as
+    ``{"camera", "type", "severity"}`` mappings (see the module docstring).
     """
 
     kind = "mqtt"
@@ -177,6 +216,8 @@ class MqttSink:
         client_id: str | None = None,
         connect_timeout: float = 10.0,
         publish_timeout: float = 10.0,
+        sensors: Iterable[SensorKey] = (),
+        open_events: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
     ) -> None:
         self.config = config
         self.topics = Topics(config.topic_prefix, config.discovery_prefix)
@@ -198,7 +239,9 @@ class MqttSink:
         self._connack_reason: Any = None
         self._lost = threading.Event()
         #: (camera, type) pairs whose discovery config went out on this connection.
-        self._discovered: set[tuple[str, str]] = set()
+        self._discovered: set[SensorKey] = set()
+        self.sensors: list[SensorKey] = list(dict.fromkeys(sensors))
+        self._open_events = open_events
 
     # ----------------------------------------------------------------- connection
 
@@ -258,8 +301,91 @@ class MqttSink:
         self._discovered.clear()
         log.info("mqtt connected", extra={"sink": self.name, "broker": self.address})
         if self.availability:
+            # Sensors and true states first: Home Assistant must not show a
+            # crash's leftover ON as current once we say "online".
+            self._announce(client)
             self._publish_all(client, [(self.topics.available, ONLINE, True)])
         return client
+
+    # ----------------------------------------------------------------- start-up state
+
+    def _announce(self, client: mqtt.Client) -> None:
+        """Publish discovery for the configured sensors and reconcile the retained states with the store."""
+        messages: list[tuple[str, str, bool]] = []
+        for camera, event_type in self.sensors:
+            topic = self.topics.discovery(camera, event_type)
+            if topic is not None:
+                messages.append((topic, _json(discovery_config(self.topics, camera, event_type)), True))
+        states = {self.topics.state(camera, event_type): OFF for camera, event_type in self.sensors}
+        if self._open_events is not None:
+            try:
+                opened = list(self._open_events())
+            except Exception as exc:
+                # Without the store's view the retained states cannot be judged: leave
+                # them as they are (the next connection tries again) rather than guess.
+                log.warning("mqtt states not reconciled", extra={"sink": self.name, "error": str(exc)})
+            else:
+                for event in opened:
+                    if str(event["type"]) in STATELESS_TYPES or not accepts(self.config, event):
+                        continue
+                    states[self.topics.state(str(event["camera"]), str(event["type"]))] = ON
+                for topic in self._retained_on(client):
+                    states.setdefault(topic, OFF)
+        messages += [(topic, state, True) for topic, state in states.items()]
+        if messages:
+            self._publish_all(client, messages)
+        self._discovered.update(self.sensors)
+        turned_off = sum(1 for state in states.values() if state == OFF)
+        log.info(
+            "mqtt sensors announced",
+            extra={"sink": self.name, "sensors": len(self.sensors), "on": len(states) - turned_off},
+        )
+
+    def _retained_on(self, client: mqtt.Client) -> set[str]:
+        """State topics (``<prefix>/+/+``) the broker holds a retained ``ON`` for.
+
+        The retained messages come right after the subscription; a marker
+        published after it (same connection, QoS 0, so in order) tells when
+        all have arrived. A broker that refuses the subscription (an ACL) or
+        is slow gives an empty or partial set: configured sensors are still
+        reconciled, only leftovers of removed rules may stay.
+        """
+        pattern = f"{self.topics.prefix}/+/+"
+        marker = f"{self.topics.prefix}/_sync/{uuid.uuid4().hex}"
+        found: set[str] = set()
+        lock = threading.Lock()  # the callbacks run on paho's loop thread
+        granted = threading.Event()
+        done = threading.Event()
+        refused: list[Any] = []
+
+        def on_message(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+            if message.topic == marker:
+                done.set()
+            elif message.retain and message.payload == ON.encode():
+                with lock:
+                    found.add(message.topic)
+
+        def on_subscribe(_c: mqtt.Client, _u: Any, _mid: int, codes: list[Any], _props: Any) -> None:
+            refused.extend(code for code in codes if code.is_failure)
+            granted.set()
+
+        client.message_callback_add(pattern, on_message)
+        client.on_subscribe = on_subscribe
+        try:
+            rc, _ = client.subscribe(pattern, qos=0)
+            wait = min(self.publish_timeout, RETAINED_SCAN_S)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not granted.wait(wait) or refused:
+                log.info("mqtt retained states not readable", extra={"sink": self.name})
+                return set()
+            client.publish(marker, "", qos=0, retain=False)
+            if not done.wait(wait):
+                log.info("mqtt retained states partly read", extra={"sink": self.name})
+            with lock:
+                return set(found)
+        finally:
+            client.unsubscribe(pattern)
+            client.on_subscribe = None
+            client.message_callback_remove(pattern)
 
     def _teardown(self, client: mqtt.Client) -> None:
         try:
@@ -282,7 +408,7 @@ class MqttSink:
     # ----------------------------------------------------------------- publishing
 
     def messages(
-        self, payload: dict[str, Any], *, discovered: set[tuple[str, str]] | None = None
+        self, payload: dict[str, Any], *, discovered: set[SensorKey] | None = None
     ) -> list[tuple[str, str, bool]]:
         """The (topic, body, retain) triples for one event payload, in publish order."""
         camera, event_type = str(payload["camera"]), str(payload["type"])

@@ -20,6 +20,13 @@ arrival times: ``wall = pts_seconds + offset``, where ``offset`` is the
 smallest ``arrival - pts`` seen on this connection (the least-delayed
 packet), so network jitter does not stretch or shift segments and
 consecutive segments are contiguous.
+
+Streams whose timestamps are not time (MJPEG over HTTP: the demuxer counts
+frames at an assumed 25 fps, see :func:`~camsight.sources.live_settings.is_untimed`)
+are stamped by arrival instead: each packet gets the time it came, in
+milliseconds (:data:`ARRIVAL_TIME_BASE`, also the segment's time base), and
+lasts until the next one came. A 6 fps camera's "10 s" segment then holds
+10 s of footage, not 41.7 s played 4x fast.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import av
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from camsight.sources.live_settings import is_untimed
 from camsight.store.models import RecordingRow
 from camsight.store.repository import get_or_create_camera
 from camsight.timeutil import to_utc
@@ -66,6 +74,12 @@ EVENT_LAG_SECONDS = 10.0
 BUFFER_BYTES = 64 * 1024 * 1024
 #: The same error is logged at most this often (a full disk fails every keyframe).
 LOG_EVERY_S = 60.0
+#: Clock of streams timed by arrival: milliseconds, which Matroska (always) and MP4 (as set)
+#: keep exactly, so frames that arrive together still get distinct, increasing timestamps.
+ARRIVAL_TIME_BASE = Fraction(1, 1000)
+#: An arrival clock stepping back more than this (the system clock was set) is a break
+#: in the stream; smaller steps back are held at one tick after the previous packet.
+ARRIVAL_BACKSTEP_S = 1.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -183,6 +197,8 @@ class SegmentRecorder:
         self._offset: float | None = None
         self._last_dts: int | None = None
         self._frame_s = 0.04
+        #: The stream's timestamps are a frame counter: packets are stamped by arrival.
+        self._untimed = False
         self._gap_next = False
         #: "mp4" until a stream turns out to need Matroska; kept for the camera's later segments.
         self._container_format = "mp4"
@@ -202,11 +218,13 @@ class SegmentRecorder:
     def mode(self) -> str:
         return self.settings.mode
 
-    def open(self, stream: Any, gap: bool = False) -> None:
+    def open(self, stream: Any, gap: bool = False, *, untimed: bool | None = None) -> None:
         """Start (or restart, after a reconnection) on ``stream``, a PyAV input video stream.
 
         A segment in progress is finished: the new connection's packets go to
-        a new segment, marked ``gap_before`` when ``gap`` is true.
+        a new segment, marked ``gap_before`` when ``gap`` is true. ``untimed``
+        says whether the stream's timestamps are to be replaced by arrival
+        times (default: decided by the stream's format, see :func:`is_untimed`).
         """
         with self._lock:
             if not self._recovered:
@@ -215,7 +233,11 @@ class SegmentRecorder:
             self._release()
             self._break(gap)
             self._template = stream
-            self._tb = float(stream.time_base) if stream.time_base else 1 / 90000
+            self._untimed = is_untimed(stream) if untimed is None else untimed
+            if self._untimed:
+                self._tb = float(ARRIVAL_TIME_BASE)
+            else:
+                self._tb = float(stream.time_base) if stream.time_base else 1 / 90000
             rate = stream.average_rate or stream.guessed_rate
             self._frame_s = 1.0 / float(rate) if rate else 0.04
 
@@ -227,6 +249,9 @@ class SegmentRecorder:
         if self.settings.mode == "off" or self._template is None or packet.size == 0:
             return
         with self._lock:
+            if self._untimed:
+                self._arrived(packet, to_utc(at).timestamp())
+                return
             held = self._held
             if held is not None and packet.dts is not None and packet.dts == held[0].dts:
                 # Another slice of the same picture: RTSP depacketizers hand multi-slice
@@ -244,6 +269,32 @@ class SegmentRecorder:
             own.pts, own.dts, own.time_base = packet.pts, packet.dts, packet.time_base
             own.duration, own.is_keyframe = packet.duration, packet.is_keyframe
             self._held = (own, to_utc(at).timestamp())
+
+    def _arrived(self, packet: av.Packet, at: float) -> None:
+        """Hold a copy of an untimed stream's packet, stamped with its arrival time ``at`` (epoch s)."""
+        tb = self._tb
+        ticks = round(at / tb)
+        held = self._held
+        if held is not None:
+            last = held[0].dts
+            assert last is not None
+            if last - ARRIVAL_BACKSTEP_S / tb < ticks <= last:
+                # Frames that came in one read (the first burst) or a clock slewed back a
+                # little: keep them in order, a tick apart, rather than break the segment.
+                ticks = last + 1
+            step = ticks - last
+            if 0 < step * tb <= self.jump_seconds:
+                # The previous picture is shown until this one came.
+                held[0].duration = step
+        # A copy: the caller may decode (or reuse) its packet after this returns.
+        own = av.Packet(bytes(packet))
+        own.pts = own.dts = ticks
+        own.time_base = ARRIVAL_TIME_BASE
+        # Until the next packet tells: about one frame at the rate seen so far.
+        own.duration = max(1, round(self._frame_s / tb))
+        own.is_keyframe = packet.is_keyframe
+        self._release()
+        self._held = (own, at)
 
     def _release(self) -> None:
         """Record the packet held back in case more slices of its picture follow."""
@@ -431,7 +482,12 @@ class SegmentRecorder:
             options = {"flush_packets": "1"}
         container = av.open(str(path), "w", format=self._container_format, options=options)
         try:
-            return container, container.add_stream_from_template(template)
+            stream = container.add_stream_from_template(template)
+            if self._untimed:
+                # The template's time base is the demuxer's assumed frame rate (1/25):
+                # arrival times need finer ticks, or frames a few ms apart would collide.
+                stream.time_base = ARRIVAL_TIME_BASE
+            return container, stream
         except BaseException:
             container.close()
             raise

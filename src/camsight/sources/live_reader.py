@@ -46,11 +46,11 @@ from camsight.sources.live_settings import (
     NETWORK_SLACK,
     RESYNC_SECONDS,
     THUMBNAIL,
-    UNTIMED_FORMATS,
     VIDEO_SUFFIXES,
     LiveSettings,
     State,
     _local_path,
+    is_untimed,
 )
 
 log = logging.getLogger(__name__)
@@ -435,7 +435,7 @@ class _Reader(threading.Thread):
             session.last_packet = time.monotonic()
             self.reading = True
             tb = float(stream.time_base) if stream.time_base else None
-            self.untimed = bool(set(container.format.name.split(",")) & UNTIMED_FORMATS)
+            self.untimed = is_untimed(stream)
             default_step = 1.0 / float(stream.average_rate or stream.guessed_rate or 25)
             shift = 0  # ticks added to every packet (file loops)
             pace: tuple[float, float] | None = None  # (monotonic, stream seconds) of the pacing anchor

@@ -79,6 +79,17 @@ FOLDER_POLL = 1.0
 FILE_SETTLE = 1.0
 
 
+def is_untimed(stream: Any) -> bool:
+    """Whether a PyAV input stream's timestamps are a frame counter, not time (see UNTIMED_FORMATS).
+
+    Such a stream is timed by arrival: for analysis by the reader, for
+    recording by the recorder (which stamps each packet with when it came).
+    """
+    container = getattr(stream, "container", None)
+    name = getattr(getattr(container, "format", None), "name", None) or ""
+    return bool(set(name.split(",")) & UNTIMED_FORMATS)
+
+
 def _local_path(url: str) -> Path:
     return Path(unquote(urlsplit(url).path)) if url.lower().startswith("file://") else Path(url)
 
