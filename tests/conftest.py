@@ -8,11 +8,14 @@ it was looked for. Clips for unit tests are generated here with PyAV.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -122,6 +125,88 @@ def run_cli(
     )
 
 
+# --------------------------------------------------------------------------- unreadable files
+
+
+def nobody() -> pwd.struct_passwd:
+    """The unprivileged account the tests become when they run as root (as CI does)."""
+    return pwd.getpwnam("nobody")
+
+
+@contextmanager
+def traversable_folder() -> Iterator[Path]:
+    """A fresh folder that ``nobody`` may enter (pytest's tmp_path is private to the user running tests)."""
+    folder = Path(tempfile.mkdtemp(prefix="camsight-test-"))
+    try:
+        folder.chmod(0o755)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def make_unreadable(path: Path) -> Path:
+    """chmod 000 ``path``; with :func:`unprivileged`, no one can then read it, root included."""
+    path.chmod(0)
+    return path
+
+
+@contextmanager
+def unprivileged() -> Iterator[None]:
+    """Within the block, this process's file access is that of ``nobody`` if the tests run as root.
+
+    Root reads a chmod 000 file, so as root a test of an unreadable file would
+    test nothing. Only the effective ids change (the real and saved ones stay
+    root), which is enough for the kernel's permission checks and lets the
+    block restore them.
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    ids = nobody()
+    groups = os.getgroups()
+    os.setgroups([])
+    os.setegid(ids.pw_gid)
+    os.seteuid(ids.pw_uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(groups)
+
+
+def unprivileged_cli(
+    *args: object, home: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """:func:`run_cli`, as ``nobody`` when the tests run as root (``home``: a folder it may write)."""
+    env = {**(env if env is not None else cli_env()), "HOME": str(home)}
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        # setpriv (util-linux) rather than a preexec_fn: the fork of a threaded
+        # process should run no Python before exec.
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "setpriv (util-linux) is needed to run a command unprivileged as root"
+        ids = nobody()
+        prefix = [setpriv, f"--reuid={ids.pw_uid}", f"--regid={ids.pw_gid}", "--clear-groups"]
+    return subprocess.run(
+        [*prefix, str(CAMSIGHT), *(str(a) for a in args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def give_to_unprivileged(path: Path) -> Path:
+    """Make ``path`` (a folder, recursively) ``nobody``'s when the tests run as root: it may write there."""
+    if os.geteuid() == 0:
+        ids = nobody()
+        for item in [path, *path.rglob("*")]:
+            os.chown(item, ids.pw_uid, ids.pw_gid, follow_symlinks=False)
+    return path
+
+
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
 
@@ -149,6 +234,16 @@ def db_query(data_dir: Path, sql: str, params: Sequence[object] = ()) -> list[tu
         return con.execute(sql, params).fetchall()
     finally:
         con.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Any]:
+    """An empty, migrated store in ``tmp_path/data``, closed after the test."""
+    from camsight.store.db import open_store
+
+    s = open_store(tmp_path / "data")
+    yield s
+    s.close()
 
 
 def store_snapshot(data_dir: Path) -> dict[str, list[tuple]]:

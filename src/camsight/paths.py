@@ -23,9 +23,7 @@ def default_data_dir() -> Path:
     value = os.environ.get(DATA_ENV)
     if value:
         return Path(value).expanduser()
-    from platformdirs import user_data_path
-
-    return user_data_path("camsight", appauthor=False)
+    return user_data_dir()
 
 
 def recordings_dir(data_dir: Path, configured: Path | None) -> Path:
@@ -40,6 +38,25 @@ def recordings_dir(data_dir: Path, configured: Path | None) -> Path:
     True
     """
     return Path(configured).expanduser() if configured else Path(data_dir) / "recordings"
+
+
+def user_data_dir() -> Path:
+    """The per-user data folder (e.g. ~/.local/share/camsight), whatever ``CAMSIGHT_DATA`` says."""
+    from platformdirs import user_data_path
+
+    return user_data_path("camsight", appauthor=False)
+
+
+def models_search_dirs() -> list[Path]:
+    """Where model files are looked for: ``CAMSIGHT_MODELS`` alone when set, else the data folder's
+    ``models/`` and then the per-user one (where set-up installs the default detector), so a store
+    kept elsewhere (``CAMSIGHT_DATA``) still finds the installed models.
+    """
+    value = os.environ.get(MODELS_ENV)
+    if value:
+        return [Path(value).expanduser()]
+    dirs = [default_data_dir() / "models", user_data_dir() / "models"]
+    return list(dict.fromkeys(dirs))
 
 
 def default_models_dir() -> Path:

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import CAMSIGHT, assert_clean_failure, cli_env, db_query, run_cli
 
+pytestmark = pytest.mark.slow
+
 PW = "correct horse battery"
 
 

@@ -35,6 +35,8 @@ from camsight.config import AlertsConfig, MqttConfig, RetryConfig, WebhookConfig
 from camsight.store.db import Store, open_store
 from camsight.store.models import Camera, EventRow, OutboxRow
 
+pytestmark = pytest.mark.slow
+
 SECRET = "test-signing-secret-1234"
 FAST = RetryConfig(initial_seconds=0.05, max_seconds=0.2)
 T0 = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -133,13 +135,6 @@ def deliver_until(dispatcher: Dispatcher, done: Any, timeout: float = 15.0) -> N
             pytest.fail(f"not delivered within {timeout:g}s")
         dispatcher.deliver_due()
         time.sleep(0.05)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(tmp_path / "data")
-    yield s
-    s.close()
 
 
 @pytest.fixture

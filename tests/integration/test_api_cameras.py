@@ -29,7 +29,7 @@ from camsight.store.repository import get_or_create_camera
 from tests.conftest import YOLOX_ARGS, run_cli
 from tests.servers import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PASSWORD = "correct horse battery"
 DOOR = [[0.05, 0.4], [0.95, 0.4], [0.95, 0.98], [0.05, 0.98]]

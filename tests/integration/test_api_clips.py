@@ -30,7 +30,7 @@ cameras:
       - {type: zone_intrusion, zone: right, notify: false, min_seconds: 0.5}
 """
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

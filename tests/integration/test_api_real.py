@@ -16,7 +16,7 @@ from tests.conftest import API_PASSWORD, add_api_users, index_fall_clip
 CAMERA = "fall-01-cam0"
 PASSWORD = API_PASSWORD
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ CAMERA = "lab-1"
 #: Seconds a test waits for a job at most (a hang fails the test rather than blocking the run).
 WAIT = 300
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def login(app, name: str) -> TestClient:

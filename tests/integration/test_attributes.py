@@ -15,7 +15,7 @@ from camsight.tracking.crops import crop_region
 from camsight.tracking.kinematics import kinematics
 from camsight.vision.detector import create_detector
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -63,6 +63,7 @@ class TestConfigCheck:
         assert_clean_failure(run_cli("config", "check", path), str(path), "not found")
 
 
+@pytest.mark.slow
 class TestStores:
     def test_reading_a_data_dir_that_does_not_exist_is_an_error(self, tmp_path):
         # A typo in --data must not silently create (and report) an empty store.

@@ -22,7 +22,7 @@ from conftest import assert_clean_failure, cli_env, db_query, run_cli
 
 from camsight.search.model_registry import load_registry
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 class _Quiet(SimpleHTTPRequestHandler):

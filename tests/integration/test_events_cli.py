@@ -14,7 +14,7 @@ from tests.conftest import assert_clean_failure, db_query, index_fall_clip, run_
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "bench" / "scenarios"
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,59 @@
-"""An interrupted `camsight index` (kill -9, Ctrl-C) leaves a consistent store that a re-run completes."""
+"""An interrupted `camsight index` (kill -9, Ctrl-C) leaves a consistent store that a re-run completes.
+
+The signal must land while the file is being indexed, on any machine. Tracks
+are stored every couple of seconds of wall time, so on a fast machine a short
+clip can be done before anything is stored; and between seeing the first
+rows and sending the signal the indexer runs on. So the tests wait for rows,
+freeze the process (SIGSTOP), check from the kernel's file position that it
+has not read past the middle of the clip, and only then send the signal: it
+is delivered the moment the process runs again, mid-file by construction.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
+import av
 import pytest
 from conftest import CAMSIGHT, YOLOX_ARGS, cli_env, db_query, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WAIT_FOR_TRACKS = 60.0
+
+#: How many times the Ctrl-C test's clip repeats vtest.avi: long enough that its
+#: first tracks are stored well before the middle even on a fast machine (it is
+#: interrupted early, so the length costs no test time).
+LOOPS = 4
+
+
+@pytest.fixture(scope="module")
+def long_clip(vtest, tmp_path_factory) -> Path:
+    """vtest.avi played ``LOOPS`` times, remuxed into one file without re-encoding."""
+    out = tmp_path_factory.mktemp("clips") / f"vtest-x{LOOPS}.avi"
+    with av.open(str(vtest)) as inp, av.open(str(out), "w") as dst:
+        stream = inp.streams.video[0]
+        ostream = dst.add_stream_from_template(stream)
+        offset = 0
+        for _ in range(LOOPS):
+            inp.seek(0)
+            last = offset
+            for packet in inp.demux(stream):
+                if packet.dts is None:
+                    continue
+                packet.pts += offset
+                packet.dts += offset
+                last = max(last, packet.pts + (packet.duration or 1))
+                packet.stream = ostream
+                dst.mux(packet)
+            offset = last
+    return out
 
 
 def index_args(vtest: Path, data: Path) -> list[str]:
@@ -32,9 +71,44 @@ def tracks_written(data: Path) -> int:
         return 0
 
 
-def start_and_wait_for_tracks(vtest: Path, data: Path) -> subprocess.Popen:
+def read_position(pid: int, path: Path) -> int | None:
+    """How far process ``pid`` has read into ``path`` (the furthest of its open descriptors), from /proc."""
+    target = path.resolve()
+    positions = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if Path(os.readlink(fd)) != target:
+                continue
+            info = Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text()
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        positions += [int(line.split()[1]) for line in info.splitlines() if line.startswith("pos:")]
+    return max(positions, default=None)
+
+
+def start_frozen_mid_file(clip: Path, data: Path) -> subprocess.Popen:
+    """Start indexing ``clip``; return the process stopped (SIGSTOP), tracks stored and half the file left.
+
+    Send it a signal, then SIGCONT: the signal arrives before it indexes another frame.
+    """
+    proc = start_and_wait_for_tracks(clip, data)
+    proc.send_signal(signal.SIGSTOP)
+    # While stopped it cannot finish: what is checked now holds when the signal arrives.
+    position = read_position(proc.pid, clip)
+    size = clip.stat().st_size
+    if proc.poll() is not None or position is None or position > size // 2:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(
+            f"indexing was not under way in the first half of {clip.name} once tracks were stored "
+            f"(read {position} of {size} bytes, exit {proc.returncode}); use a longer clip:\n{err}"
+        )
+    return proc
+
+
+def start_and_wait_for_tracks(clip: Path, data: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [str(CAMSIGHT), *index_args(vtest, data)],
+        [str(CAMSIGHT), *index_args(clip, data)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -76,7 +150,7 @@ def reference(vtest, yolox_model, tmp_path_factory):
 
 def test_kill_9_then_rerun(vtest, yolox_model, tmp_path, reference):
     data = tmp_path / "data"
-    proc = start_and_wait_for_tracks(vtest, data)
+    proc = start_frozen_mid_file(vtest, data)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -111,10 +185,11 @@ def test_kill_9_then_rerun(vtest, yolox_model, tmp_path, reference):
     assert rows == files
 
 
-def test_ctrl_c(vtest, yolox_model, tmp_path):
+def test_ctrl_c(long_clip, yolox_model, tmp_path):
     data = tmp_path / "data"
-    proc = start_and_wait_for_tracks(vtest, data)
+    proc = start_frozen_mid_file(long_clip, data)
     proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGCONT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in out + err

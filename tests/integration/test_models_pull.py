@@ -29,6 +29,8 @@ from camsight.search.embeddings import load_encoder
 from camsight.search.model_registry import load_registry
 from camsight.search.model_registry import pull as pull_model
 
+pytestmark = pytest.mark.slow
+
 FILES = ("image.onnx", "text.onnx", "tokenizer.json")
 
 

@@ -11,7 +11,7 @@ import shutil
 import pytest
 from conftest import REPO_ROOT, YOLOX_ARGS, cli_env, db_query, run_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCENARIO = REPO_ROOT / "bench" / "scenarios" / "urfall.yaml"
 

@@ -26,7 +26,7 @@ from camsight.sources.frame import Frame
 from camsight.sources.video_file import VideoFile
 from tests.tampered import blocked, blurred, shifted
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CLIPS = [
     "pets09/vtest.avi",

@@ -28,7 +28,7 @@ from camsight.records.tracks import Kinematics, Observation, TrackRecord
 from camsight.store.db import Store, open_store
 from camsight.store.history import camera_history
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SIZE = (768, 576)
 DEFAULT_SENSITIVITY = UnusualActivityRule(type="unusual_activity").sensitivity

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -21,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from camsight.web.site import STATIC
+from tests.broken_model import broken_yolox
 from tests.browser import SCREENSHOTS, browser
-from tests.conftest import CAMSIGHT, cli_env
+from tests.conftest import CAMSIGHT, cli_env, run_cli
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -233,7 +235,8 @@ def test_operator_session_end_to_end(server: dict, shared_data: Path) -> None:
         expect(page.locator(".shape-list")).to_contain_text("floor")
         shot(page, "07-zone-editor")
         page.click("#save-shapes")
-        expect(page.locator("h1")).to_have_text("Cameras")
+        # The editor follows the re-analysis it started, to the end.
+        expect(page.locator("#reanalysis")).to_contain_text("footage is re-analysed", timeout=SLOW)
 
         # The footage is analysed again with the zone; the intrusion event appears on its own.
         page.click("nav a[data-page=events]")
@@ -391,6 +394,60 @@ def test_readme_first_command_live_camera_in_the_browser(tmp_path: Path, shared_
             page.locator(".result .thumb").first.click()
             wait_until_playing(page)
             shot(page, "21-live-player")
+            assert not problems, problems
+    finally:
+        stop_run(proc)
+
+
+def test_zone_editor_says_when_the_reanalysis_fails_and_retries_it(
+    tmp_path: Path, yolox_model: Path, clip_factory
+) -> None:
+    """A zone saved while the detector model is broken: the editor says the re-analysis failed and
+    why, not that it is under way; Retry, once the model is fixed, re-analyses the footage."""
+    from playwright.sync_api import expect
+
+    model = tmp_path / "detector.onnx"
+    shutil.copyfile(yolox_model, model)
+    config = tmp_path / "site.yaml"
+    config.write_text(f"detector: {{backend: yolox, model: {model}}}\nattributes: {{pose: false}}\n")
+    data = tmp_path / "data"
+    clip = clip_factory(tmp_path / "desk.mp4", frames=30, fps=10, size=(320, 240))
+    indexed = run_cli("index", clip, "--camera", "desk", "--config", config, "--data", data)
+    assert indexed.returncode == 0, indexed.stderr
+    broken_yolox(model)  # loads, then fails on every frame
+    port = free_port()
+    proc, _address, password = start_run(["--config", str(config), "--data", str(data), "--port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with browser() as chromium:
+            page = chromium.new_context(viewport=DESKTOP).new_page()
+            problems = watch_for_problems(page)
+            page.set_default_timeout(20_000)
+            sign_in_first_time(page, url, password)
+            page.goto(f"{url}/#/cameras?edit=desk")
+            page.wait_for_function(
+                "() => { const i = document.querySelector('.editor-image'); return i && i.naturalWidth > 0; }"
+            )
+            box = page.locator("#editor-stage svg").bounding_box()
+            assert box is not None
+            for fx, fy in ((0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9)):
+                page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+            page.fill("input[name=shape-name]", "desk-zone")
+            page.click("#finish-shape")
+            page.click("#save-shapes")
+
+            status = page.locator("#reanalysis")
+            expect(status).to_contain_text("Saved, re-analysis failed: internal error: ", timeout=SLOW)
+            expect(status).to_contain_text("Reshape")
+            expect(status).not_to_contain_text("re-analysing")
+            shot(page, "30-reanalysis-failed")
+
+            shutil.copyfile(yolox_model, model)  # the cause, fixed
+            page.click("#retry-job")
+            expect(status).to_contain_text("desk's footage is re-analysed", timeout=SLOW)
+            expect(page.locator("#retry-job")).to_have_count(0)
+            jobs = page.request.get(f"{url}/api/v1/jobs").json()["items"]
+            assert jobs[0]["kind"] == "reindex" and jobs[0]["state"] == "done", jobs[0]
             assert not problems, problems
     finally:
         stop_run(proc)

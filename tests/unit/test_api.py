@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,19 +18,32 @@ from camsight.store.repository import get_or_create_camera
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data folder every test starts from, built once: migrating a new store and hashing
+    five passwords (argon2, slow on purpose) for each test was most of this module's time."""
+    data = tmp_path_factory.mktemp("api-template") / "data"
+    store = open_store(data)
+    try:
+        with store.session() as session:
+            get_or_create_camera(session, "lobby")
+            get_or_create_camera(session, "gate")
+        with store.session() as session:
+            by = Actor.system()
+            users.create_user(session, "root", PASSWORD, "admin", by=by)
+            users.create_user(session, "olga", PASSWORD, "operator", by=by)
+            users.create_user(session, "vera", PASSWORD, "viewer", by=by)
+            users.create_user(session, "lena", PASSWORD, "operator", by=by, cameras=["gate"])
+            users.create_user(session, "newbie", PASSWORD, "operator", by=by, must_change_password=True)
+    finally:
+        store.close()
+    return data
+
+
 @pytest.fixture
-def store(tmp_path: Path):
-    store = open_store(tmp_path / "data")
-    with store.session() as session:
-        get_or_create_camera(session, "lobby")
-        get_or_create_camera(session, "gate")
-    with store.session() as session:
-        by = Actor.system()
-        users.create_user(session, "root", PASSWORD, "admin", by=by)
-        users.create_user(session, "olga", PASSWORD, "operator", by=by)
-        users.create_user(session, "vera", PASSWORD, "viewer", by=by)
-        users.create_user(session, "lena", PASSWORD, "operator", by=by, cameras=["gate"])
-        users.create_user(session, "newbie", PASSWORD, "operator", by=by, must_change_password=True)
+def store(template: Path, tmp_path: Path):
+    """A private copy of the template store (a test's changes stay its own)."""
+    store = open_store(shutil.copytree(template, tmp_path / "data"))
     yield store
     store.close()
 

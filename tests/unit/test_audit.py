@@ -22,13 +22,6 @@ from camsight.store.db import open_store
 from camsight.store.models import AuditLogRow, utcnow
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = open_store(tmp_path / "data")
-    yield s
-    s.close()
-
-
 def sql(store, statement, params=()):
     """Tamper as an attacker would: plain sqlite3, behind camsight's back."""
     con = sqlite3.connect(store.root / "camsight.db")
@@ -198,6 +191,7 @@ def _append_many(data_dir: str, who: str, n: int, barrier) -> None:
         s.close()
 
 
+@pytest.mark.slow
 def test_concurrent_appends_from_two_processes_keep_the_chain(store):
     # (Reading the head before taking the write lock fails this test within a few appends.)
     store.close()  # only the children write

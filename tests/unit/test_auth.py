@@ -35,13 +35,6 @@ CLI = Actor("cli:tester")
 PW = "correct horse battery"
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = open_store(tmp_path / "data")
-    yield s
-    s.close()
-
-
 def add(store, name, role="operator", cameras=None, password=PW):
     with store.session() as db:
         return create_user(db, name, password, role, by=CLI, cameras=cameras)
@@ -215,6 +208,7 @@ def test_the_last_admin_cannot_be_removed_disabled_or_demoted(store):
         assert get_user(db, "root1").role == "viewer"
 
 
+@pytest.mark.slow
 def test_password_change_checks_current_and_ends_sessions(store):
     user = add(store, "alice")
     with store.session() as db:
@@ -419,6 +413,7 @@ def test_rate_limit_per_address(store):
 # --------------------------------------------------------------------------- sign-in
 
 
+@pytest.mark.slow
 def test_login_success_failure_and_audit(store):
     add(store, "alice", "operator", ["lobby"])
     result = login(store, " Alice ", PW, ip="10.0.0.5", user_agent="Firefox")
@@ -447,6 +442,7 @@ def test_login_success_failure_and_audit(store):
     assert authenticate(store, session_token=result.token) is None  # disabled: session ended
 
 
+@pytest.mark.slow
 def test_login_is_rate_limited_and_recorded(store):
     add(store, "alice")
     policy = RateLimitPolicy(per_name=3, per_ip=100)
@@ -460,6 +456,7 @@ def test_login_is_rate_limited_and_recorded(store):
     assert last.action == "login.failure" and last.detail["reason"] == "rate_limited"
 
 
+@pytest.mark.slow
 def test_success_clears_the_name_count(store):
     add(store, "alice")
     policy = RateLimitPolicy(per_name=3, per_ip=100)
@@ -473,6 +470,7 @@ def test_success_clears_the_name_count(store):
     login(store, "alice", PW, policy=policy)
 
 
+@pytest.mark.slow
 def test_login_upgrades_an_old_hash_and_logout(store):
     add(store, "alice")
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PW)

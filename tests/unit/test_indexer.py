@@ -8,14 +8,6 @@ import pytest
 
 from camsight.errors import ModelError
 from camsight.pipeline.indexer import Indexer, IndexSettings
-from camsight.store.db import open_store
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = open_store(tmp_path / "data")
-    yield s
-    s.close()
 
 
 def rows(store, query: str) -> list[tuple]:
@@ -26,6 +18,7 @@ def rows(store, query: str) -> list[tuple]:
         con.close()
 
 
+@pytest.mark.slow
 def test_a_clip_is_indexed_completely(store, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "gate.mp4", frames=30, fps=10)
     result = Indexer(store, IndexSettings(fps=5)).index(clip)
@@ -43,6 +36,7 @@ def test_a_clip_is_indexed_completely(store, tmp_path, clip_factory):
     assert rows(store, "SELECT count(*) FROM sources") == [(1,)]
 
 
+@pytest.mark.slow
 def test_other_settings_index_again(store, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "gate.mp4", frames=20, fps=10)
     first = Indexer(store, IndexSettings(fps=5)).index(clip, camera="gate")
@@ -69,6 +63,7 @@ def test_a_missing_model_leaves_no_source_behind(store, tmp_path, clip_factory):
     assert rows(store, "SELECT uri, status FROM sources") == []
 
 
+@pytest.mark.slow
 def test_a_missing_model_keeps_the_previous_index(store, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "gate.mp4", frames=20, fps=10)
     Indexer(store, IndexSettings(fps=5)).index(clip)

@@ -18,22 +18,15 @@ from camsight.service.jobs import (
     INTERRUPTED,
     ORPHAN_AFTER_SECONDS,
     JobRunner,
+    NotRetryable,
     _Progress,
     sweep_orphan_uploads,
 )
-from camsight.store.db import open_store
 from camsight.store.models import JobRow
 from camsight.store.repository import list_tracks
 
 #: Seconds a test waits for a job at most (a hang fails the test rather than blocking the run).
 WAIT = 180
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    s = open_store(tmp_path / "data")
-    yield s
-    s.close()
 
 
 @pytest.fixture
@@ -51,6 +44,7 @@ def upload_copy(src: Path, root: Path, name: str | None = None) -> Path:
     return Path(shutil.copy(src, folder / (name or src.name)))
 
 
+@pytest.mark.slow
 def test_index_job_runs_to_done(runner, store, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "gate.mp4", frames=40, fps=10, size=(320, 240))
     job = runner.submit_index(clip, "gate", by="olga", file="Gate clip.mp4")
@@ -92,6 +86,7 @@ def test_progress_reports_fraction_rate_and_eta(store):
     assert runner.get(job.id).progress < 1.0
 
 
+@pytest.mark.slow
 def test_same_file_twice_is_already_indexed_and_the_copy_removed(runner, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "gate.mp4", frames=30, fps=10, size=(320, 240))
     first = upload_copy(clip, tmp_path / "uploads")
@@ -108,6 +103,7 @@ def test_same_file_twice_is_already_indexed_and_the_copy_removed(runner, tmp_pat
     assert c.state == "done" and c.message is None
 
 
+@pytest.mark.slow
 def test_a_truncated_file_fails_and_the_worker_goes_on(runner, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "gate.mp4", frames=30, fps=10, size=(320, 240))
     broken = upload_copy(clip, tmp_path / "uploads", "broken.mp4")
@@ -124,6 +120,7 @@ def test_a_truncated_file_fails_and_the_worker_goes_on(runner, tmp_path, clip_fa
     assert runner.running
 
 
+@pytest.mark.slow
 def test_a_file_cut_midway_is_indexed_as_damaged(runner, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "long.mkv", frames=100, fps=10, size=(320, 240))
     cut = tmp_path / "cut.mkv"
@@ -139,6 +136,7 @@ def test_a_missing_file_fails(runner, tmp_path):
     assert job.state == "failed" and job.error == "gone.mp4: no such file"
 
 
+@pytest.mark.slow
 def test_jobs_left_by_a_stopped_process_run_again(store, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "gate.mp4", frames=30, fps=10, size=(320, 240))
     first = JobRunner(store, Config())
@@ -156,6 +154,7 @@ def test_jobs_left_by_a_stopped_process_run_again(store, tmp_path, clip_factory)
         second.stop()
 
 
+@pytest.mark.slow
 def test_stop_interrupts_the_running_job_and_the_next_start_finishes_it(store, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "long.mp4", frames=300, fps=10, size=(320, 240))
     runner = JobRunner(store, Config(), progress_interval=0.0)
@@ -177,6 +176,7 @@ def test_stop_interrupts_the_running_job_and_the_next_start_finishes_it(store, t
     assert "re-indexed" in (done.message or "")  # the half-indexed source was replaced, not doubled
 
 
+@pytest.mark.slow
 def test_reindex_follows_config_changes(store, tmp_path, clip_factory):
     clips = [
         clip_factory(tmp_path / "a.mp4", frames=30, fps=10, size=(320, 240)),
@@ -218,6 +218,7 @@ def test_list_is_newest_first_and_filtered_by_camera(store):
     assert all(j.state == "queued" for j in runner.list()[0])
 
 
+@pytest.mark.slow
 def test_a_job_that_cannot_run_fails_without_ending_the_worker(store, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "gate.mp4", frames=30, fps=10, size=(320, 240))
     runner = JobRunner(store, Config(), poll_seconds=0.2)
@@ -275,3 +276,24 @@ def test_orphan_uploads_are_swept_and_nothing_else(store, tmp_path, clip_factory
     finally:
         runner.stop()
     assert streaming.is_dir() and other.is_dir()
+
+
+def test_a_failed_job_is_retried_once_its_file_is_there_and_only_then(runner, tmp_path, clip_factory):
+    path = tmp_path / "later.mp4"
+    job = runner.submit_index(path, "gate", by="olga")
+    failed = runner.wait(job.id, WAIT)
+    assert failed.state == "failed" and failed.error == "later.mp4: no such file"
+    with pytest.raises(NotRetryable) as gone:
+        runner.retry(job.id)
+    assert gone.value.gone and "upload it again" in str(gone.value)
+    assert runner.get(job.id).state == "failed"  # refused: nothing changed
+    clip_factory(path, frames=20, fps=10, size=(320, 240))
+    again = runner.retry(job.id)
+    assert (again.id, again.state, again.error, again.finished_at) == (job.id, "queued", None, None)
+    done = runner.wait(job.id, WAIT)
+    assert done.state == "done" and done.error is None and done.frames_done == 20
+    with pytest.raises(NotRetryable) as refused:
+        runner.retry(job.id)
+    assert not refused.value.gone and "is done" in str(refused.value)
+    with pytest.raises(KeyError):
+        runner.retry(job.id + 1000)

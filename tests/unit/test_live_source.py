@@ -245,6 +245,7 @@ def test_backoff_grows_exponentially_within_jitter_bounds() -> None:
 # --------------------------------------------------------------------------- files as cameras
 
 
+@pytest.mark.slow
 def test_file_camera_loops_and_plays_in_real_time(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "one-second.mp4", frames=10, fps=10)
     handler = run_until(
@@ -267,6 +268,7 @@ def test_file_camera_loops_and_plays_in_real_time(tmp_path: Path) -> None:
     assert handler.states()[-1] == "stopped"
 
 
+@pytest.mark.slow
 def test_frames_are_picked_by_timestamp_not_by_count(tmp_path: Path) -> None:
     # Variable frame rate: 1.2 s at 20 fps, then 2 s at 4 fps (like a camera that
     # lowers its rate when nothing moves). 3 fps must mean 3 per second of time
@@ -286,6 +288,7 @@ def test_frames_are_picked_by_timestamp_not_by_count(tmp_path: Path) -> None:
     assert len(set(slots)) == len(slots), times
 
 
+@pytest.mark.slow
 def test_frozen_picture_is_reported(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "static.mp4", frames=20, fps=10, draw=static)
     handler = run_for(
@@ -298,6 +301,7 @@ def test_frozen_picture_is_reported(tmp_path: Path) -> None:
     assert frozen_at.connected_since is not None and frozen_at.error is None
 
 
+@pytest.mark.slow
 def test_moving_picture_is_not_frozen(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "moving.mp4", frames=25, fps=10)
     handler = run_until(
@@ -308,6 +312,7 @@ def test_moving_picture_is_not_frozen(tmp_path: Path) -> None:
     assert "frozen" not in handler.states()
 
 
+@pytest.mark.slow
 def test_keyframes_only_decoding(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "gop.mp4", frames=20, fps=10)
     handler = run_for(LiveSettings(str(clip), fps=10, decode="keyframes"), 2.2)
@@ -316,6 +321,7 @@ def test_keyframes_only_decoding(tmp_path: Path) -> None:
     assert len(handler.frames) < len(handler.packets) / 2
 
 
+@pytest.mark.slow
 def test_folder_camera_plays_files_in_order_and_picks_up_new_ones(tmp_path: Path) -> None:
     folder = tmp_path / "drop"
     folder.mkdir()
@@ -375,6 +381,7 @@ def test_stream_template_stays_usable_until_the_next_connect(tmp_path: Path) -> 
     Recorder.segment(handler.template)  # after run returned
 
 
+@pytest.mark.slow
 def test_missing_file_is_an_error_and_retried(tmp_path: Path) -> None:
     handler = run_for(
         LiveSettings(str(tmp_path / "nope.mp4"), backoff_initial=0.1, backoff_max=0.2),
@@ -388,6 +395,7 @@ def test_missing_file_is_an_error_and_retried(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- network errors, stop
 
 
+@pytest.mark.slow
 def test_connection_refused_is_reported_without_the_password(caplog: pytest.LogCaptureFixture) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -403,6 +411,7 @@ def test_connection_refused_is_reported_without_the_password(caplog: pytest.LogC
     assert len(errors) >= 2 or len([h for h in handler.health if h.state == "connecting"]) >= 2
 
 
+@pytest.mark.slow
 def test_stop_returns_promptly_while_blocked_opening() -> None:
     # A server that accepts and then says nothing: av.open waits for open_timeout.
     with socket.socket() as server:
@@ -425,6 +434,7 @@ def test_stop_returns_promptly_while_blocked_opening() -> None:
     assert handler.health[-1].state == "stopped"
 
 
+@pytest.mark.slow
 def test_a_reader_stuck_in_a_read_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # PyAV's read timeout normally ends a stalled read; if a read still never
     # returns, the watchdog abandons that reader and connects again.
@@ -494,6 +504,7 @@ class _Mjpeg(BaseHTTPRequestHandler):
             pass
 
 
+@pytest.mark.slow
 def test_http_mjpeg_camera_is_timed_by_arrival() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Mjpeg)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -516,6 +527,7 @@ def test_http_mjpeg_camera_is_timed_by_arrival() -> None:
 # --------------------------------------------------------------------------- HLS
 
 
+@pytest.mark.slow
 def test_hls_playlist_plays_at_real_time_pace(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "src.mp4", frames=40, fps=10, codec="libx264")
     hls = tmp_path / "hls"

@@ -64,12 +64,24 @@ class TestModelResolution:
     ):
         monkeypatch.delenv(MODELS_ENV, raising=False)
         monkeypatch.setenv("CAMSIGHT_DATA", str(tmp_path))
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the per-user folder, empty
         with pytest.raises(ModelError) as info:
             YoloxDetector()
         message = str(info.value)
         assert str(tmp_path / "models") in message
+        assert str(tmp_path / "xdg" / "camsight" / "models") in message
         assert "camsight models pull yolox-nano" in message
         assert "\n" not in message
+
+    def test_a_store_elsewhere_still_finds_the_per_user_models(self, monkeypatch, tmp_path, yolox_model):
+        """CAMSIGHT_DATA moves the store; the default detector set-up installed per user is still found."""
+        monkeypatch.delenv(MODELS_ENV, raising=False)
+        monkeypatch.setenv("CAMSIGHT_DATA", str(tmp_path / "store"))
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+        folder = tmp_path / "xdg" / "camsight" / "models" / "yolox-nano"
+        folder.mkdir(parents=True)
+        (folder / MODEL_FILES[0]).symlink_to(yolox_model)
+        assert YoloxDetector().model_path == folder / MODEL_FILES[0]
 
     def test_the_pulled_default_is_found_in_its_registry_folder(self, monkeypatch, tmp_path, yolox_model):
         # Where `camsight models pull yolox-nano` installs: <data>/models/yolox-nano/yolox_nano.onnx.

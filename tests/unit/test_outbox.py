@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -29,7 +28,7 @@ from camsight.alerts.outbox import (
     sinks_for,
 )
 from camsight.config import AlertsConfig, MqttConfig, RetryConfig, WebhookConfig
-from camsight.store.db import Store, open_store
+from camsight.store.db import Store
 from camsight.store.models import Camera, EventRow, OutboxRow
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
@@ -44,13 +43,6 @@ def payload(camera: str = "gate", severity: str = "high", kind: str = "start", *
 
 def hook(name: str, **kw: object) -> WebhookConfig:
     return WebhookConfig(name=name, url="http://127.0.0.1:9/hook", **kw)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(tmp_path / "data")
-    yield s
-    s.close()
 
 
 def rows(store: Store) -> list[OutboxRow]:

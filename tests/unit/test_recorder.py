@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from camsight.config import RecordConfig
 from camsight.media.recorder import SegmentRecorder, camera_folder, finish_stale_segments, probe_segment
-from camsight.store.db import open_store
 from camsight.store.models import RecordingRow
 from tests.conftest import feed_recorder
 
@@ -33,13 +32,6 @@ def clip(shared_data: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared test data not found: {path}")
     return path
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    s = open_store(tmp_path / "data")
-    yield s
-    s.close()
 
 
 @pytest.fixture

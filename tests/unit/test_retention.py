@@ -14,19 +14,11 @@ from sqlalchemy import select
 
 from camsight.config import RecordConfig
 from camsight.media.retention import GB, enforce_retention, hold, release
-from camsight.store.db import open_store
 from camsight.store.models import Camera, RecordingRow
 from camsight.store.repository import get_or_create_camera
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 KB = 1000
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    s = open_store(tmp_path / "data")
-    yield s
-    s.close()
 
 
 @pytest.fixture

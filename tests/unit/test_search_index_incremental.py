@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +23,7 @@ from camsight.search.engine import SearchEngine
 from camsight.search.index import FacetIndex, IndexCache, build, build_embeddings, extend
 from camsight.search.query_model import ParsedQuery, Term
 from camsight.store import repository as repo
-from camsight.store.db import Store, open_store
+from camsight.store.db import Store
 from camsight.store.models import Meta, Track
 from camsight.tracking.kinematics import kinematics
 
@@ -92,13 +91,6 @@ class Feed:
         self.wallclock = wallclock or self.wallclock
         self.local = 0
         self.source_id, self.camera_id = self._plan()
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    store = open_store(tmp_path / "data")
-    yield store
-    store.close()
 
 
 def assert_same_as_rebuilt(store: Store, index: FacetIndex) -> None:

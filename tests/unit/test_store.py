@@ -62,13 +62,6 @@ def sql(store, query: str) -> list[tuple]:
         con.close()
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = open_store(tmp_path / "data")
-    yield s
-    s.close()
-
-
 class TestOpenStore:
     def test_creates_and_migrates(self, tmp_path):
         root = tmp_path / "new" / "data"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
 import pytest
+from conftest import make_unreadable, traversable_folder, unprivileged
 
 from camsight.errors import SourceError
 from camsight.sources.video_file import VideoFile
@@ -161,14 +160,15 @@ class TestUnusableFiles:
     def test_audio_only(self, tmp_path, audio_factory):
         self.check(audio_factory(tmp_path / "sound.mp4"), "no video stream")
 
-    @pytest.mark.skipif(os.geteuid() == 0, reason="root can read a chmod 000 file")
-    def test_unreadable(self, tmp_path, clip_factory):
-        path = clip_factory(tmp_path / "locked.mp4")
-        path.chmod(0)
-        try:
-            self.check(path, "cannot read")
-        finally:
-            path.chmod(0o644)
+    def test_unreadable(self, clip_factory):
+        with traversable_folder() as folder:
+            path = make_unreadable(clip_factory(folder / "locked.mp4"))
+            with unprivileged():
+                # The folder can be entered: it is the file that cannot be read.
+                assert path.stat().st_size > 0
+                with pytest.raises(PermissionError):
+                    path.open("rb")
+                self.check(path, "cannot read", "permission denied")
 
     def test_truncated_header(self, tmp_path, clip_factory):
         # moov at the end (PyAV's default): cut off, the container is unreadable.

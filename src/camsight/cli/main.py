@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import sys
 from dataclasses import asdict, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -22,10 +21,13 @@ from camsight.cli.accounts_cmd import audit_app, tokens_app, users_app
 from camsight.cli.alerts_cmd import alerts_app
 from camsight.cli.clip_cmd import clip
 from camsight.cli.models_cmd import models_app
-from camsight.cli.options import ConfigOpt, DataOpt
-from camsight.cli.output import err_console, fail, out_console, print_error, progress_bar, setup_logging
-from camsight.config import Config, load_config, validate_config
-from camsight.errors import CamsightError
+from camsight.cli.options import ConfigOpt, DataOpt, command_config, duration_option, when_option
+from camsight.cli.output import err_console, fail, out_console, print_error, progress_bar
+from camsight.errors import CamsightError, SourceError
+from camsight.logs import setup_logging
+
+if TYPE_CHECKING:
+    from camsight.config import Config
 
 app = typer.Typer(
     help="camsight: find, follow and search people and vehicles in your camera footage.",
@@ -48,10 +50,11 @@ class DetectorChoice(StrEnum):
     yolox = "yolox"
 
 
-def _open(data: Path | None, config: Config | None = None, *, create: bool = True):  # noqa: ANN202
+def _open(data: Path | None, config: Config, *, create: bool = True):  # noqa: ANN202
+    """The store in ``--data``, else the data folder the config chose (see :func:`command_config`)."""
     from camsight.store.db import open_store
 
-    return open_store(data or (config.data_dir if config else None), create=create)
+    return open_store(data or config.data_dir, create=create)
 
 
 @app.callback()
@@ -63,13 +66,19 @@ def main(
 
 @app.command()
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Video files to index.", show_default=False)],
+    # readable=False: click's own check made an unreadable file a usage error (a box, no `error:`
+    # line, the other files not indexed); VideoFile reports it like any other unusable file.
+    paths: Annotated[
+        list[Path], typer.Argument(help="Video files to index.", show_default=False, readable=False)
+    ],
     camera: Annotated[str | None, typer.Option(help="Camera name (default: each file's name).")] = None,
     fps: Annotated[
         str | None,
         typer.Option(help="Analysis rate: frames per second, or 'native' for every frame [default: 5]."),
     ] = None,
-    detector: Annotated[DetectorChoice | None, typer.Option(help="Detector backend [default: ssd].")] = None,
+    detector: Annotated[
+        DetectorChoice | None, typer.Option(help="Detector backend [default: yolox].")
+    ] = None,
     model: Annotated[Path | None, typer.Option(help="Model file for the detector.")] = None,
     data: DataOpt = None,
     config: ConfigOpt = None,
@@ -99,7 +108,7 @@ def index(
     from camsight.pipeline.indexer import Indexer, IndexResult, IndexSettings
     from camsight.sources.video_file import parse_fps
 
-    cfg = load_config(config)
+    cfg = command_config(config, data)
     overrides: dict = {}
     if fps is not None:
         parsed = parse_fps(fps)
@@ -115,13 +124,23 @@ def index(
         overrides["embeddings"] = cfg.embeddings.model_copy(update={"model": embeddings})
     # model_copy skips validation: re-validate so option values meet the
     # same bounds as config values (e.g. --fps at most 240).
+    from camsight.config import validate_config
+
     cfg = validate_config(
         {**cfg.model_dump(), **{k: v.model_dump() for k, v in overrides.items()}}, "options"
     )
     if end is not None and end <= start:
         fail(f"--end ({end}) must be after --start ({start})")
     settings = replace(IndexSettings.from_config(cfg), start=start, end=end)
-    when = _parse_when(recorded_at, "--recorded-at")
+    when = when_option(recorded_at, "--recorded-at")
+    # A mistyped path is the first thing to hear about, before a model is looked for or loaded
+    # (with a broken model as well, the user would otherwise fix that first and only then learn
+    # that the file was never there), and before any file is indexed.
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        others = ", ".join(p.name for p in missing[1:4])
+        more = f" (and {len(missing) - 1} more: {others})" if missing[1:] else ""
+        raise SourceError(f"{missing[0]}: no such file{more}")
     store = _open(data, cfg)
     indexer = Indexer(store, settings, config=cfg)
     dispatcher = None
@@ -175,6 +194,11 @@ def index(
     for r in results:
         if r.message and r.status == "damaged":
             print_error(r.message)
+        # A rule that failed was suspended and the file indexed without it: said, but not a failure.
+        for warning in r.warnings:
+            err_console.print(
+                f"[yellow]warning:[/] {escape(Path(r.path).name)}: {escape(warning)}", soft_wrap=True
+            )
     for message in failures:
         print_error(message)
     if interrupted:
@@ -236,6 +260,7 @@ def tracks(
     label: Annotated[str | None, typer.Option("--class", help="Only this class, e.g. person.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many tracks.")] = None,
     data: DataOpt = None,
+    config: ConfigOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List stored tracks.
@@ -244,7 +269,7 @@ def tracks(
     """
     from camsight.store.repository import list_tracks
 
-    store = _open(data, create=False)
+    store = _open(data, command_config(config, data), create=False)
     rows = list_tracks(store, camera=camera, label=label, limit=limit)
     store.close()
     if json_out:
@@ -281,6 +306,7 @@ def export_mot(
         str | None, typer.Option(help="The video's file name or path, when the camera has several.")
     ] = None,
     data: DataOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Write the person tracks of an indexed video in MOT15 format.
 
@@ -289,7 +315,7 @@ def export_mot(
     """
     from camsight.store.repository import mot_rows
 
-    store = _open(data, create=False)
+    store = _open(data, command_config(config, data), create=False)
     rows = list(mot_rows(store, camera, source))
     store.close()
     tmp = out.with_name(out.name + ".partial")
@@ -316,33 +342,6 @@ def export_mot(
         tmp.unlink(missing_ok=True)
         fail(f"cannot write {out}: {exc.strerror}")
     err_console.print(f"wrote {len(rows)} rows to {out}")
-
-
-_AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _parse_duration(value: str, option: str) -> timedelta:
-    m = _AGO.match(value.strip().lower())
-    if not m or float(m.group(1)) <= 0:
-        fail(f"{option} must be a duration such as 30s, 15m, 1h or 7d, got {value!r}")
-    return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
-
-
-def _parse_when(value: str | None, option: str) -> datetime | None:
-    """An ISO date/time (local time unless it has an offset), or a duration ago such as ``2h``."""
-    if value is None:
-        return None
-    if _AGO.match(value.strip().lower()):
-        return datetime.now().astimezone() - _parse_duration(value, option)
-    try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError:
-        fail(
-            f"{option} must be an ISO date or time such as 2026-11-20 or 2026-11-20T18:00, "
-            f"or a time ago such as 2h, got {value!r}"
-        )
-    return when if when.tzinfo else when.astimezone()
 
 
 @app.command()
@@ -381,8 +380,8 @@ def search(
 
     if (query is None) == (like is None):
         fail("give either a QUERY or --like TRACK_ID (not both)")
-    when_from, when_to = _parse_when(since, "--since"), _parse_when(until, "--until")
-    cfg = load_config(config)
+    when_from, when_to = when_option(since, "--since"), when_option(until, "--until")
+    cfg = command_config(config, data)
     encoder = None
     model = embeddings or cfg.embeddings.model
     if model:
@@ -429,13 +428,29 @@ def search(
 
 @config_app.command("check")
 def config_check(
-    path: Annotated[Path | None, typer.Argument(help="Config file (default: CAMSIGHT_CONFIG).")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Config file (default: CAMSIGHT_CONFIG, else config.yaml in the data folder).",
+            show_default=False,
+        ),
+    ] = None,
+    data: DataOpt = None,
 ) -> None:
-    """Validate a config file; errors name the file, line and key."""
-    cfg = load_config(path)
-    out_console.print(f"config OK ({path or os.environ.get('CAMSIGHT_CONFIG') or 'built-in defaults'})")
-    if path is None and not os.environ.get("CAMSIGHT_CONFIG"):
-        out_console.print_json(cfg.model_dump_json())
+    """Validate a config file; errors name the file, line and key.
+
+    Without a file it checks the config every command would use, and prints it.
+    """
+    from camsight.config import choose_config, load_config
+
+    if path is not None:
+        load_config(path)
+        out_console.print(f"config OK ({escape(str(path))})")
+        return
+    choice = choose_config(None, data)
+    where = str(choice.path) if choice.found else f"built-in defaults; none at {choice.path}"
+    out_console.print(f"config OK ({escape(where)})")
+    out_console.print_json(choice.config.model_dump_json())
 
 
 def run() -> None:
@@ -454,7 +469,7 @@ if __name__ == "__main__":
 
 
 def _local(when: datetime | None) -> str:
-    from camsight.store.events import aware
+    from camsight.timeutil import aware
 
     when = aware(when)
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when is not None else "-"
@@ -474,20 +489,21 @@ def events(
     unacknowledged: Annotated[bool, typer.Option(help="Only events nobody acknowledged yet.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many events.")] = 100,
     data: DataOpt = None,
+    config: ConfigOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List events raised by behaviour rules, newest first.
 
     Example: camsight events --camera lobby --type fall --since 24h
     """
-    from camsight.analytics.rules_config import DEFAULT_SEVERITY
+    from camsight.config import DEFAULT_SEVERITY
     from camsight.store.events import event_payload, list_events
 
     unknown = sorted(set(kind or ()) - set(DEFAULT_SEVERITY))
     if unknown:
         fail(f"unknown event type {unknown[0]!r}; types: {', '.join(sorted(DEFAULT_SEVERITY))}")
-    when_from, when_to = _parse_when(since, "--since"), _parse_when(until, "--until")
-    store = _open(data, create=False)
+    when_from, when_to = when_option(since, "--since"), when_option(until, "--until")
+    store = _open(data, command_config(config, data), create=False)
     try:
         found = list_events(
             store,
@@ -544,6 +560,7 @@ def ack(
     ],
     by: Annotated[str | None, typer.Option(help="Who acknowledges (default: your user name).")] = None,
     data: DataOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Acknowledge events: someone has looked at them.
 
@@ -556,7 +573,7 @@ def ack(
     who = (by or getpass.getuser()).strip()
     if not who or len(who) > 128:
         fail("--by must be a name of 1 to 128 characters")
-    store = _open(data, create=False)
+    store = _open(data, command_config(config, data), create=False)
     try:
         fresh = acknowledge(store, event_ids, who)
     finally:
@@ -577,6 +594,7 @@ def counts(
     until: Annotated[str | None, typer.Option(help="Only before this time.")] = None,
     every: Annotated[str | None, typer.Option(help="Count per period, e.g. 15m or 1h.")] = None,
     data: DataOpt = None,
+    config: ConfigOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """In/out counts of line crossings (rules of type line_crossing).
@@ -585,15 +603,15 @@ def counts(
     """
     from camsight.store.events import line_counts
 
-    period = _parse_duration(every, "--every") if every else None
-    store = _open(data, create=False)
+    period = duration_option(every, "--every") if every else None
+    store = _open(data, command_config(config, data), create=False)
     try:
         buckets = line_counts(
             store,
             cameras=camera or (),
             lines=line or (),
-            since=_parse_when(since, "--since"),
-            until=_parse_when(until, "--until"),
+            since=when_option(since, "--since"),
+            until=when_option(until, "--until"),
             every=period,
         )
     finally:
@@ -661,20 +679,13 @@ def run_service(
     import signal
     import threading
 
-    from camsight.config import CONFIG_ENV
+    from camsight.config import choose_config
     from camsight.service.supervisor import Supervisor
-    from camsight.store.db import default_data_dir
 
-    given = config or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
-    if given is not None:
-        config_path = given.expanduser()
-        cfg = load_config(config_path)
-    else:
-        # No config named: the data folder's own config.yaml, which the web app edits. The store
-        # stays in that folder whatever a data_dir in the file says (it was found through it).
-        data = (data or default_data_dir()).expanduser()
-        config_path = data / "config.yaml"
-        cfg = load_config(config_path) if config_path.exists() else Config()
+    # The same rule as every other command; the file is where web app edits are saved (created on
+    # the first edit when it does not exist yet).
+    choice = choose_config(config, data)
+    config_path, cfg = choice.path, choice.config
     if camera:
         extra: dict = {}
         for item in camera:
@@ -689,6 +700,8 @@ def run_service(
             extra[name] = {**base, "url": url.strip()}
         data_cfg = cfg.model_dump(mode="json", by_alias=True)
         data_cfg["cameras"] = {**data_cfg.get("cameras", {}), **extra}
+        from camsight.config import validate_config
+
         cfg = validate_config(data_cfg, "--camera")
     unknown = sorted(set(only or ()) - set(cfg.cameras))
     if unknown:
@@ -696,8 +709,8 @@ def run_service(
     live = [n for n, c in cfg.cameras.items() if c.url and c.enabled and (not only or n in only)]
     if not live and not web:
         fail("no cameras to run: add `url:` to a camera in the config, or --camera NAME=URL")
-    store = _open(data, cfg)
-    from camsight.sources.live import redact_url
+    store = _open(choice.data_dir, cfg)
+    from camsight.urls import redact_url
 
     for name in live:
         err_console.print(f"camera {escape(name)}: {escape(redact_url(cfg.cameras[name].url or ''))}")
@@ -741,7 +754,7 @@ def _serve_web(
 
     from camsight.api.app import create_app
     from camsight.auth.users import ADMIN_PASSWORD_ENV, bootstrap_admin
-    from camsight.config_edit import ConfigFile
+    from camsight.config.edit import ConfigFile
 
     one_time = bootstrap_admin(store, os.environ.get(ADMIN_PASSWORD_ENV))
     api = create_app(cfg, store, config_path=config_path, supervisor=supervisor)
@@ -779,12 +792,13 @@ def _serve_web(
 @app.command()
 def cameras(
     data: DataOpt = None,
+    config: ConfigOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Each camera's health: connected, frames in and analysed per second, lag, last frame, errors."""
     from camsight.service.supervisor import camera_status
 
-    store = _open(data, create=False)
+    store = _open(data, command_config(config, data), create=False)
     try:
         rows = camera_status(store)
     finally:
@@ -827,3 +841,38 @@ def cameras(
             it["error"] or "",
         )
     out_console.print(table)
+
+
+@app.command()
+def doctor(
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option(help="Address `camsight run` will listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port `camsight run` will use.")] = 8080,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check this install: packages, config, models and checksums, video, data folder, database, port.
+
+    Prints what to fix and exits non-zero when something is broken.
+
+    Example: camsight doctor --port 8080
+    """
+    from camsight.config import choose_config
+    from camsight.service.doctor import run_checks
+
+    choice = choose_config(config, data)
+    checks = run_checks(choice, host=host, port=port)
+    failed = [c for c in checks if c.status == "fail"]
+    if json_out:
+        out_console.print_json(json.dumps([asdict(c) for c in checks]))
+    else:
+        marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
+        for c in checks:
+            out_console.print(f"{marks[c.status]:>4} {escape(c.name)}: {escape(c.detail)}", soft_wrap=True)
+            if c.fix:
+                out_console.print(f"     fix: {escape(c.fix)}", soft_wrap=True)
+        warned = sum(c.status == "warn" for c in checks)
+        summary = f"{len(failed)} problem(s), {warned} warning(s)" if failed or warned else "all good"
+        err_console.print(f"doctor: {summary}")
+    if failed:
+        raise SystemExit(1)

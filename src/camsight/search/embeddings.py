@@ -38,7 +38,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from camsight.config.base import StrictModel
 from camsight.errors import ModelError
-from camsight.vision.models import MODELS_ENV, default_models_dir
+from camsight.paths import MODELS_ENV, default_models_dir
 
 if TYPE_CHECKING:
     import onnxruntime as ort

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from camsight.errors import ModelError
-from camsight.paths import MODELS_ENV, default_models_dir
+from camsight.paths import MODELS_ENV, models_search_dirs
 
 
 def package_file(package: str, relative: str) -> Path | None:
@@ -52,15 +52,19 @@ def resolve_model(
         if not path.is_file():
             raise ModelError(f"{what} model file not found: {path} ({how_to_get})")
         return path
-    directory = default_models_dir()
-    places = [directory / folder, directory] if folder else [directory]
-    for place in places:
-        for name in filenames:
-            if (place / name).is_file():
-                return place / name
+    directories = models_search_dirs()
+    for directory in directories:
+        for place in ([directory / folder, directory] if folder else [directory]):
+            for name in filenames:
+                if (place / name).is_file():
+                    return place / name
     if package is not None:
         found = package_file(*package)
         if found is not None:
             return found
-    looked = f"{MODELS_ENV}={directory}" if os.environ.get(MODELS_ENV) else str(directory)
+    looked = (
+        f"{MODELS_ENV}={directories[0]}"
+        if os.environ.get(MODELS_ENV)
+        else " and ".join(str(d) for d in directories)
+    )
     raise ModelError(f"no {what} model found (looked for {', '.join(filenames)} in {looked}): {how_to_get}")

@@ -45,9 +45,9 @@ from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
 from camsight.config import Config
 from camsight.errors import SourceError
-from camsight.service.jobs import JobRunner, remove_upload_folder, uploads_folder
+from camsight.service.jobs import Job, JobRunner, NotRetryable, remove_upload_folder, uploads_folder
 from camsight.sources.video_file import VideoFile
-from camsight.store.events import aware
+from camsight.timeutil import parse_when
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["uploads"])
@@ -125,14 +125,13 @@ def parse_recorded_at(text: str, now: datetime | None = None) -> datetime:
     >>> parse_recorded_at("2026-11-20 18:00").isoformat()
     '2026-11-20T18:00:00+00:00'
     """
-    text = text.strip()
     try:
-        when = aware(datetime.fromisoformat(text)).astimezone(UTC)
+        when = parse_when(text, naive="utc", durations="no").astimezone(UTC)
     except ValueError:
         raise ApiError(
             422,
-            f"recorded_at: an ISO 8601 date and time such as 2026-11-20T18:00:00+01:00 is required, "
-            f"got {text[:64]!r}",
+            "recorded_at: an ISO 8601 date and time such as 2026-11-20T18:00:00+01:00 is required, "
+            f"got {text.strip()[:64]!r}",
             code="validation_error",
         ) from None
     now = now or datetime.now(UTC)
@@ -448,12 +447,60 @@ def list_jobs(request: Request, principal: Uploader, store: StoreDep, page: Page
     return page_out([j.to_dict() for j in jobs], total, page)
 
 
-@router.get("/jobs/{job_id}")
-def get_job(request: Request, job_id: RowId, principal: Uploader) -> dict[str, Any]:
-    """One job with its progress (``progress`` 0..1, ``fps``, ``eta_seconds``)."""
+def _visible_job(request: Request, job_id: int, principal: Principal) -> Job:
     job = _runner(request).get(job_id)
     scope = principal.camera_scope()
     if job is None or (scope is not None and job.camera not in scope):
         # Another camera's job answers exactly like a missing one.
         raise ApiError(404, f"no job with id {job_id}")
-    return job.to_dict()
+    return job
+
+
+@router.get("/jobs/{job_id}")
+def get_job(request: Request, job_id: RowId, principal: Uploader) -> dict[str, Any]:
+    """One job with its progress (``progress`` 0..1, ``fps``, ``eta_seconds``); ``error``: why it failed."""
+    return _visible_job(request, job_id, principal).to_dict()
+
+
+@router.post(
+    "/jobs/{job_id}/retry",
+    status_code=202,
+    responses={
+        403: {"description": "A camera's re-analysis needs manage_cameras, as editing its zones does."},
+        409: {"description": "The job has not failed (queued, running or done)."},
+        410: {"description": "The job's file is no longer on the server: upload it again."},
+    },
+)
+def retry_job(request: Request, job_id: RowId, principal: Uploader, store: StoreDep) -> dict[str, Any]:
+    """Run a failed job again, once its cause is fixed: ``{"job": job}``, queued (202).
+
+    Who may start such a job may retry it: an upload's indexing, whoever may
+    upload; a camera's re-analysis (queued by a zone edit), camera admins.
+    Audited as ``job.retry``.
+    """
+    job = _visible_job(request, job_id, principal)
+    if job.kind == "reindex" and not principal.can(Permission.MANAGE_CAMERAS):
+        # The same permission as the zone edit that queued it.
+        raise ApiError(
+            403,
+            f"your role ({principal.user.role}) may not manage cameras (re-analysing a camera's footage)",
+        )
+    try:
+        queued = _runner(request).retry(job_id)
+    except KeyError:
+        raise ApiError(404, f"no job with id {job_id}") from None
+    except NotRetryable as exc:
+        raise ApiError(410 if exc.gone else 409, str(exc)) from None
+    audit.record(
+        store,
+        principal.actor(client_ip(request)),
+        audit.Action.JOB_RETRY,
+        target=queued.camera,
+        detail={
+            "job_id": queued.id,
+            "kind": queued.kind,
+            **({"file": queued.file} if queued.file else {}),
+            "failed_with": job.error,
+        },
+    )
+    return {"job": queued.to_dict()}
