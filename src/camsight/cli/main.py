@@ -10,7 +10,7 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -643,10 +643,6 @@ def counts(
     out_console.print(table)
 
 
-#: Settings of a camera given only as ``--camera NAME=URL``.
-QUICK_START_CAMERA: dict[str, Any] = {"record": {"mode": "continuous"}}
-
-
 @app.command("run")
 def run_service(
     camera: Annotated[
@@ -676,117 +672,29 @@ def run_service(
 
     Example: camsight run --camera lobby=rtsp://10.0.0.5/stream1
     """
-    import signal
-    import threading
-
+    from camsight.app import Service, with_quick_start_cameras
     from camsight.config import choose_config
-    from camsight.service.supervisor import Supervisor
+    from camsight.urls import redact_url
 
     # The same rule as every other command; the file is where web app edits are saved (created on
     # the first edit when it does not exist yet).
     choice = choose_config(config, data)
-    config_path, cfg = choice.path, choice.config
-    if camera:
-        extra: dict = {}
-        for item in camera:
-            name, sep, url = item.partition("=")
-            if not sep or not name.strip() or not url.strip():
-                fail(f"--camera must be NAME=URL, got {item!r}")
-            name = name.strip()
-            known = cfg.cameras.get(name)
-            # A quick-start camera records continuously (kept 7 days, within storage.min_free_gb),
-            # so every search result and event has footage to play; a configured one keeps its own.
-            base = known.model_dump(mode="json", by_alias=True) if known is not None else QUICK_START_CAMERA
-            extra[name] = {**base, "url": url.strip()}
-        data_cfg = cfg.model_dump(mode="json", by_alias=True)
-        data_cfg["cameras"] = {**data_cfg.get("cameras", {}), **extra}
-        from camsight.config import validate_config
-
-        cfg = validate_config(data_cfg, "--camera")
-    unknown = sorted(set(only or ()) - set(cfg.cameras))
-    if unknown:
-        fail(f"--only: no camera named {unknown[0]!r} in the config")
-    live = [n for n, c in cfg.cameras.items() if c.url and c.enabled and (not only or n in only)]
-    if not live and not web:
-        fail("no cameras to run: add `url:` to a camera in the config, or --camera NAME=URL")
-    store = _open(choice.data_dir, cfg)
-    from camsight.urls import redact_url
-
-    for name in live:
-        err_console.print(f"camera {escape(name)}: {escape(redact_url(cfg.cameras[name].url or ''))}")
-    err_console.print(f"data in {escape(str(store.root))}")
-    err_console.print(f"config: {escape(str(config_path))}")
-    stop = threading.Event()
-    supervisor = Supervisor(cfg, store, cameras=list(only) if only else None)
-    worker = threading.Thread(target=supervisor.run, args=(stop,), name="supervisor", daemon=True)
-    try:
-        if web:
-            _serve_web(cfg, store, host, port, stop, worker, config_path=config_path, supervisor=supervisor)
-        else:
-            err_console.print("Ctrl-C stops")
-
-            def on_signal(signum: int, _frame: object) -> None:
-                stop.set()
-
-            signal.signal(signal.SIGINT, on_signal)
-            signal.signal(signal.SIGTERM, on_signal)
-            worker.start()
-            while worker.is_alive():
-                worker.join(0.5)
-    finally:
-        stop.set()
-        if worker.is_alive():
-            worker.join(30)
-        store.close()
-    err_console.print("stopped")
-
-
-def _serve_web(
-    cfg: Config, store, host: str, port: int, stop, worker, *, config_path: Path, supervisor  # noqa: ANN001
-) -> None:  # fmt: skip
-    """Serve the API in this thread (uvicorn handles Ctrl-C) with the cameras' supervisor beside it.
-
-    Camera changes over the API are saved to ``config_path`` and handed to ``supervisor``.
-    """
-    import signal
-
-    import uvicorn
-
-    from camsight.api.app import create_app
-    from camsight.auth.users import ADMIN_PASSWORD_ENV, bootstrap_admin
-    from camsight.config.edit import ConfigFile
-
-    one_time = bootstrap_admin(store, os.environ.get(ADMIN_PASSWORD_ENV))
-    api = create_app(cfg, store, config_path=config_path, supervisor=supervisor)
-    # Which cameras came from --camera is known now, before anyone edits the file by hand.
-    api.state.config_file = ConfigFile.from_running(config_path, cfg)
-    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning", access_log=False))
-    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    err_console.print(
-        f"camsight: http://{shown}:{port}/ in a browser; API at /api/v1/ (documentation: /api/v1/docs); "
-        "Ctrl-C stops"
+    quick: dict[str, str] = {}
+    for item in camera or ():
+        name, sep, url = item.partition("=")
+        if not sep or not name.strip() or not url.strip():
+            fail(f"--camera must be NAME=URL, got {item!r}")
+        quick[name.strip()] = url.strip()
+    cfg = with_quick_start_cameras(choice.config, quick)
+    service = Service.open(
+        cfg, choice.data_dir, config_path=choice.path, only=list(only) if only else None, web=web
     )
-    if one_time is not None:
-        err_console.print(
-            f"first sign-in: user [bold]admin[/], one-time password [bold]{escape(one_time)}[/] "
-            "(shown once; you will be asked to choose a new one)"
-        )
-
-    # uvicorn handles Ctrl-C while serving and raises the signal again once it has
-    # stopped; this handler receives it then, so the cameras stop cleanly too.
-    def on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    worker.start()
-    try:
-        server.run()
-    except SystemExit:
-        pass  # uvicorn exits when it cannot bind; said below
-    if not server.started:
-        stop.set()
-        fail(f"cannot serve on {host}:{port} (is the port in use? choose another with --port)")
+    for name in service.live:
+        err_console.print(f"camera {escape(name)}: {escape(redact_url(cfg.cameras[name].url or ''))}")
+    err_console.print(f"data in {escape(str(service.store.root))}")
+    err_console.print(f"config: {escape(str(choice.path))}")
+    service.serve(host, port, say=lambda line: err_console.print(escape(line), soft_wrap=True))
+    err_console.print("stopped")
 
 
 @app.command()

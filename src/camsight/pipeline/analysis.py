@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from camsight.alerts.config import AlertsConfig
 from camsight.analytics.engine import RulesEngine, RulesOutput, wall_clock
+from camsight.config import AlertsConfig
+from camsight.records.tracks import TrackRecord
 from camsight.sources.frame import Frame
 from camsight.store import repository as repo
 from camsight.store.db import Store
 from camsight.tracking.builder import LinkSettings, TrackBuilder
-from camsight.tracking.records import TrackRecord
 from camsight.tracking.tracker import MultiClassTracker, TrackedBox
 from camsight.vision.detections import Detections
 from camsight.vision.detector import Detector
@@ -266,15 +266,14 @@ class FrameAnalyzer:
         out, self._rules = self._rules, RulesOutput()
         if not out:
             return
-        from camsight.store.events import save_rules_output
+        from camsight.alerts.outbox import enqueue
+        from camsight.store.events import event_payload, save_rules_output
 
         tgt = self.target
-        save_rules_output(
-            self.store,
-            out,
-            camera_id=tgt.camera_id,
-            camera=tgt.camera,
-            source_id=tgt.source_id,
-            source_uri=tgt.source_uri,
-            alerts=self.alerts,
-        )
+        # One transaction for the events and their alerts: never one without the other.
+        with self.store.session() as session:
+            notify = save_rules_output(
+                self.store, session, out, camera_id=tgt.camera_id, source_id=tgt.source_id
+            )
+            for row, kind in notify:
+                enqueue(session, self.alerts, event_payload(row, tgt.camera, kind, tgt.source_uri))

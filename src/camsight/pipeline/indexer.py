@@ -108,6 +108,8 @@ class IndexResult:
     tracks: dict[str, int] = field(default_factory=dict)
     #: Events raised by the camera's rules, per type.
     events: dict[str, int] = field(default_factory=dict)
+    #: What went wrong without stopping the indexing (a rule that failed and was suspended).
+    warnings: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -388,6 +390,7 @@ class Indexer:
             frames_decoded=video.decoded,
             tracks=repo.count_tracks(self.store, source_id),
             events=counts.events,
+            warnings=list(analyzer.engine.warnings) if analyzer.engine is not None else [],
             stage_seconds=timing,
             **counts_fields,
         )

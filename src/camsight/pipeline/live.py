@@ -84,6 +84,8 @@ class LiveStats:
     frames_done: int = 0
     lag_seconds: float = 0.0
     recent: list[float] = field(default_factory=list)
+    #: Rules suspended after an error in this session (the camera goes on without them).
+    rule_warnings: list[str] = field(default_factory=list)
 
     def analysed_fps(self, now: float) -> float:
         self.recent = [t for t in self.recent if now - t <= 5.0]
@@ -120,11 +122,18 @@ class CameraWorker:
         self._holds: list[tuple[datetime, datetime, str]] = []
         #: Whether this connection's packets are recorded (not when a sub-stream is analysed).
         self._record_here = True
+        #: What ended the analysis thread, re-raised by :meth:`run` so the worker exits with its reason.
+        self._failure: BaseException | None = None
 
     # ------------------------------------------------------------------ running
 
     def run(self, stop: threading.Event) -> None:
-        """Connect, record and analyse until ``stop``; reconnects on its own."""
+        """Connect, record and analyse until ``stop``; reconnects on its own.
+
+        Raises what keeps the camera from running (a model that cannot load, a
+        setting that cannot work, an analysis failure) for the process's top
+        level (:func:`camsight.service.supervisor.worker_main`) to report.
+        """
         from camsight.pipeline.indexer import Indexer, IndexSettings
         from camsight.sources.live import LiveSettings, LiveSource
         from camsight.store.db import open_store
@@ -139,11 +148,10 @@ class CameraWorker:
         indexer.load_models()
         if self.cam.record.mode != "off":
             from camsight.media.recorder import SegmentRecorder
+            from camsight.paths import recordings_dir
 
-            root = self.config.storage.recordings or (self.data_dir / "recordings")
-            self._recorder = SegmentRecorder(
-                store, camera=self.camera, root=Path(root), settings=self.cam.record
-            )
+            root = recordings_dir(self.data_dir, self.config.storage.recordings)
+            self._recorder = SegmentRecorder(store, camera=self.camera, root=root, settings=self.cam.record)
         threads = [
             threading.Thread(
                 target=self._analyse,
@@ -179,8 +187,11 @@ class CameraWorker:
                 thread.join()
             if self._recorder is not None:
                 self._recorder.close()
-            self._write_health(state="stopped", force=True)
+            if self._failure is None:
+                self._write_health(state="stopped", force=True)
             store.close()
+        if self._failure is not None:
+            raise self._failure
 
     def _analyse(self, indexer: Indexer, camera_id: int, stop: threading.Event) -> None:
         analyzer: FrameAnalyzer | None = None
@@ -209,9 +220,10 @@ class CameraWorker:
                 self._save_picture(frame)
                 with self._lock:
                     self.stats.lag_seconds = (datetime.now(UTC) - at).total_seconds()
-        except Exception as exc:  # reported in health; the supervisor restarts the worker
-            log.exception("analysis failed", extra={"camera": self.camera})
-            self._write_health(state="error", error=f"analysis failed: {exc}", force=True)
+                    if analyzer.engine is not None:
+                        self.stats.rule_warnings = list(analyzer.engine.warnings)
+        except Exception as exc:  # run() re-raises it: the worker reports it and the supervisor restarts it
+            self._failure = exc
             stop.set()
         finally:
             if analyzer is not None:
@@ -226,7 +238,7 @@ class CameraWorker:
         self._last_picture = now
         import cv2
 
-        from camsight.service.supervisor import latest_frame_path
+        from camsight.paths import latest_frame_path
 
         path = latest_frame_path(self._store.media, self.camera)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -245,7 +257,7 @@ class CameraWorker:
         self, indexer: Indexer, camera_id: int, size: tuple[int, int], frame: Frame, at: datetime
     ) -> tuple[FrameAnalyzer, int]:
         from camsight.media.masks import PrivacyMask
-        from camsight.sources.live import redact_url
+        from camsight.urls import redact_url
 
         store = self._store
         assert store is not None
@@ -389,6 +401,8 @@ class CameraWorker:
                 "frames_dropped": self.stats.frames_dropped,
                 "frames_analysed": self.stats.frames_done,
             }
+            if self.stats.rule_warnings:
+                details["rules_suspended"] = list(self.stats.rule_warnings)
             lag = self.stats.lag_seconds
         if h is not None:
             details.update(

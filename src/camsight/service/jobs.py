@@ -35,7 +35,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select, update
 
 from camsight.config import Config
-from camsight.errors import CamsightError, SourceError
+from camsight.errors import CamsightError, SourceError, failure_reason
 from camsight.pipeline.indexer import Indexer, IndexSettings
 from camsight.sources.video_file import VideoFile, fingerprint
 from camsight.store import repository as repo
@@ -63,6 +63,14 @@ ORPHAN_AFTER_SECONDS = 3600.0
 _UPLOAD_FOLDER = re.compile(r"[0-9a-f]{32}")
 
 ConfigSource = Callable[[], Config]
+
+
+class NotRetryable(Exception):
+    """A job that cannot be run again (not failed, or its file is gone); ``gone`` for the latter."""
+
+    def __init__(self, message: str, *, gone: bool = False) -> None:
+        super().__init__(message)
+        self.gone = gone
 
 
 @dataclass(frozen=True)
@@ -307,6 +315,42 @@ class JobRunner:
         """
         return self._submit(JobRow(kind="reindex", camera=camera, created_by=by[:128]))
 
+    def retry(self, job_id: int) -> Job:
+        """Queue a failed job again, as it was submitted (same id; its error and counts are cleared).
+
+        Raises :class:`KeyError` when there is no such job, and
+        :class:`NotRetryable` when it has not failed or, for a file's
+        indexing, the file is no longer on the server (``gone``).
+        """
+        with self.store.session() as session:
+            row = session.get(JobRow, job_id)
+            if row is None:
+                raise KeyError(job_id)
+            if row.state != "failed":
+                raise NotRetryable(f"job {job_id} is {row.state}: only a failed job can be retried")
+            if row.kind == "index" and not (row.path and Path(row.path).is_file()):
+                raise NotRetryable(
+                    f"the file of job {job_id} ({row.file_name or 'its upload'}) is no longer on the server "
+                    "(an unusable upload is removed); upload it again",
+                    gone=True,
+                )
+            # Conditional: two clicks on Retry, or another process, queue it once.
+            queued = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == "failed")
+                .values(
+                    state="queued", progress=0.0, frames_done=0, frames_total=None, fps=None,
+                    eta_seconds=None, message=None, error=None, tracks={}, events={},
+                    started_at=None, finished_at=None,
+                )
+            )  # fmt: skip
+            if queued.rowcount != 1:
+                raise NotRetryable(f"job {job_id} is no longer failed: only a failed job can be retried")
+        self._wake.set()
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
     def _submit(self, row: JobRow) -> Job:
         row.state = "queued"
         row.progress = 0.0
@@ -423,9 +467,17 @@ class JobRunner:
             outcome = _Outcome("failed", error=_one_line(exc, path, shown))
             if owns and path is not None and isinstance(exc, SourceError):
                 _remove_upload(path)
+            elif not isinstance(exc, SourceError):
+                self._indexer = None  # a model may be fixed in place (pulled again): load it afresh
         except Exception as exc:
-            log.exception("job %s failed", job_id)
-            outcome = _Outcome("failed", error=f"internal error ({type(exc).__name__}); see the server log")
+            # Not the user's doing (a bug, a broken install or model): the reason still names what
+            # happened, so the user can act or report it; the traceback is in the log under the job id.
+            log.exception("job %s failed", job_id, extra={"job_id": job_id, "kind": kind, "camera": camera})
+            reason = _clean(failure_reason(exc), path, shown) or type(exc).__name__
+            outcome = _Outcome("failed", error=f"{reason} (details: job {job_id} in the server log)")
+            # Whatever failed may live in the cached indexer (a model that loads but cannot run):
+            # a retry, once the cause is fixed, starts from a fresh one.
+            self._indexer = None
         values: dict[str, Any] = {
             "state": outcome.state,
             "message": outcome.message,

@@ -3,7 +3,11 @@
 A camera's worker is a separate process so that a stalled stream, a decoder
 crash or a runaway model in one camera never touches the others. The
 supervisor watches them: a worker that exits is started again with
-exponential backoff, and its camera's health says why.
+exponential backoff, and its camera's health says why: a worker that cannot
+run (a missing model, a detector error, a bad setting, any exception) sends
+its one-line reason and traceback up a pipe before it exits; the supervisor
+keeps the reason in the camera's health (``failed``, "...; restarting in 8s")
+and logs the traceback once, not on every restart for the same reason.
 
 :meth:`Supervisor.apply` takes a new config while it runs (the web app's
 camera edits): workers of new cameras start, those of removed or disabled
@@ -14,19 +18,22 @@ the new block.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing as mp
-import re
+import os
 import signal
+import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from camsight.config import Config, validate_config
+from camsight.errors import failure_reason
+from camsight.paths import recordings_dir
 from camsight.store import repository as repo
 from camsight.store.db import Store
 from camsight.store.models import CameraStatusRow, utcnow
@@ -39,50 +46,110 @@ RESTART_INITIAL = 1.0
 RESTART_MAX = 60.0
 #: Seconds between retention passes.
 RETENTION_SECONDS = 60.0
-#: Where a live camera's worker keeps its latest (masked) picture, under the media folder.
-LATEST_FOLDER = "cameras"
-LATEST_NAME = "latest.jpg"
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
-def camera_media_dir(media: Path, camera: str) -> Path:
-    """``<media>/cameras/<camera>``: the camera's own folder, safe whatever its name.
+#: State of a camera whose worker failed and waits to be started again.
+FAILED = "failed"
+#: Characters of a worker's traceback sent to the supervisor, at most.
+MAX_TRACEBACK = 20_000
 
-    A name that is not a plain file name (``../x``, slashes, control
-    characters, very long) is replaced by a hash of it, so no name can point
-    outside the folder.
 
-    >>> camera_media_dir(Path("m"), "gate").as_posix(), camera_media_dir(Path("m"), "../x").name[:2]
-    ('m/cameras/gate', '~-')
+def worker_main(
+    config_data: dict[str, Any],
+    camera: str,
+    data_dir: str,
+    stop: Any,
+    log_level: int,
+    report: Any = None,
+) -> None:
+    """Entry point of a camera's process: run the camera until ``stop`` is set.
+
+    When it cannot (any exception), the one-line reason goes to the camera's
+    health and, with the traceback, to ``report`` (the sending end of a pipe
+    to the supervisor, which logs the traceback once however often the worker
+    is restarted for the same reason); then the process exits with code 1.
+    Without ``report`` the traceback is logged here.
     """
-    if _SAFE_NAME.match(camera):
-        return media / LATEST_FOLDER / camera
-    digest = hashlib.sha256(camera.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return media / LATEST_FOLDER / f"~-{digest}"
-
-
-def latest_frame_path(media: Path, camera: str) -> Path:
-    """The JPEG a live camera's worker refreshes every few seconds (privacy masks applied)."""
-    return camera_media_dir(media, camera) / LATEST_NAME
-
-
-def worker_main(config_data: dict[str, Any], camera: str, data_dir: str, stop: Any, log_level: int) -> None:
-    """Entry point of a camera's process."""
-    from camsight.cli.output import setup_logging
-    from camsight.pipeline.live import CameraWorker
+    from camsight.logs import setup_logging
 
     setup_logging(log_level <= logging.DEBUG)
     # The parent handles Ctrl-C and tells workers to stop through ``stop``.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    config = validate_config(config_data, "config")
+    config: Config | None = None
     local = threading.Event()
 
     def relay() -> None:
-        stop.wait()
-        local.set()
+        # Short waits, ended before the process exits: a process that dies inside ``stop.wait()``
+        # leaves a sleeper count behind, and the supervisor's ``stop.set()`` would wait for it forever.
+        while not local.is_set():
+            if stop.wait(0.25):
+                local.set()
 
-    threading.Thread(target=relay, daemon=True).start()
-    CameraWorker(config, camera, Path(data_dir)).run(local)
+    relaying = threading.Thread(target=relay, daemon=True)
+    relaying.start()
+    try:
+        from camsight.pipeline.live import CameraWorker
+
+        config = validate_config(config_data, "config")
+        CameraWorker(config, camera, Path(data_dir)).run(local)
+    except Exception as exc:
+        secrets = _camera_secrets(config, camera)
+        reason = _scrub(failure_reason(exc), secrets)
+        # The end of a traceback says the most; a bounded message never fills the pipe.
+        trace = _scrub(traceback.format_exc(), secrets)[-MAX_TRACEBACK:]
+        if not _send(report, (reason, trace)):
+            # No supervisor to tell: the health and the log get it from here.
+            _record_failure(Path(data_dir), camera, reason)
+            log.error("camera worker failed", extra={"camera": camera, "reason": reason, "traceback": trace})
+        sys.exit(1)
+    finally:
+        local.set()
+        relaying.join(2.0)
+        if report is not None:
+            report.close()
+
+
+def _send(report: Any, message: tuple[str, str]) -> bool:
+    """Hand ``message`` to the supervisor; False when there is no pipe or it is gone."""
+    if report is None:
+        return False
+    try:
+        report.send(message)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _camera_secrets(config: Config | None, camera: str) -> list[str]:
+    """Passwords of the camera's URLs, which an exception's text may carry (never shown or logged)."""
+    from camsight.urls import url_secrets
+
+    cam = config.camera(camera) if config is not None else None
+    if cam is None:
+        return []
+    found = [s for url in (cam.url, cam.detect_url) if url for s in url_secrets(url)]
+    found += [p for p in (cam.password, os.environ.get(cam.password_env or "") or None) if p]
+    return sorted(set(found), key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _record_failure(data_dir: Path, camera: str, reason: str) -> None:
+    """Write ``failed`` and the reason into the camera's health, if the store can be opened at all."""
+    from camsight.store.db import open_store
+
+    try:
+        store = open_store(data_dir)
+    except Exception:  # the supervisor writes it too, from what the pipe says
+        return
+    try:
+        write_status(store, camera, FAILED, reason)
+    finally:
+        store.close()
 
 
 @dataclass
@@ -96,6 +163,12 @@ class _Worker:
     started: float = field(default=0.0)
     #: When the worker was asked to stop (monotonic), for a restart or removal; None otherwise.
     stop_asked: float | None = None
+    #: The receiving end of the running process's pipe: why it failed, when it did.
+    report: Any = None
+    #: What the running process sent up its pipe: (reason, traceback).
+    reported: tuple[str, str] | None = None
+    #: The reason of the last failure whose traceback was logged (a repeat logs one short line).
+    logged_reason: str | None = None
 
 
 class Supervisor:
@@ -106,9 +179,20 @@ class Supervisor:
     added later run.
     """
 
-    def __init__(self, config: Config, store: Store, *, cameras: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        cameras: list[str] | None = None,
+        restart_initial: float = RESTART_INITIAL,
+        restart_max: float = RESTART_MAX,
+    ) -> None:
         self.config = config
         self.store = store
+        #: Seconds before the first restart of a failed worker, doubling up to ``restart_max``.
+        self.restart_initial = restart_initial
+        self.restart_max = restart_max
         names = [n for n, c in config.cameras.items() if c.url and c.enabled]
         self.cameras = [n for n in names if cameras is None or n in cameras]
         #: Cameras of the first config left out by ``cameras`` (enabled or not, with a url or not).
@@ -192,6 +276,8 @@ class Supervisor:
     def _check(self, w: _Worker, now: float) -> None:
         p = w.process
         if p is not None and p.is_alive():
+            # A failing worker writes its reason, then exits: read it now, so the send never waits.
+            self._read_report(w)
             if w.stop_asked is not None:
                 if now - w.stop_asked > STOP_SECONDS:
                     log.warning("killing worker that did not stop", extra={"camera": w.camera})
@@ -208,19 +294,61 @@ class Supervisor:
                 w.stop = self._ctx.Event()
                 w.next_start = now
             else:
-                code = p.exitcode
-                w.failures += 1
-                delay = min(RESTART_MAX, RESTART_INITIAL * 2 ** (w.failures - 1))
-                w.next_start = now + delay
-                message = f"camera worker exited (code {code}); restarting in {delay:.0f}s"
-                log.warning("worker exited", extra={"camera": w.camera, "code": code})
-                self._status(w.camera, "error", message)
+                self._failed(w, p.exitcode, now)
+                # A process that died while waiting on its stop signal (killed, crashed) leaves the
+                # signal unusable: setting it would wait for that waiter forever.
+                w.stop = self._ctx.Event()
+            self._close_report(w)
         elif w.stop_asked is not None:
             # Asked to restart before it ever started: nothing to wait for.
             w.stop_asked = None
             w.stop = self._ctx.Event()
         if now >= w.next_start and not self._closed and not self._retiring_alive(w.camera):
             self._spawn(w, now)
+
+    def _failed(self, w: _Worker, code: int | None, now: float) -> None:
+        """A worker exited on its own: say why in its health, log it, and schedule the restart."""
+        reason, trace = self._report(w)
+        if reason is None:
+            # Nothing came up the pipe: the process died outside Python (a crash, a kill, out of memory).
+            reason = _exit_reason(code)
+        w.failures += 1
+        delay = min(self.restart_max, self.restart_initial * 2 ** (w.failures - 1))
+        w.next_start = now + delay
+        extra = {"camera": w.camera, "code": code, "restart_in": round(delay, 1)}
+        if reason != w.logged_reason:
+            w.logged_reason = reason
+            if trace:
+                extra["traceback"] = trace
+            log.error("camera worker failed: %s", reason, extra=extra)
+        else:
+            # The same failure again: the traceback is in the log already; backing off is no news.
+            log.info("camera worker failed again", extra={**extra, "failures": w.failures})
+        wait = f"{delay:.0f}s" if delay >= 1 else f"{delay:.1f}s"
+        self._status(w.camera, FAILED, f"{reason}; restarting in {wait}")
+
+    @staticmethod
+    def _read_report(w: _Worker) -> None:
+        """Keep what the worker sent up its pipe, if anything (never waits)."""
+        try:
+            if w.report is not None and w.report.poll(0):
+                reason, trace = w.report.recv()
+                w.reported = (str(reason), str(trace))
+        except (EOFError, OSError, ValueError, TypeError):
+            pass
+
+    def _report(self, w: _Worker) -> tuple[str | None, str | None]:
+        """What the exited worker sent up its pipe: (reason, traceback), or Nones."""
+        self._read_report(w)
+        reported, w.reported = w.reported, None
+        return reported if reported is not None else (None, None)
+
+    @staticmethod
+    def _close_report(w: _Worker) -> None:
+        if w.report is not None:
+            w.report.close()
+            w.report = None
+        w.reported = None
 
     def _retiring_alive(self, camera: str) -> bool:
         return any(
@@ -235,6 +363,7 @@ class Supervisor:
             if p is None or not p.is_alive():
                 if p is not None:
                     p.join(0)
+                self._close_report(w)
                 continue
             if w.stop_asked is not None and now - w.stop_asked > STOP_SECONDS:
                 log.warning("killing worker that did not stop", extra={"camera": w.camera})
@@ -245,20 +374,25 @@ class Supervisor:
     def _spawn(self, w: _Worker, now: float) -> None:
         data = self.config.model_dump(mode="json", by_alias=True)
         level = logging.getLogger("camsight").getEffectiveLevel()
+        self._close_report(w)
+        receive, send = self._ctx.Pipe(duplex=False)
         p = self._ctx.Process(
             target=worker_main,
-            args=(data, w.camera, str(self.store.root), w.stop, level),
+            args=(data, w.camera, str(self.store.root), w.stop, level, send),
             name=f"camsight-{w.camera}",
             daemon=True,
         )
-        p.start()
-        w.process, w.started = p, now
+        try:
+            p.start()
+        finally:
+            send.close()  # the child has its own copy; ours would keep the pipe open forever
+        w.process, w.started, w.report = p, now, receive
 
     def _start_side_jobs(self, stop: threading.Event) -> None:
         if self.config.alerts.sink_names():
             from camsight.alerts.dispatcher import Dispatcher
 
-            dispatcher = Dispatcher(self.store, self.config.alerts)
+            dispatcher = Dispatcher(self.store, self.config.alerts, cameras=self.config.cameras)
             t = threading.Thread(target=dispatcher.run, args=(stop,), name="alerts", daemon=True)
             t.start()
             self._threads.append(t)
@@ -281,7 +415,7 @@ class Supervisor:
             with self._lock:  # the config may change between passes (apply)
                 config = self.config
                 cams = {n: config.cameras[n].record for n in self.cameras if n in config.cameras}
-            root = Path(config.storage.recordings or (self.store.root / "recordings"))
+            root = recordings_dir(self.store.root, config.storage.recordings)
             try:
                 report = enforce_retention(self.store, root, cams, config.storage.min_free_gb)
                 for warning in getattr(report, "warnings", []) or []:
@@ -296,7 +430,8 @@ class Supervisor:
             self._closed = True
             workers = [*self._workers.values(), *self._retiring]
             for w in workers:
-                w.stop.set()
+                if w.process is not None and w.process.is_alive():  # see _check: never a dead waiter's
+                    w.stop.set()
         deadline = time.monotonic() + STOP_SECONDS
         for w in workers:
             if w.process is not None:
@@ -307,6 +442,8 @@ class Supervisor:
                 log.warning("killing worker that did not stop", extra={"camera": w.camera})
                 p.kill()
                 p.join(2.0)
+        for w in workers:
+            self._close_report(w)
         for t in self._threads:
             t.join(5.0)
 
@@ -319,18 +456,31 @@ class Supervisor:
             }
 
     def _status(self, camera: str, state: str, error: str | None) -> None:
+        write_status(self.store, camera, state, error)
+
+
+def write_status(store: Store, camera: str, state: str, error: str | None) -> None:
+    """Set a camera's health state and error (other health fields stay); best effort, never raises."""
+    try:
+        with store.session() as session:
+            cam = repo.get_or_create_camera(session, camera, kind="live")
+            row = session.get(CameraStatusRow, cam.id)
+            if row is None:
+                session.add(CameraStatusRow(camera_id=cam.id, state=state, error=error, updated_at=utcnow()))
+            else:
+                row.state, row.error, row.updated_at = state, error, utcnow()
+    except Exception:  # status is best effort
+        log.warning("cannot write camera status", extra={"camera": camera}, exc_info=True)
+
+
+def _exit_reason(code: int | None) -> str:
+    """Why a worker that said nothing ended: its exit code, or the signal that killed it."""
+    if code is not None and code < 0:
         try:
-            with self.store.session() as session:
-                cam = repo.get_or_create_camera(session, camera, kind="live")
-                row = session.get(CameraStatusRow, cam.id)
-                if row is None:
-                    session.add(
-                        CameraStatusRow(camera_id=cam.id, state=state, error=error, updated_at=utcnow())
-                    )
-                else:
-                    row.state, row.error, row.updated_at = state, error, utcnow()
-        except Exception:  # status is best effort
-            log.warning("cannot write camera status", extra={"camera": camera}, exc_info=True)
+            return f"camera worker was killed ({signal.Signals(-code).name})"
+        except ValueError:
+            pass
+    return f"camera worker exited (code {code})"
 
 
 def _shared(config: Config) -> str:

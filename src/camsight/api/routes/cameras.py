@@ -4,7 +4,7 @@ Reading needs ``view_live`` and sight of the camera (a camera the caller may
 not see answers exactly like a missing one); changing needs
 ``manage_cameras`` (admins); the config itself needs ``change_config``.
 
-Every change is saved to the config file (see :mod:`camsight.config_edit`:
+Every change is saved to the config file (see :mod:`camsight.config.edit`:
 validated whole, written atomically with a ``.bak``, comments kept) and
 applied to the running service at once: ``app.state.config`` is replaced and
 the camera supervisor starts, stops or restarts workers to match. A camera
@@ -60,7 +60,7 @@ from camsight.auth import audit
 from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
 from camsight.config import Config
-from camsight.config_edit import (
+from camsight.config.edit import (
     GEOMETRY_KEYS,
     MAX_CONFIG_BYTES,
     CameraExists,
@@ -222,7 +222,7 @@ def _shapes(shapes: dict[str, Any]) -> dict[str, Any]:
 
 def _item(name: str, config: Config, stored: _Stored, principal: Principal) -> dict[str, Any]:
     """A camera as clients see it: never a password (URLs only for admins, redacted)."""
-    from camsight.sources.live import redact_url
+    from camsight.urls import redact_url
 
     cam = config.camera(name)
     admin = principal.can(Permission.MANAGE_CAMERAS)

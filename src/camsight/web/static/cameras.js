@@ -1,12 +1,13 @@
 // Cameras page: each camera's latest picture and health; for admins, adding and removing cameras
 // and an editor that draws zones, lines and privacy masks on the picture and saves them to the config.
 
-import { api, h, toast, errorBox, localTime } from './api.js';
+import { api, fill, h, toast, errorBox, localTime } from './api.js';
 
 const KINDS = { zone: 'zones', line: 'lines', mask: 'masks' };
 const MIN_POINTS = { zone: 3, line: 2, mask: 3 };
 const round = (v) => Math.round(v * 10000) / 10000;
 const REFRESH_MS = 5000;
+const JOB_POLL_MS = 1000;
 
 function healthText(health) {
   if (!health) return 'recorded footage only';
@@ -31,7 +32,7 @@ function cameraCard(camera, ctx, reload) {
       h('strong', {}, camera.name),
       h('span', { class: `badge state state-${state}` }, camera.enabled === false ? 'disabled' : state),
       h('span', { class: 'muted small health' }, healthText(camera.health)),
-      camera.health && camera.health.error ? h('span', { class: 'error small' }, camera.health.error) : null,
+      h('span', { class: 'error small health-error', hidden: !(camera.health && camera.health.error) }, (camera.health && camera.health.error) || ''),
       camera.url ? h('code', { class: 'small' }, camera.url) : null,
       h('span', { class: 'small' },
         `${Object.keys(camera.zones || {}).length} zones · ${Object.keys(camera.lines || {}).length} lines · `
@@ -109,6 +110,10 @@ export async function render(view, params, ctx) {
       badge.className = `badge state state-${state}`;
       badge.textContent = camera.enabled === false ? 'disabled' : state;
       card.querySelector('.health').textContent = healthText(camera.health);
+      // Why a camera is failing (and when it is tried again) changes between refreshes too.
+      const error = card.querySelector('.health-error');
+      error.textContent = (camera.health && camera.health.error) || '';
+      error.hidden = !error.textContent;
       const img = card.querySelector('img');
       if (img && camera.health && camera.health.state !== 'stopped') img.src = snapshotUrl(camera);
     }
@@ -144,6 +149,10 @@ function renderEditor(view, name, ctx) {
   const pointsInput = h('input', { name: 'points', 'aria-label': 'Points as x,y pairs between 0 and 1, e.g. 0.1,0.2 0.5,0.2 0.5,0.8', placeholder: '0.1,0.2 0.5,0.2 0.5,0.8' });
   const shapeList = h('ul', { class: 'shape-list', 'aria-label': 'Shapes on this camera' });
   const message = h('p', { class: 'error', role: 'alert', hidden: true });
+  // After a save that re-analyses the footage: how that job goes, until it is done or failed.
+  const jobStatus = h('p', { id: 'reanalysis', role: 'status', hidden: true });
+  let jobTimer = null;
+  let closed = false;
   const toolButtons = Object.keys(KINDS).map((tool) => h('label', { class: 'check' },
     h('input', { type: 'radio', name: 'tool', value: tool, checked: tool === state.tool, onchange: () => { state.tool = tool; state.draft = []; updateTool(); draw(); } }),
     tool === 'mask' ? 'Privacy mask' : tool[0].toUpperCase() + tool.slice(1)));
@@ -237,13 +246,53 @@ function renderEditor(view, name, ctx) {
     saveButton.disabled = true;
     try {
       const result = await api(`/cameras/${encodeURIComponent(name)}`, { method: 'PATCH', body });
-      toast(result.job ? `Saved; re-analysing ${name}'s footage with the new zones` : 'Saved');
-      ctx.go('cameras');
+      if (!result.job) {
+        toast('Saved');
+        ctx.go('cameras');
+        return;
+      }
+      // Stay here and follow the re-analysis: a failure must be seen where it was caused.
+      showJob(result.job);
     } catch (err) {
       message.textContent = err.message;
       message.hidden = false;
     } finally {
       saveButton.disabled = false;
+    }
+  }
+
+  function showJob(job) {
+    clearTimeout(jobTimer);
+    if (closed) return;
+    jobStatus.hidden = false;
+    if (job.state === 'failed') {
+      const retry = h('button', { type: 'button', id: 'retry-job', onclick: () => retryJob(job, retry) }, 'Retry');
+      fill(jobStatus, h('span', { class: 'error' }, `Saved, re-analysis failed: ${job.error || 'unknown error'}`), ' ', retry);
+      return;
+    }
+    if (job.state === 'done') {
+      fill(jobStatus, `Saved; ${name}'s footage is re-analysed with the new zones${job.message ? ` (${job.message})` : ''}. `,
+        h('a', { href: '#/cameras' }, 'Back to cameras'));
+      return;
+    }
+    jobStatus.textContent = job.state === 'queued' ? `Saved; re-analysis of ${name}'s footage is waiting to start…`
+      : `Saved; re-analysing ${name}'s footage with the new zones: ${Math.round((job.progress || 0) * 100)}%`;
+    jobTimer = setTimeout(async () => {
+      try {
+        showJob(await api(`/jobs/${job.id}`));
+      } catch (err) {
+        if (!closed) fill(jobStatus, h('span', { class: 'error' }, `Saved; cannot follow the re-analysis: ${err.message}`));
+      }
+    }, JOB_POLL_MS);
+  }
+
+  async function retryJob(job, button) {
+    button.disabled = true;
+    try {
+      showJob((await api(`/jobs/${job.id}/retry`, { method: 'POST' })).job);
+    } catch (err) {
+      button.disabled = false;
+      fill(jobStatus, h('span', { class: 'error' }, `Saved, re-analysis failed: ${job.error || 'unknown error'}; retry refused: ${err.message}`), ' ', button);
     }
   }
 
@@ -268,7 +317,8 @@ function renderEditor(view, name, ctx) {
           h('button', { type: 'button', onclick: () => { state.draft = []; draw(); } }, 'Clear')),
         h('h2', {}, 'On this camera'),
         shapeList,
-        h('div', { class: 'actions' }, saveButton, h('a', { href: '#/cameras' }, 'Cancel')))));
+        h('div', { class: 'actions' }, saveButton, h('a', { href: '#/cameras' }, 'Cancel')),
+        jobStatus)));
 
   (async () => {
     try {
@@ -303,5 +353,9 @@ function renderEditor(view, name, ctx) {
     if (e.key === 'Backspace' && state.draft.length) { e.preventDefault(); state.draft.pop(); draw(); }
     if (e.key === 'Enter' && state.draft.length) { e.preventDefault(); finishShape(); }
   }
-  return () => document.removeEventListener('keydown', onKey);
+  return () => {
+    closed = true;
+    clearTimeout(jobTimer);
+    document.removeEventListener('keydown', onKey);
+  };
 }

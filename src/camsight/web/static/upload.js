@@ -37,14 +37,20 @@ function eta(seconds) {
   return seconds < 90 ? `${Math.round(seconds)} s left` : `${Math.round(seconds / 60)} min left`;
 }
 
-function jobLine(job) {
+// A failed job may be run again by whoever may start such a job (a camera's re-analysis: camera admins).
+function canRetry(job, ctx) {
+  return job.state === 'failed' && (job.kind !== 'reindex' || ctx.can('manage_cameras'));
+}
+
+function jobLine(job, ctx, retry) {
   const pct = Math.round((job.progress || 0) * 100);
   return h('li', { class: `job ${job.state}`, dataset: { job: job.id } },
     h('strong', {}, job.file || job.kind), ` on ${job.camera} · `, h('span', { class: 'state' }, job.state),
     job.state === 'running' ? ` ${pct}%` : '',
     job.recorded_at ? h('span', { class: 'muted small' }, ` · recorded ${localTime(job.recorded_at)}`) : null,
     job.finished_at ? h('span', { class: 'muted small' }, ` · finished ${localTime(job.finished_at)}`) : null,
-    job.error ? h('span', { class: 'error small' }, ` · ${job.error}`) : null);
+    job.error ? h('span', { class: 'error small' }, ` · ${job.error}`) : null,
+    canRetry(job, ctx) ? [' ', h('button', { type: 'button', class: 'retry', onclick: (e) => retry(job, e.target) }, 'Retry')] : null);
 }
 
 export async function render(view, params, ctx) {
@@ -73,7 +79,7 @@ export async function render(view, params, ctx) {
   const loadRecent = async () => {
     try {
       const page = await api('/jobs', { query: { limit: 10 } });
-      recent.replaceChildren(...page.items.map(jobLine));
+      recent.replaceChildren(...page.items.map((job) => jobLine(job, ctx, retry)));
       if (!page.items.length) recent.append(h('li', { class: 'muted' }, 'Nothing uploaded yet.'));
     } catch (err) {
       recent.replaceChildren(errorBox(err));
@@ -93,7 +99,8 @@ export async function render(view, params, ctx) {
       return;
     }
     if (job.state === 'failed') {
-      status.replaceChildren(h('span', { class: 'error' }, `Indexing failed: ${job.error || 'unknown error'}`));
+      fill(status, h('span', { class: 'error' }, `Indexing failed: ${job.error || 'unknown error'}`),
+        canRetry(job, ctx) ? [' ', h('button', { type: 'button', id: 'retry-upload', onclick: (e) => retry(job, e.target) }, 'Retry')] : null);
       loadRecent();
       return;
     }
@@ -103,6 +110,21 @@ export async function render(view, params, ctx) {
       try { follow(await api(`/jobs/${job.id}`)); } catch (err) { status.replaceChildren(errorBox(err)); }
     }, POLL_MS);
   };
+
+  // Run a failed job again and follow it in the progress box, as if it had just been uploaded.
+  async function retry(job, button) {
+    button.disabled = true;
+    clearTimeout(timer);
+    progress.hidden = false;
+    try {
+      const answer = await api(`/jobs/${job.id}/retry`, { method: 'POST' });
+      follow(answer.job);
+      loadRecent();
+    } catch (err) {
+      button.disabled = false;
+      status.replaceChildren(h('span', { class: 'error' }, `Cannot retry ${job.file || `job ${job.id}`}: ${err.message}`));
+    }
+  }
 
   const start = async (file) => {
     if (!file) return;
