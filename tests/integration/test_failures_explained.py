@@ -299,3 +299,12 @@ def test_index_a_model_that_cannot_load_is_one_line(tmp_path: Path, clip_factory
     bogus.write_bytes(b"not a model")
     proc = run_cli("index", clip, "--detector", "yolox", "--model", bogus, "--data", tmp_path / "d")
     assert_clean_failure(proc, str(bogus))
+
+
+def test_index_a_model_that_fails_on_every_frame_is_one_line(tmp_path: Path, clip_factory) -> None:
+    """The model loads but onnxruntime fails on each frame: a sentence naming the model, no traceback."""
+    clip = clip_factory(tmp_path / "desk.mp4", frames=10)
+    model = broken_yolox(tmp_path / "broken.onnx")
+    proc = run_cli("index", clip, "--detector", "yolox", "--model", model, "--data", tmp_path / "d")
+    assert_clean_failure(proc, str(model), "failed on a frame")
+

@@ -39,7 +39,7 @@ from camsight.analytics.rules.lines import LineCrossing
 from camsight.analytics.schedule import Schedule
 from camsight.analytics.snapshot import draw_snapshot
 from camsight.config import CameraConfig, Config
-from camsight.records.events import RulesOutput
+from camsight.records.events import Event, RulesOutput
 from camsight.records.tracks import TrackRecord
 from camsight.sources.frame import Frame
 from camsight.vision.detections import PERSON, Detections
@@ -160,16 +160,33 @@ class RulesEngine:
         self, camera: str, rules: list[Rule], geometry: Geometry, posture: PostureFn | None = None
     ) -> None:
         self.camera = camera
-        self.rules = rules
+        self.rules = list(rules)
         self.geometry = geometry
         self.posture = posture or box_posture
-        self.needs_posture = any(r.needs_posture for r in rules)
-        self.needs_candidates = any(r.needs_candidates for r in rules)
         self.tracks: dict[int, TrackHistory] = {}
+        #: Rule name -> why it was suspended (it raised); those rules are no longer called.
+        self.suspended: dict[str, str] = {}
+        #: One line per suspended rule, for the indexing summary and a live camera's health.
+        self.warnings: list[str] = []
+        #: Each rule's open events by uid, so a rule that fails can have them closed for it.
+        self._open: dict[int, dict[str, Event]] = {id(r): {} for r in self.rules}
+        #: The footage's first frame time and the latest time seen (a frame, or a live stall).
+        self._first_t: float | None = None
+        self._latest_t: float | None = None
         self._last_t: float | None = None
         self._last_at: datetime | None = None
         self._last_frame: Frame | None = None
         self._last_seen: dict[int, float] = {}
+
+    @property
+    def needs_posture(self) -> bool:
+        """Whether a (running) rule needs each person's posture."""
+        return any(r.needs_posture for r in self.rules)
+
+    @property
+    def needs_candidates(self) -> bool:
+        """Whether a (running) rule looks at weak untracked person detections."""
+        return any(r.needs_candidates for r in self.rules)
 
     @classmethod
     def for_camera(
@@ -205,12 +222,15 @@ class RulesEngine:
                 )
                 schedule = Schedule(sched, config.timezone)
             rules.append(_class_for(rule_cfg)(rule_cfg, camera, geometry, schedule, source_key))
+        engine = cls(camera, rules, geometry, posture)
         if any(r.needs_history for r in rules):
             past = history() if history is not None else []
-            for r in rules:
-                if r.needs_history:
+            for r in [r for r in rules if r.needs_history]:
+                try:
                     r.learn(past)
-        return cls(camera, rules, geometry, posture)
+                except Exception as exc:  # one rule's bug never takes the source down
+                    engine._suspend(r, "learn", exc, None, None, RulesOutput())
+        return engine
 
     def update(
         self,
@@ -245,6 +265,9 @@ class RulesEngine:
         objects, weak = states[: len(live)], states[len(live) :]
         t = frame.t
         dt = 0.0 if self._last_t is None else t - self._last_t
+        if self._first_t is None:
+            self._first_t = t
+        self._latest_t = t if self._latest_t is None else max(self._latest_t, t)
         for o in objects:
             hist = self.tracks.get(o.track_id)
             if hist is None:
@@ -257,8 +280,8 @@ class RulesEngine:
             t=t, at=at, frame=frame, objects=objects, detected=detected, dt=dt, candidates=weak
         )
         out = RulesOutput()
-        for rule in self.rules:
-            changes = rule.update(ctx, self.tracks)
+        for rule in list(self.rules):
+            changes = self._call(rule, "update", lambda r=rule: r.update(ctx, self.tracks), out, t, at)
             self._collect(rule, changes, out, frame.image if changes else None, objects)
         self._last_t, self._last_at, self._last_frame = t, at, frame
         return out
@@ -266,16 +289,26 @@ class RulesEngine:
     def idle(self, t: float, at: datetime | None) -> RulesOutput:
         """No frame arrived (live source stalled); lets rules such as tampering report video loss."""
         out = RulesOutput()
-        for rule in self.rules:
-            self._collect(rule, rule.idle(t, at), out, None, [])
+        # A stall is footage time too: video-loss events run past the last frame.
+        self._latest_t = t if self._latest_t is None else max(self._latest_t, t)
+        for rule in list(self.rules):
+            changes = self._call(rule, "idle", lambda r=rule: r.idle(t, at), out, t, at)
+            self._collect(rule, changes, out, None, [])
         return out
 
     def track_ended(self, record: TrackRecord, source_start: datetime | None) -> RulesOutput:
         """A finished track (for rules judging whole tracks)."""
         out = RulesOutput()
         last = self._last_frame
-        for rule in self.rules:
-            changes = rule.track_ended(record, source_start, 0.0)
+        for rule in list(self.rules):
+            changes = self._call(
+                rule,
+                "track_ended",
+                lambda r=rule: r.track_ended(record, source_start, 0.0),
+                out,
+                self._last_t,
+                self._last_at,
+            )
             # The picture is the latest frame, with the track's path drawn on it.
             for change in changes:
                 if change.kind == "start":
@@ -292,9 +325,94 @@ class RulesEngine:
         out = RulesOutput()
         if t is None:
             return out
-        for rule in self.rules:
-            self._collect(rule, rule.finish(t, at), out, None, [])
+        for rule in list(self.rules):
+            changes = self._call(rule, "finish", lambda r=rule: r.finish(t, at), out, t, at)
+            self._collect(rule, changes, out, None, [])
         return out
+
+    # ------------------------------------------------------------------ one rule's failure
+
+    def _call(
+        self,
+        rule: Rule,
+        what: str,
+        call: Callable[[], list[EventChange]],
+        out: RulesOutput,
+        t: float | None,
+        at: datetime | None,
+    ) -> list[EventChange]:
+        """``call`` (one of ``rule``'s methods); if it raises, the rule is suspended and [] returned."""
+        try:
+            return list(call())
+        except Exception as exc:  # a bug in one rule must not stop the source or the other rules
+            self._suspend(rule, what, exc, t, at, out)
+            return []
+
+    def _suspend(
+        self,
+        rule: Rule,
+        what: str,
+        exc: BaseException,
+        t: float | None,
+        at: datetime | None,
+        out: RulesOutput,
+    ) -> None:
+        """Stop calling ``rule`` for this source, close its open events, and say so once."""
+        where = f" at {t:.1f} s" if t is not None else ""
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        message = (
+            f"rule '{rule.name}' stopped after an error{where} ({why}); "
+            "its open events were closed and the other rules went on"
+        )
+        # Logged once, with the traceback: the rule is never called again for this source.
+        log.error(
+            "rule failed and is suspended for this source",
+            exc_info=exc,
+            extra={"camera": self.camera, "rule": rule.name, "during": what, "error": why},
+        )
+        self.rules = [r for r in self.rules if r is not rule]
+        self.suspended[rule.name] = message
+        self.warnings.append(message)
+        if t is None:
+            t, at = self._last_t, self._last_at
+        if t is None:
+            return
+        # Let the rule close its own events if it still can; whatever stays open is closed here.
+        try:
+            closing = [c for c in rule.finish(t, at) if c.kind == "end"]
+        except Exception:
+            log.debug("suspended rule could not close its events", exc_info=True)
+            closing = []
+        opened = self._open.get(id(rule), {})
+        closing = [c for c in closing if c.event.uid in opened]
+        closed = {c.event.uid for c in closing}
+        for uid, event in opened.items():
+            if uid not in closed:
+                event.end_t = max(t, event.start_t)
+                event.end_at = wall_clock_from(at, t, event.end_t)
+                closing.append(EventChange("end", event))
+        self._collect(rule, closing, out, None, [])
+
+    def _clamp(self, event: Event) -> None:
+        """Keep the event's times inside the footage: [first frame, latest time seen].
+
+        Rules date a situation back to evidence (a window of history, a smoothing
+        interval), which can reach before the first frame.
+        """
+        lo, hi = self._first_t, self._latest_t
+        if lo is None or hi is None:
+            return
+        start = min(max(event.start_t, lo), hi)
+        if start != event.start_t:
+            if event.start_at is not None:
+                event.start_at += timedelta(seconds=start - event.start_t)
+            event.start_t = start
+        if event.end_t is not None:
+            end = min(max(event.end_t, start), hi)
+            if end != event.end_t:
+                if event.end_at is not None:
+                    event.end_at += timedelta(seconds=end - event.end_t)
+                event.end_t = end
 
     def _collect(
         self,
@@ -305,7 +423,13 @@ class RulesEngine:
         objects: list[ObjectState],
     ) -> None:
         out.changes += changes
+        opened = self._open.setdefault(id(rule), {})
         for change in changes:
+            self._clamp(change.event)
+            if change.kind == "end":
+                opened.pop(change.event.uid, None)
+            elif change.event.open:
+                opened[change.event.uid] = change.event
             if change.kind == "start" and image is not None:
                 out.snapshots[change.event.uid] = draw_snapshot(
                     image, self.geometry, change.event, objects, change.event.highlight
@@ -323,3 +447,8 @@ class RulesEngine:
 def wall_clock(start: datetime | None, t: float) -> datetime | None:
     """``start`` plus ``t`` seconds (None without a start)."""
     return None if start is None else start + timedelta(seconds=t)
+
+
+def wall_clock_from(at: datetime | None, at_t: float, t: float) -> datetime | None:
+    """The wall-clock time of source time ``t``, given the pair (``at``, ``at_t``)."""
+    return None if at is None else at + timedelta(seconds=t - at_t)

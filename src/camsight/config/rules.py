@@ -43,6 +43,8 @@ class ZoneIntrusionRule(_Rule):
     min_seconds: Annotated[float, Field(ge=0, le=3600)] = 1.0
     clear_seconds: Annotated[float, Field(ge=0, le=600)] = 3.0
     """The situation ends after the zone has been empty this long."""
+    max_seconds: Annotated[float, Field(ge=1, le=86400)] = 600.0
+    """Longest episode: a zone occupied longer ends its event here and a new one starts."""
 
 
 class LineCrossingRule(_Rule):
@@ -61,6 +63,8 @@ class DwellRule(_Rule):
     min_seconds: Annotated[float, Field(ge=0, le=86400)] = 30.0
     gap_seconds: Annotated[float, Field(ge=0, le=600)] = 2.0
     """Leaving the zone for less than this does not reset the time spent in it."""
+    max_seconds: Annotated[float, Field(ge=1, le=86400)] = 600.0
+    """Longest event: someone staying longer has this one ended here and a new one started."""
 
 
 class GrowthConfig(StrictModel):
@@ -79,6 +83,8 @@ class CrowdRule(_Rule):
     growth: GrowthConfig | None = None
     min_seconds: Annotated[float, Field(ge=0, le=3600)] = 2.0
     clear_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    max_seconds: Annotated[float, Field(ge=1, le=86400)] = 600.0
+    """Longest episode: a crowd lasting longer has its event ended here and a new one started."""
 
     @model_validator(mode="after")
     def _some_trigger(self) -> CrowdRule:
@@ -97,7 +103,7 @@ class FallRule(_Rule):
     down_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
     """How long the person must stay down before the fall is reported."""
     lying_seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
-    """A person lying (without a seen fall) this long is reported as down."""
+    """A person lying (without a seen fall) this long is reported as down (if seen standing before)."""
 
 
 class RunningRule(_Rule):

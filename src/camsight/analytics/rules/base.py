@@ -121,6 +121,23 @@ class TrackHistory:
         return self.samples[-1]
 
 
+#: How objects of a class move and what their size is called, for summaries (vehicles: the default).
+_MOTION_WORDS = {
+    "person": ("walking", "body lengths"),
+    "bicycle": ("riding", "bicycle lengths"),
+    "motorcycle": ("riding", "motorcycle lengths"),
+}
+
+
+def motion_words(label: str) -> tuple[str, str]:
+    """The verb for how a ``label`` moves and the unit of its size: people walk, vehicles drive.
+
+    >>> motion_words("person"), motion_words("truck")
+    (('walking', 'body lengths'), ('driving', 'vehicle lengths'))
+    """
+    return _MOTION_WORDS.get(label, ("driving", "vehicle lengths"))
+
+
 def wall_time(ctx_at: datetime | None, ctx_t: float, t: float) -> datetime | None:
     """The wall-clock time of source time ``t``, given a frame's pair (at, t)."""
     if ctx_at is None:

@@ -25,7 +25,13 @@ class Crowd(Rule):
     of at least ``density`` people per square metre of the zone. It must hold
     for ``min_seconds`` before the event fires (``start_t`` is when it began);
     the event ends after it has not held for ``clear_seconds``. A ``growth``
-    of N people within S seconds fires too, even below the threshold.
+    of N people within S seconds fires too, even below the threshold. An
+    episode lasts at most ``max_seconds``; a crowd still there then gets a
+    new event.
+
+    ``details.count`` is the (smoothed) number of people *now*, updated as it
+    changes; ``details.peak`` the most at once and ``details.distinct`` how
+    many different tracks the episode has seen.
     """
 
     needs_candidates = True
@@ -93,18 +99,43 @@ class Crowd(Rule):
                 )
                 event.details["peak"] = self.peak
                 self.event = None
-            elif set(ids) - set(event.track_ids) and (held or growth):
-                event.track_ids = sorted(set(event.track_ids) | set(ids))
+                return changes
+            if t - event.start_t + EPS >= self.config.max_seconds:
+                # Too long for one episode: close it here and start the next one now, without a cooldown.
+                changes.append(self.end_event(event, "crowd", t, ctx.at))
                 event.details["peak"] = self.peak
+                self._quiet_until.pop("crowd", None)
+                self.event = None
+                self.held_since = t
+                if held or growth:
+                    changes += self._start(ctx, count, threshold, ids, growth=False)
+                return changes
+            new = set(ids) - set(event.track_ids) if (held or growth) else set()
+            if new or round(count) != round(event.details["count"]):
+                event.track_ids = sorted(set(event.track_ids) | new)
+                event.details.update(count=count, peak=self.peak, distinct=len(event.track_ids))
+                event.summary = f"crowd of {count:.0f} people in the {self.place} (peak {self.peak:.0f})"
                 changes.append(EventChange("update", event))
             return changes
         if self.held_since is None or not self.active(ctx) or self.cooling("crowd", t):
             return changes
         if t - self.held_since + EPS < self.config.min_seconds and not growth:
             return changes
+        return self._start(ctx, count, threshold, ids, growth=growth)
+
+    def _start(
+        self, ctx: FrameContext, count: float, threshold: float, ids: list[int], *, growth: bool
+    ) -> list[EventChange]:
+        t = ctx.t
         self.peak = count
         density = ""
-        details: dict[str, Any] = {"count": count, "threshold": threshold, "fired_t": round(t, 3)}
+        details: dict[str, Any] = {
+            "count": count,
+            "peak": count,
+            "distinct": len(set(ids)),
+            "threshold": threshold,
+            "fired_t": round(t, 3),
+        }
         if self.zone is not None and self.zone.area_m2:
             details["density_per_m2"] = round(count / self.zone.area_m2, 3)
             density = f" ({details['density_per_m2']:.2f}/m²)"

@@ -13,6 +13,7 @@ from camsight.analytics.rules.base import (
     PastTrack,
     Rule,
     TrackHistory,
+    motion_words,
 )
 
 #: Movement is judged over this window (seconds).
@@ -71,11 +72,12 @@ class WrongWayZone(Rule):
                 continue
             self.done.add(tid)
             heading = float(np.degrees(np.arctan2(move[1], move[0]))) % 360
+            verb, unit = motion_words(o.label)
             event = self.new_event(
                 ctx,
                 tid,
-                f"{o.label} driving the wrong way in lane '{self.zone.name}' "
-                f"({travelled:.1f} vehicle lengths against the allowed direction)",
+                f"{o.label} {verb} the wrong way in lane '{self.zone.name}' "
+                f"({travelled:.1f} {unit} against the allowed direction)",
                 start_t=since,
                 track_ids=[tid],
                 zone=self.zone.name,
@@ -173,6 +175,8 @@ class ErraticDriving(Rule):
             if found is None or not self.active(ctx) or self.cooling(tid, t):
                 continue
             kind, since, summary, details = found
+            # The checks measure in lengths of the object: a person's is their body.
+            summary = summary.replace("vehicle lengths", motion_words(o.label)[1])
             event = self.new_event(
                 ctx,
                 tid,

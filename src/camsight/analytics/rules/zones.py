@@ -68,7 +68,14 @@ class ZoneIntrusion(_ZoneRule):
 
     An object must be inside for ``min_seconds``; the episode ends once the
     zone has been clear for ``clear_seconds``, so people coming and going in
-    a busy zone make one event, not one each.
+    a busy zone make one event, not one each. An episode lasts at most
+    ``max_seconds``: a zone that stays occupied gets a new event then.
+
+    ``details.count`` is how many objects are in the zone *now* (updated as it
+    changes), ``details.distinct`` how many different tracks the episode has
+    seen and ``details.peak`` the most at once. After an episode ends, its own
+    objects coming back within the cooldown are the same situation; any other
+    object entering starts a new event at once.
     """
 
     def __init__(self, *args: Any) -> None:
@@ -76,48 +83,95 @@ class ZoneIntrusion(_ZoneRule):
         self.presence = Presence(gap=1.0)
         self.event: Event | None = None
         self.last_inside = 0.0
+        #: The tracks of the last ended episode: only they are kept quiet by the cooldown.
+        self.ended_ids: set[int] = set()
+
+    def _present(self, t: float) -> list[int]:
+        """Tracks in the zone now (a miss shorter than the presence gap is not leaving) for min_seconds."""
+        return sorted(
+            k
+            for k in self.presence.since
+            if self.presence.present(k, t) and self.presence.duration(k) + EPS >= self.config.min_seconds
+        )
 
     def update(self, ctx: FrameContext, tracks: dict[int, TrackHistory]) -> list[EventChange]:
+        t = ctx.t
         objs = self.inside(ctx)
-        self.presence.update(ctx.t, {o.track_id for o in objs})
+        self.presence.update(t, {o.track_id for o in objs})
         qualified = [o for o in objs if self.presence.duration(o.track_id) + EPS >= self.config.min_seconds]
         changes: list[EventChange] = []
         if qualified:
-            self.last_inside = ctx.t
+            self.last_inside = t
+        present = self._present(t) if qualified else []
         event = self.event
         if event is not None:
-            if not self.active(ctx) or ctx.t - self.last_inside > self.config.clear_seconds:
-                changes.append(
-                    self.end_event(
-                        event, "zone", self.last_inside, wall_time(ctx.at, ctx.t, self.last_inside)
-                    )
-                )
-                self.event = None
-            elif qualified:
-                new = {o.track_id for o in qualified} - set(event.track_ids)
-                if new:
-                    event.track_ids = sorted(set(event.track_ids) | new)
-                    event.details["objects"] = len(event.track_ids)
-                    event.summary = self._summary(event.track_ids, tracks)
-                    changes.append(EventChange("update", event))
+            if not self.active(ctx) or t - self.last_inside > self.config.clear_seconds:
+                changes.append(self._end(event, self.last_inside, ctx))
+                return changes
+            if t - event.start_t + EPS >= self.config.max_seconds:
+                # Too long for one episode: close it here; who is still inside starts the next one.
+                changes.append(self._end(event, t, ctx))
+                # The situation goes on: no cooldown between the two events.
+                self._quiet_until.pop("zone", None)
+                self.ended_ids = set()
+                if present:
+                    changes += self._start(ctx, present, tracks)
+                return changes
+            if qualified:
+                self._refresh(event, present, tracks, changes)
             return changes
-        if qualified and self.active(ctx) and not self.cooling("zone", ctx.t):
-            first = min(self.presence.since[o.track_id] for o in qualified)
-            ids = [o.track_id for o in qualified]
-            self.event = self.new_event(
-                ctx,
-                "zone",
-                self._summary(ids, tracks),
-                track_ids=ids,
-                zone=self.zone.name,
-                details={"objects": len(ids), "entered_t": round(first, 3), "fired_t": round(ctx.t, 3)},
-            )
-            changes.append(EventChange("start", self.event))
-        return changes
+        if not qualified or not self.active(ctx):
+            return changes
+        if self.cooling("zone", t) and set(present) <= self.ended_ids:
+            return changes  # the objects of the episode that just ended, back within the cooldown
+        return self._start(ctx, present, tracks)
 
-    def _summary(self, ids: list[int], tracks: dict[int, TrackHistory]) -> str:
-        labels = sorted({tracks[i].label for i in ids if i in tracks}) or ["object"]
-        return f"{_plural(len(ids), '/'.join(labels))} in zone '{self.zone.name}'"
+    def _start(
+        self, ctx: FrameContext, present: list[int], tracks: dict[int, TrackHistory]
+    ) -> list[EventChange]:
+        first = min(self.presence.since[k] for k in present)
+        self.event = self.new_event(
+            ctx,
+            "zone",
+            self._summary(present, present, tracks),
+            track_ids=present,
+            zone=self.zone.name,
+            details={
+                "count": len(present),
+                "distinct": len(present),
+                "peak": len(present),
+                "entered_t": round(first, 3),
+                "fired_t": round(ctx.t, 3),
+            },
+        )
+        return [EventChange("start", self.event)]
+
+    def _refresh(
+        self, event: Event, present: list[int], tracks: dict[int, TrackHistory], changes: list[EventChange]
+    ) -> None:
+        """Update the event when who is inside changed: the current count, not a running total."""
+        new = set(present) - set(event.track_ids)
+        count = len(present)
+        if not new and count == event.details.get("count"):
+            return
+        event.track_ids = sorted(set(event.track_ids) | new)
+        event.details["count"] = count
+        event.details["distinct"] = len(event.track_ids)
+        event.details["peak"] = max(int(event.details.get("peak", 0)), count)
+        event.summary = self._summary(present, event.track_ids, tracks)
+        changes.append(EventChange("update", event))
+
+    def _end(self, event: Event, end: float, ctx: FrameContext) -> EventChange:
+        self.event = None
+        self.ended_ids = set(event.track_ids)
+        return self.end_event(event, "zone", end, wall_time(ctx.at, ctx.t, end))
+
+    def _summary(self, present: list[int], seen: list[int], tracks: dict[int, TrackHistory]) -> str:
+        labels = sorted({tracks[i].label for i in present if i in tracks}) or ["object"]
+        text = f"{_plural(len(present), '/'.join(labels))} in zone '{self.zone.name}'"
+        if len(seen) > len(present):
+            text += f" ({len(seen)} different in this episode)"
+        return text
 
     def finish(self, t: float, at: datetime | None) -> list[EventChange]:
         if self.event is None:
@@ -156,11 +210,16 @@ class _PerTrackZoneRule(_ZoneRule):
 
 
 class Dwell(_PerTrackZoneRule):
-    """Loitering: a track inside the zone for ``min_seconds`` (0: at once)."""
+    """Loitering: a track inside the zone for ``min_seconds`` (0: at once).
+
+    An event lasts at most ``max_seconds``; someone still there then gets a new one.
+    """
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.presence = Presence(gap=self.config.gap_seconds)
+        #: Tracks whose event was closed at max_seconds while they stayed: track id -> when.
+        self.continued: dict[int, float] = {}
 
     def update(self, ctx: FrameContext, tracks: dict[int, TrackHistory]) -> list[EventChange]:
         objs = self.inside(ctx)
@@ -180,18 +239,26 @@ class Dwell(_PerTrackZoneRule):
             else:
                 event = self.events[track_id]
                 event.details["dwell_seconds"] = round(ctx.t - event.details["entered_t"], 1)
+                if ctx.t - event.start_t + EPS >= self.config.max_seconds:
+                    # Too long for one event: close it; the stay goes on in a new one, from now.
+                    changes.append(self.close(track_id, ctx.t, ctx))
+                    self._quiet_until.pop(track_id, None)
+                    self.continued[track_id] = ctx.t
+        for tid in [k for k in self.continued if not self.presence.present(k, ctx.t)]:
+            del self.continued[tid]
         if not self.active(ctx):
             return changes
         for o in objs:
             tid = o.track_id
-            if tid in self.events or self.cooling(tid, ctx.t):
+            resumed = self.continued.pop(tid, None)
+            if resumed is None and (tid in self.events or self.cooling(tid, ctx.t)):
                 continue
             stay = self.presence.duration(tid)
-            if stay + EPS < self.config.min_seconds:
+            if resumed is None and stay + EPS < self.config.min_seconds:
                 continue
-            if self.recently_ended_here(o, ctx.t):
+            if resumed is None and self.recently_ended_here(o, ctx.t):
                 continue
-            since = self.presence.since[tid]
+            since = self.presence.since[tid] if resumed is None else resumed
             label = tracks[tid].label if tid in tracks else o.label
             what = "entered" if self.config.min_seconds == 0 else f"has stayed {stay:.0f} s in"
             self.events[tid] = event = self.new_event(
@@ -202,7 +269,7 @@ class Dwell(_PerTrackZoneRule):
                 track_ids=[tid],
                 zone=self.zone.name,
                 details={
-                    "entered_t": round(since, 3),
+                    "entered_t": round(self.presence.since[tid], 3),
                     "fired_t": round(ctx.t, 3),
                     "dwell_seconds": round(stay, 1),
                 },
@@ -230,7 +297,8 @@ class StoppedVehicle(_PerTrackZoneRule):
             if speed is None:
                 continue
             if speed <= self.config.max_speed:
-                self.still_since.setdefault(tid, ctx.t - self.WINDOW)
+                # Still over the window that was measured, which never reaches before the track began.
+                self.still_since.setdefault(tid, max(ctx.t - self.WINDOW, hist.samples[0][0]))
             else:
                 self.still_since.pop(tid, None)
         for tid in list(self.still_since):
