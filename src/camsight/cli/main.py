@@ -462,6 +462,14 @@ def run() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except Exception as exc:  # a bug, or a failure nobody foresaw: the details to a file, a sentence here
+        import tempfile
+        import traceback
+
+        fd, path = tempfile.mkstemp(prefix="camsight-error-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            traceback.print_exc(file=fh)
+        fail(f"internal error ({type(exc).__name__}: {exc}); the details are in {path}", 1)
 
 
 if __name__ == "__main__":
