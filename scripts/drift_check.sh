@@ -7,6 +7,7 @@
 # Prints the packages whose newest allowed version differs from the lock, then the test summary.
 # Exit status: pytest's (0 = the newest allowed versions pass the fast tests).
 set -euo pipefail
+export LC_ALL=C  # one collation for sort and join
 cd "$(dirname "$0")/.."
 venv=$(mktemp -d /tmp/camsight-drift.XXXXXX)
 trap 'rm -rf "$venv"' EXIT
