@@ -40,6 +40,15 @@ def recordings_dir(data_dir: Path, configured: Path | None) -> Path:
     return Path(configured).expanduser() if configured else Path(data_dir) / "recordings"
 
 
+def uploads_dir(data_dir: Path, configured: Path | None) -> Path:
+    """The uploads folder: ``uploads.folder`` (``~`` expanded), else ``<data>/uploads``.
+
+    >>> uploads_dir(Path("/srv/cam"), None).as_posix()
+    '/srv/cam/uploads'
+    """
+    return Path(configured).expanduser() if configured else Path(data_dir) / "uploads"
+
+
 def user_data_dir() -> Path:
     """The per-user data folder (e.g. ~/.local/share/camsight), whatever ``CAMSIGHT_DATA`` says."""
     from platformdirs import user_data_path

@@ -23,9 +23,9 @@ from camsight.auth import audit, tokens, users
 from camsight.auth.audit import Actor
 from camsight.config import Config, load_config
 from camsight.paths import camera_media_dir, latest_frame_path
-from camsight.service.supervisor import Supervisor, camera_status
+from camsight.service.supervisor import Supervisor
 from camsight.store.db import open_store
-from camsight.store.repository import get_or_create_camera
+from camsight.store.repository import camera_status, get_or_create_camera
 from tests.conftest import YOLOX_ARGS, run_cli
 from tests.servers import wait_for
 
@@ -184,6 +184,9 @@ def test_patch_zone_and_rule_saves_audits_and_reindexes_the_footage(site):
     assert entry.detail["zones"]["added"] == ["walkway"] and entry.detail["rules"] == {
         "before": 0,
         "after": 1,
+        "added": ["zone_intrusion:walkway"],
+        "removed": [],
+        "changed": [],
     }
     # The stored footage is checked against the new rule: people walking through the zone.
     assert job is not None and job["kind"] == "reindex" and job["camera"] == "pets"

@@ -24,9 +24,10 @@ from fastapi.testclient import TestClient
 from camsight.api.app import create_app
 from camsight.auth import audit
 from camsight.config import load_config, validate_config
-from camsight.service.supervisor import FAILED, Supervisor, camera_status
+from camsight.service.supervisor import FAILED, Supervisor
 from camsight.store.db import open_store
 from camsight.store.models import JobRow
+from camsight.store.repository import camera_status
 from tests.broken_model import broken_yolox
 from tests.conftest import API_PASSWORD, add_api_users, assert_clean_failure, run_cli
 from tests.servers import wait_for

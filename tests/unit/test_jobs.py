@@ -13,15 +13,8 @@ import pytest
 from sqlalchemy import update
 
 from camsight.config import Config, validate_config
-from camsight.service.jobs import (
-    ALREADY_INDEXED,
-    INTERRUPTED,
-    ORPHAN_AFTER_SECONDS,
-    JobRunner,
-    NotRetryable,
-    _Progress,
-    sweep_orphan_uploads,
-)
+from camsight.service.jobs import ALREADY_INDEXED, INTERRUPTED, JobRunner, NotRetryable, _Progress
+from camsight.service.uploads import ORPHAN_AFTER_SECONDS, sweep_orphan_uploads
 from camsight.store.models import JobRow
 from camsight.store.repository import list_tracks
 
@@ -126,7 +119,8 @@ def test_a_file_cut_midway_is_indexed_as_damaged(runner, tmp_path, clip_factory)
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])  # Matroska: header first, half decodes
     job = runner.wait(runner.submit_index(cut, "gate", by="olga").id, WAIT)
-    assert job.state == "done" and job.progress == 1.0
+    # The same verdict as `camsight index` (status damaged, exit 1): indexed, but not a plain "done".
+    assert job.state == "damaged" and job.progress == 1.0 and job.finished and job.error is None
     assert job.message and "damaged video" in job.message and job.message.startswith("cut.mkv: ")
     assert str(tmp_path) not in job.message
 

@@ -11,6 +11,7 @@ Examples::
     echo 'a long passphrase' | camsight users passwd alice --password-stdin
     camsight users set alice --role viewer --disable
     camsight tokens create alice --name home-assistant --expires 90d
+    camsight tokens revoke --user alice --all
     camsight audit verify
     camsight audit export --csv audit.csv --since 7d
 """
@@ -381,16 +382,39 @@ def tokens_list(
 
 @tokens_app.command("revoke")
 def tokens_revoke(
-    token: Annotated[str, typer.Argument(help="Token id or prefix (see `camsight tokens list`).")],
+    token: Annotated[
+        str | None,
+        typer.Argument(help="Token id or prefix (see `camsight tokens list`).", show_default=False),
+    ] = None,
     user: Annotated[str | None, typer.Option(help="Only among this user's tokens.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Revoke every token of --user.")] = False,
     data: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Revoke an API token: it stops working at once."""
+    """Revoke an API token, or with --user NAME --all every token of a user: they stop working at once.
+
+    Tokens outlive a password change: revoke them all when a password may have leaked.
+    Example: camsight tokens revoke --user alice --all
+    """
     from camsight.auth import tokens
 
+    if all_ and (token is not None or user is None):
+        fail("--all revokes every token of one user: give --user NAME and no token")
+    if not all_ and token is None:
+        fail("give a token id or prefix (see `camsight tokens list`), or --user NAME --all")
     with _store(data, command_config(config, data)) as store, _db(store) as session:
-        info = tokens.revoke(session, token, by=_actor(), user=user)
+        if all_:
+            assert user is not None
+            revoked = tokens.revoke_all(session, user, by=_actor())
+        else:
+            assert token is not None
+            revoked = [tokens.revoke(session, token, by=_actor(), user=user)]
+    if all_:
+        owner = escape(user.strip().lower())
+        count = len(revoked)
+        err_console.print(f"revoked {count} API token{'s' * (count != 1)} of {owner}", soft_wrap=True)
+        return
+    info = revoked[0]
     err_console.print(
         f"revoked API token {info.id} ({escape(info.name)}) of {escape(info.user)}", soft_wrap=True
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -22,7 +21,7 @@ from rich.progress import TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from camsight.cli.options import ConfigOpt, DataOpt, command_config
+from camsight.cli.options import ConfigOpt, DataOpt, command_config, open_data
 from camsight.cli.output import err_console, fail, out_console, progress_bar
 
 if TYPE_CHECKING:
@@ -38,12 +37,6 @@ alerts_app = typer.Typer(
 
 #: Longest sleep between passes while waiting, so the progress line stays current.
 POLL_S = 1.0
-
-
-def _open(data: Path | None, cfg: Config, *, create: bool) -> Store:
-    from camsight.store.db import open_store
-
-    return open_store(data or cfg.data_dir, create=create)
 
 
 def _dispatcher(store: Store, cfg: Config) -> Dispatcher:
@@ -106,7 +99,7 @@ def status_cmd(
 
     cfg = command_config(config, data)
     names = cfg.alerts.sink_names()
-    store = _open(data, cfg, create=False)
+    store = open_data(data, cfg, create=False)
     try:
         stats = _stats(store, names)
     finally:
@@ -214,7 +207,7 @@ def deliver_cmd(
 
     cfg = command_config(config, data)
     names = cfg.alerts.sink_names()
-    store = _open(data, cfg, create=False)
+    store = open_data(data, cfg, create=False)
     try:
         stats = _stats(store, names)
         _warn_orphans(stats, names)
@@ -253,7 +246,7 @@ def retry_cmd(
     from camsight.alerts.outbox import retry_failed
 
     cfg = command_config(config, data)
-    store = _open(data, cfg, create=False)
+    store = open_data(data, cfg, create=False)
     try:
         if sink is not None:
             known = set(cfg.alerts.sink_names()) | set(_stats(store, []))
@@ -291,7 +284,7 @@ def send_test_cmd(
     names = cfg.alerts.sink_names()
     if not names:
         fail("no alert sinks configured: add alerts.webhooks or alerts.mqtt to the config")
-    store = _open(data, cfg, create=True)
+    store = open_data(data, cfg, create=True)
     try:
         with _dispatcher(store, cfg) as dispatcher:
             payload = make_test_payload(camera)

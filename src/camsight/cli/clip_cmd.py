@@ -18,7 +18,8 @@ from camsight.cli.options import ConfigOpt, DataOpt, command_config, when_option
 from camsight.cli.output import err_console, fail, progress_bar
 
 if TYPE_CHECKING:
-    pass
+    from camsight.media.clip import ClipResult
+    from camsight.store.db import Store
 
 
 def clip(
@@ -95,6 +96,7 @@ def clip(
                 )
         else:
             result = export_clip(store, camera, when_start, when_end, out, recordings_root=root)
+        _audit(store, result, redact)
     finally:
         store.close()
     how = "re-encoded" + (", masked" if result.masked else "") + (", people blurred" if redact else "")
@@ -103,3 +105,18 @@ def clip(
         f"{result.start_at.astimezone():%Y-%m-%d %H:%M:%S}, {result.segments} segment(s), "
         f"{result.size_bytes / 1e6:.1f} MB ({how if result.reencoded else 'copied as recorded'})"
     )
+
+
+def _audit(store: Store, result: ClipResult, redact: bool) -> None:
+    """Record the export as the API records its downloads: footage leaving camsight, by whom, which."""
+    from camsight.auth import audit
+
+    detail = {
+        "file": str(result.path.resolve()),
+        "start": result.start_at.isoformat(),
+        "end": result.end_at.isoformat(),
+        "duration": round(result.duration, 3),
+        "masked": result.masked,
+        "redacted": redact,
+    }
+    audit.record(store, audit.Actor.cli(), audit.Action.EXPORT, target=result.camera, detail=detail)

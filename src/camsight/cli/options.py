@@ -10,6 +10,7 @@ import typer
 
 if TYPE_CHECKING:
     from camsight.config import Config
+    from camsight.store.db import Store
 
 DataOpt = Annotated[
     Path | None,
@@ -75,3 +76,10 @@ def duration_option(value: str, option: str) -> timedelta:
         fail(f"{option} must be a duration such as 30s, 15m, 1h or 7d, got {value!r}")
         raise AssertionError  # unreachable: fail() exits
     return span
+
+
+def open_data(data: Path | None, config: Config, *, create: bool = True) -> Store:
+    """The store in ``--data``, else the data folder the config chose (see :func:`command_config`)."""
+    from camsight.store.db import open_store
+
+    return open_store(data or config.data_dir, create=create)

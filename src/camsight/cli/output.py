@@ -1,6 +1,8 @@
-"""Console output shared by the commands: errors, progress, logging."""
+"""Console output shared by the commands: errors, progress bars, tables and times."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
@@ -13,7 +15,11 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 #: The line width used when the output is not a terminal: wide enough that no
 #: line or table row is ever wrapped or cut to fit.
@@ -85,3 +91,16 @@ def progress_bar(*rate: ProgressColumn) -> Progress:
         console=err_console,
         transient=False,
     )
+
+
+def add_row(table: Table, *cells: str) -> None:
+    """Add cells as plain text: names come from users and files, not markup."""
+    table.add_row(*(Text(c) for c in cells))
+
+
+def local_time(when: datetime | None) -> str:
+    """A stored time (naive means UTC) as this machine's local time to the second; ``-`` for none."""
+    from camsight.timeutil import aware
+
+    when = aware(when)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when is not None else "-"

@@ -20,9 +20,6 @@ at once would only make both slower.
 from __future__ import annotations
 
 import logging
-import os
-import re
-import shutil
 import threading
 import time
 from collections import Counter
@@ -37,6 +34,7 @@ from sqlalchemy import func, select, update
 from camsight.config import Config
 from camsight.errors import CamsightError, SourceError, failure_reason
 from camsight.pipeline.indexer import Indexer, IndexSettings
+from camsight.service.uploads import remove_upload, sweep_orphan_uploads, uploads_folder
 from camsight.sources.video_file import VideoFile, fingerprint
 from camsight.store import repository as repo
 from camsight.store.db import Store
@@ -45,9 +43,12 @@ from camsight.store.models import Camera, JobRow, Source, utcnow
 log = logging.getLogger(__name__)
 
 JobKind = Literal["index", "reindex"]
-JobState = Literal["queued", "running", "done", "failed"]
-#: States a job does not leave.
-FINISHED = ("done", "failed")
+JobState = Literal["queued", "running", "done", "damaged", "failed"]
+#: States a job does not leave. ``damaged``: the file's end (or a part) could not be decoded; what
+#: could be is indexed and searchable, and ``message`` says what is missing (as `camsight index` does).
+FINISHED = ("done", "damaged", "failed")
+#: Finished states whose footage is indexed.
+INDEXED = ("done", "damaged")
 #: Seconds between progress writes to the database (the UI polls; more often only costs writes).
 PROGRESS_INTERVAL = 0.5
 #: Seconds the idle worker sleeps before looking for jobs another process may have queued.
@@ -57,10 +58,6 @@ ALREADY_INDEXED = "already indexed"
 INTERRUPTED = "interrupted when the server stopped; it runs again when the server starts"
 #: Seconds between sweeps of the upload folder for uploads that never became a job.
 SWEEP_SECONDS = 3600.0
-#: An upload folder untouched this long without a job is left over from a killed upload.
-ORPHAN_AFTER_SECONDS = 3600.0
-#: Upload folders are named by ``uuid4().hex``: only such folders are ever swept.
-_UPLOAD_FOLDER = re.compile(r"[0-9a-f]{32}")
 
 ConfigSource = Callable[[], Config]
 
@@ -466,7 +463,7 @@ class JobRunner:
             # The indexer's one-line message, with the server's path replaced by the name the user gave.
             outcome = _Outcome("failed", error=_one_line(exc, path, shown))
             if owns and path is not None and isinstance(exc, SourceError):
-                _remove_upload(path)
+                remove_upload(path)
             elif not isinstance(exc, SourceError):
                 self._indexer = None  # a model may be fixed in place (pulled again): load it afresh
         except Exception as exc:
@@ -485,9 +482,9 @@ class JobRunner:
             "tracks": dict(outcome.tracks),
             "events": dict(outcome.events),
             "finished_at": utcnow(),
-            "eta_seconds": 0.0 if outcome.state == "done" else None,
+            "eta_seconds": 0.0 if outcome.state in INDEXED else None,
         }
-        if outcome.state == "done":
+        if outcome.state in INDEXED:
             values["progress"] = 1.0
         with self.store.sessions() as session:
             frames = session.scalar(select(JobRow.frames_done).where(JobRow.id == job_id)) or 0
@@ -536,16 +533,19 @@ class JobRunner:
             existing = _existing_source(self.store, camera, path)
             if owns and existing is not None and existing[1] != str(path) and Path(existing[1]).is_file():
                 # The same video is already stored (and indexed) from an earlier upload: drop this copy.
-                _remove_upload(path)
+                remove_upload(path)
             tracks = repo.count_tracks(self.store, existing[0]) if existing is not None else {}
             message = (
                 ALREADY_INDEXED if (result.message or "").startswith(ALREADY_INDEXED) else result.message
             )
             return _Outcome("done", message=message, tracks=Counter(tracks))
         self._update(job_id, frames_done=result.frames_decoded, frames_total=result.frames_decoded)
+        # The same verdict and warnings as `camsight index` prints for the file.
+        notes = [result.message] if result.message else []
+        notes += [f"warning: {w}" for w in result.warnings]
         return _Outcome(
-            "done",
-            message=_clean(result.message, path, shown),
+            "damaged" if result.status == "damaged" else "done",
+            message=_clean("; ".join(notes), path, shown) or None,
             tracks=Counter(result.tracks),
             events=Counter(result.events),
         )
@@ -630,64 +630,3 @@ def _clean(message: str | None, path: Path | None, shown: str) -> str | None:
 def _one_line(exc: BaseException, path: Path | None, shown: str) -> str:
     text = _clean(str(exc), path, shown) or type(exc).__name__
     return text.strip().splitlines()[0]
-
-
-def _remove_upload(path: Path) -> None:
-    """Delete an uploaded file and its own folder (uploads are stored one per folder)."""
-    try:
-        path.unlink(missing_ok=True)
-        path.parent.rmdir()
-    except OSError as exc:
-        log.warning("cannot remove upload %s: %s", path, exc)
-
-
-def uploads_folder(store: Store, config: Config) -> Path:
-    """Where uploads are kept: ``uploads.folder`` from the config, else ``<data>/uploads``."""
-    return Path(config.uploads.folder) if config.uploads.folder else store.root / "uploads"
-
-
-def sweep_orphan_uploads(
-    store: Store, root: Path, *, older_than: float = ORPHAN_AFTER_SECONDS, now: float | None = None
-) -> list[Path]:
-    """Remove upload folders that no job refers to and nothing touched for ``older_than`` seconds.
-
-    They are what an upload killed mid-transfer (the process, not the
-    client) leaves behind. Only folders named like an upload (32 hex
-    digits) are candidates, so a shared ``uploads.folder`` keeps everything
-    else; the age keeps an upload still streaming in. Returns what was removed.
-    """
-    if not root.is_dir():
-        return []
-    with store.sessions() as session:
-        paths = [
-            *session.scalars(select(JobRow.path).where(JobRow.path.is_not(None))),
-            *session.scalars(select(Source.uri)),  # an indexed upload, should its job be gone
-        ]
-    used = {Path(p).parent.name for p in paths if p}
-    now = time.time() if now is None else now
-    removed: list[Path] = []
-    for folder in root.iterdir():
-        if not _UPLOAD_FOLDER.fullmatch(folder.name) or folder.name in used or folder.is_symlink():
-            continue
-        try:
-            if not folder.is_dir() or now - _last_touched(folder) < older_than:
-                continue
-        except OSError:
-            continue
-        remove_upload_folder(folder)
-        removed.append(folder)
-        log.info("removed an upload that never became a job", extra={"folder": folder.name})
-    return removed
-
-
-def _last_touched(folder: Path) -> float:
-    """The newest modification time of ``folder`` and the files directly in it."""
-    times = [folder.stat().st_mtime]
-    with os.scandir(folder) as entries:
-        times.extend(e.stat(follow_symlinks=False).st_mtime for e in entries)
-    return max(times)
-
-
-def remove_upload_folder(folder: Path) -> None:
-    """Delete a whole upload folder (a rejected upload); never raises."""
-    shutil.rmtree(folder, ignore_errors=True)

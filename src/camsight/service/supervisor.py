@@ -37,6 +37,7 @@ from camsight.paths import recordings_dir
 from camsight.store import repository as repo
 from camsight.store.db import Store
 from camsight.store.models import CameraStatusRow, utcnow
+from camsight.timeutil import backoff
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 STOP_SECONDS = 10.0
 RESTART_INITIAL = 1.0
 RESTART_MAX = 60.0
+#: Cameras behind one switch that fail together restart spread over this share of the delay.
+RESTART_JITTER = 0.2
 #: Seconds between retention passes.
 RETENTION_SECONDS = 60.0
 
@@ -313,7 +316,7 @@ class Supervisor:
             # Nothing came up the pipe: the process died outside Python (a crash, a kill, out of memory).
             reason = _exit_reason(code)
         w.failures += 1
-        delay = min(self.restart_max, self.restart_initial * 2 ** (w.failures - 1))
+        delay = backoff(w.failures - 1, self.restart_initial, self.restart_max, jitter=RESTART_JITTER)
         w.next_start = now + delay
         extra = {"camera": w.camera, "code": code, "restart_in": round(delay, 1)}
         if reason != w.logged_reason:
@@ -486,18 +489,3 @@ def _exit_reason(code: int | None) -> str:
 def _shared(config: Config) -> str:
     """Everything of ``config`` that every camera's worker uses (all but the camera blocks)."""
     return config.model_dump_json(exclude={"cameras"})
-
-
-def camera_status(store: Store) -> list[tuple[str, CameraStatusRow | None]]:
-    """Every camera with its latest health (None for cameras never run live)."""
-    from sqlalchemy import select
-
-    from camsight.store.models import Camera
-
-    with store.session() as session:
-        rows = session.execute(
-            select(Camera.name, CameraStatusRow).outerjoin(
-                CameraStatusRow, CameraStatusRow.camera_id == Camera.id
-            )
-        ).all()
-        return [(name, row) for name, row in rows]

@@ -17,6 +17,7 @@ from camsight.store.db import Store
 from camsight.store.media import remove_source_media, source_media_dir, write_jpeg
 from camsight.store.models import (
     Camera,
+    CameraStatusRow,
     Meta,
     ObservationRow,
     Source,
@@ -458,3 +459,14 @@ def count_tracks(store: Store, source_id: int) -> dict[str, int]:
             select(Track.label, func.count()).where(Track.source_id == source_id).group_by(Track.label)
         ).all()
     return {label: n for label, n in rows}
+
+
+def camera_status(store: Store) -> list[tuple[str, CameraStatusRow | None]]:
+    """Every camera with its latest health (None for cameras never run live)."""
+    with store.session() as session:
+        rows = session.execute(
+            select(Camera.name, CameraStatusRow).outerjoin(
+                CameraStatusRow, CameraStatusRow.camera_id == Camera.id
+            )
+        ).all()
+        return [(name, row) for name, row in rows]

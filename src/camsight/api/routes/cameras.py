@@ -56,10 +56,12 @@ from camsight.api.deps import (
     require,
 )
 from camsight.api.errors import ApiError
+from camsight.api.schemas import CameraChangeOut, CameraOut, ConfigCheckOut, ConfigOut, PageOf, errors
 from camsight.auth import audit
 from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
 from camsight.config import Config
+from camsight.config.camera import api_source_problem
 from camsight.config.edit import (
     GEOMETRY_KEYS,
     MAX_CONFIG_BYTES,
@@ -74,10 +76,10 @@ from camsight.config.edit import (
 )
 from camsight.errors import ConfigError
 from camsight.media.camera_picture import MaskNotApplicable, camera_picture
-from camsight.service.supervisor import camera_status
 from camsight.store import events as store_events
 from camsight.store.db import Store
 from camsight.store.models import Camera, Source
+from camsight.store.repository import camera_status
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,6 @@ MAX_BODY = 1_000_000
 #: Largest JSON body of a config check: the text, escaped in JSON.
 MAX_CHECK_BODY = 2 * MAX_CONFIG_BYTES + 1024
 _EDITOR_GUARD = threading.Lock()
-_AUDIT_KEYS = {"masks": audit.Action.MASK_CHANGE, "zones": audit.Action.ZONE_CHANGE}
-_AUDIT_KEYS |= {"lines": audit.Action.ZONE_CHANGE, "rules": audit.Action.ZONE_CHANGE}
 
 
 # --------------------------------------------------------------------------- request bodies
@@ -257,7 +257,7 @@ def _find(request: Request, store: Store, principal: Principal, name: str) -> _S
     return stored
 
 
-@router.get("/cameras", response_model=PageOut)
+@router.get("/cameras", response_model=PageOf[CameraOut])
 def cameras(request: Request, principal: LiveViewer, store: StoreDep, page: PageDep) -> PageOut:
     """The caller's cameras: those in the config and those with indexed files, with health and geometry."""
     config = _config(request)
@@ -267,7 +267,7 @@ def cameras(request: Request, principal: LiveViewer, store: StoreDep, page: Page
     return page_out(items, len(names), page)
 
 
-@router.get("/cameras/{name}")
+@router.get("/cameras/{name}", response_model=CameraOut, responses=errors(404))
 def camera(request: Request, name: CameraName, principal: LiveViewer, store: StoreDep) -> dict[str, Any]:
     """One camera (the same item as in the list)."""
     stored = _find(request, store, principal, name)
@@ -280,7 +280,7 @@ def camera(request: Request, name: CameraName, principal: LiveViewer, store: Sto
 @router.get(
     "/cameras/{name}/snapshot",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}, "description": "A JPEG picture."}},
+    responses=errors(404, 409) | {200: {"content": {"image/jpeg": {}}, "description": "A JPEG picture."}},
 )
 def snapshot(request: Request, name: CameraName, principal: LiveViewer, store: StoreDep) -> Response:
     """The camera's current picture (JPEG) with its privacy masks blanked.
@@ -351,6 +351,28 @@ def _publish(request: Request, edit: ConfigEdit) -> None:
             log.exception("cannot apply the new config to the camera workers")
 
 
+def _check_sources(request: Request, name: str, body: dict[str, Any]) -> None:
+    """Refuse a ``url`` or ``detect_url`` that an API client may not point a camera at (422).
+
+    The config file and ``--camera`` are the machine owner's; over the API a
+    camera reads network streams (no link-local hosts) and local files only
+    inside ``storage.camera_folders``, so an admin's account cannot read
+    ``/etc/shadow`` or ``/proc`` through a camera. A value the camera already
+    runs with (given by the owner) is not a change and stays allowed.
+    """
+    config = _config(request)
+    current = config.camera(name)
+    for key in ("url", "detect_url"):
+        value = body.get(key)
+        if not isinstance(value, str):
+            continue  # null or a wrong type: the config's validation answers
+        if current is not None and getattr(current, key) == value.strip():
+            continue
+        problem = api_source_problem(value, config.storage.camera_folders)
+        if problem is not None:
+            raise ApiError(422, f"cameras.{name}.{key}: {problem}", code="invalid")
+
+
 def _names_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[str]]:
     return {
         "added": sorted(set(after) - set(before)),
@@ -359,35 +381,49 @@ def _names_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list
     }
 
 
+def _audit_value(camera: Any, key: str) -> Any:
+    """A camera key's value as the audit log shows it: passwords and URL secrets as ``***``."""
+    if camera is None:
+        return None
+    value = camera.model_dump(mode="json", by_alias=True, include={key}).get(key)
+    return redact({key: value})[key]
+
+
+def _audit_action(keys: list[str], change: str) -> audit.Action:
+    """The one action an edit is recorded under: a mask change is a privacy change wherever it is."""
+    if "masks" in keys:
+        return audit.Action.MASK_CHANGE
+    if change == "update" and GEOMETRY_KEYS & set(keys):
+        return audit.Action.ZONE_CHANGE
+    return audit.Action.CAMERA_CHANGE
+
+
 def _record(request: Request, store: Store, principal: Principal, edit: ConfigEdit, change: str) -> None:
-    """Audit entries for an edit: masks, zones/lines/rules, and other keys each under their action."""
-    actor = principal.actor(client_ip(request))
-    groups: dict[audit.Action, list[str]] = {}
-    if change != "update":
-        # Adding or removing is a camera change with all its keys; masks and zones given with a new
-        # camera are also recorded under their own actions, so a review of mask changes sees them.
-        groups[audit.Action.CAMERA_CHANGE] = list(edit.changed)
-    for key in edit.changed if change != "remove" else []:
-        action = _AUDIT_KEYS.get(key, audit.Action.CAMERA_CHANGE)
-        if change == "update" or action != audit.Action.CAMERA_CHANGE:
-            groups.setdefault(action, []).append(key)
+    """One audit entry per edit, with what changed: names of shapes and rules, other keys' values.
+
+    Keys the edit did not change are not named (the web app sends every
+    shape on each save). Secrets never appear: passwords and passwords in
+    URLs are ``***``.
+    """
+    keys = list(edit.changed)
     before, after = edit.before, edit.after
-    for action, keys in groups.items():
-        detail: dict[str, Any] = {"change": change, "keys": keys}
-        for key in keys:
-            if key in ("zones", "lines", "masks"):
-                detail[key] = _names_diff(
-                    getattr(before, key) if before is not None else {},
-                    getattr(after, key) if after is not None else {},
-                )
-            elif key == "rules":
-                detail["rules"] = {
-                    "before": len(before.rules) if before is not None else 0,
-                    "after": len(after.rules) if after is not None else 0,
-                }
-        if change == "remove":
-            detail["footage_kept"] = True
-        audit.record(store, actor, action, target=edit.camera, detail=detail)
+    detail: dict[str, Any] = {"change": change, "keys": keys}
+    for key in keys:
+        if key in ("zones", "lines", "masks"):
+            detail[key] = _names_diff(
+                getattr(before, key) if before is not None else {},
+                getattr(after, key) if after is not None else {},
+            )
+        elif key == "rules":
+            old = {r.display_name(): r for r in before.rules} if before is not None else {}
+            new = {r.display_name(): r for r in after.rules} if after is not None else {}
+            detail["rules"] = {"before": len(old), "after": len(new), **_names_diff(old, new)}
+        else:
+            detail[key] = {"before": _audit_value(before, key), "after": _audit_value(after, key)}
+    if change == "remove":
+        detail["footage_kept"] = True
+    actor = principal.actor(client_ip(request))
+    audit.record(store, actor, _audit_action(keys, change), target=edit.camera, detail=detail)
 
 
 def _reindex(request: Request, store: Store, principal: Principal, edit: ConfigEdit) -> dict[str, Any] | None:
@@ -403,16 +439,27 @@ def _reindex(request: Request, store: Store, principal: Principal, edit: ConfigE
 
 @router.post(
     "/cameras",
+    response_model=CameraChangeOut,
     status_code=201,
     openapi_extra=_body_schema(
         {
             "type": "object",
             "required": ["name"],
-            "properties": {"name": {"type": "string", "maxLength": 64}, "url": {"type": ["string", "null"]}},
+            "properties": {
+                "name": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    # NEW_NAME, and no trailing space (names are refused unless stripped).
+                    "pattern": r"^\w([\w .-]{0,62}[\w.-])?$",
+                },
+                "url": {"type": ["string", "null"]},
+            },
             "additionalProperties": True,
         },
         {"name": "gate", "url": "rtsp://user:password@10.0.0.5/stream1", "record": {"mode": "events"}},
     ),
+    responses=errors(409, 413, 415, 422),
 )
 def add_camera(request: Request, principal: CameraAdmin, store: StoreDep, body: CameraBody) -> dict[str, Any]:
     """Add a camera: ``{"name", "url", ...any camera keys}``; saved to the config and started (201).
@@ -431,6 +478,7 @@ def add_camera(request: Request, principal: CameraAdmin, store: StoreDep, body: 
         )
     editor = _editor(request)
     with editor.lock:  # the file and the running config change together, in the order of the edits
+        _check_sources(request, name, body)
         try:
             edit = editor.add_camera(name, body)
         except ConfigError as exc:
@@ -441,7 +489,12 @@ def add_camera(request: Request, principal: CameraAdmin, store: StoreDep, body: 
     return {"camera": _item(name, edit.config, _Stored(store), principal), "job": job}
 
 
-@router.patch("/cameras/{name}", openapi_extra=_body_schema(_BLOCK, _ZONE_EXAMPLE))
+@router.patch(
+    "/cameras/{name}",
+    response_model=CameraChangeOut,
+    openapi_extra=_body_schema(_BLOCK, _ZONE_EXAMPLE),
+    responses=errors(404, 409, 413, 415, 422),
+)
 def update_camera(
     request: Request, name: CameraName, principal: CameraAdmin, store: StoreDep, body: CameraBody
 ) -> dict[str, Any]:
@@ -455,6 +508,7 @@ def update_camera(
         raise ApiError(400, "nothing to change: give at least one camera key")
     editor = _editor(request)
     with editor.lock:
+        _check_sources(request, name, body)
         try:
             edit = editor.update_camera(name, body)
         except ConfigError as exc:
@@ -466,7 +520,7 @@ def update_camera(
     return {"camera": _item(name, edit.config, _Stored(store), principal), "job": job}
 
 
-@router.delete("/cameras/{name}", status_code=204, response_class=Response)
+@router.delete("/cameras/{name}", status_code=204, response_class=Response, responses=errors(404, 409))
 def remove_camera(request: Request, name: CameraName, principal: CameraAdmin, store: StoreDep) -> Response:
     """Remove the camera from the config and stop its worker (204).
 
@@ -488,7 +542,7 @@ def remove_camera(request: Request, name: CameraName, principal: CameraAdmin, st
 # --------------------------------------------------------------------------- the config
 
 
-@router.get("/config")
+@router.get("/config", response_model=ConfigOut, responses=errors(409))
 def get_config(request: Request, principal: ConfigAdmin) -> dict[str, Any]:
     """The running config as YAML with every secret shown as ``***``.
 
@@ -512,10 +566,13 @@ def get_config(request: Request, principal: ConfigAdmin) -> dict[str, Any]:
 
 @router.post(
     "/config/check",
+    response_model=ConfigCheckOut,
+    response_model_exclude_unset=True,
     openapi_extra=_body_schema(
         {"type": "object", "required": ["yaml"], "properties": {"yaml": {"type": "string"}}},
         {"yaml": "cameras:\n  gate:\n    url: rtsp://10.0.0.5/stream1\n"},
     ),
+    responses=errors(413, 415, 422),
 )
 def check_config(request: Request, principal: ConfigAdmin, body: CheckBody) -> dict[str, Any]:
     """Validate config text without saving it: ``{"ok": true}`` or ``{"ok": false, "errors": [...]}``.
