@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 QUICK_START_CAMERA: dict[str, Any] = {"record": {"mode": "continuous"}}
 #: Seconds the supervisor is given to stop its workers before ``serve`` returns anyway.
 STOP_SECONDS = 30.0
+#: Seconds between looks at the config file for hand edits.
+RELOAD_SECONDS = 2.0
 
 
 class ServeError(CamsightError):
@@ -77,6 +79,8 @@ class Service:
         config_path: Path,
         only: list[str] | None = None,
         web: bool = True,
+        quick_cameras: Mapping[str, str] | None = None,
+        reload_seconds: float = RELOAD_SECONDS,
     ) -> None:
         from camsight.service.supervisor import Supervisor
 
@@ -87,6 +91,12 @@ class Service:
         self.store = store
         self.config_path = config_path
         self.only = only
+        #: Cameras given on the command line (name -> URL), kept beside the file's on a reload.
+        self.quick_cameras = dict(quick_cameras or {})
+        self.reload_seconds = reload_seconds
+        #: Why the config file on disk is not the running config (None when it is, or was applied).
+        self.config_problem: str | None = None
+        self._file_stamp = _stamp(config_path)
         #: Cameras that will run: enabled, with a URL, and chosen by ``only`` (all when None).
         self.live = [n for n, c in config.cameras.items() if c.url and c.enabled and (not only or n in only)]
         if not self.live and not web:
@@ -96,26 +106,20 @@ class Service:
         self._worker = threading.Thread(
             target=self.supervisor.run, args=(self.stop,), name="supervisor", daemon=True
         )
+        self._watcher = threading.Thread(target=self._watch_config, name="config-reload", daemon=True)
         #: The one-time admin password made at the first start (None when an admin exists or it is set).
         self.one_time_password: str | None = None
         self.api: FastAPI | None = self._build_api() if web else None
 
     @classmethod
-    def open(
-        cls,
-        config: Config,
-        data_dir: Path,
-        *,
-        config_path: Path,
-        only: list[str] | None = None,
-        web: bool = True,
-    ) -> Service:
-        """Open (create, migrate) the store in ``data_dir`` and build the service on it."""
+    def open(cls, config: Config, data_dir: Path, *, config_path: Path, **options: Any) -> Service:
+        """Open (create, migrate) the store in ``data_dir`` and build the service on it (``options``
+        as for the constructor)."""
         from camsight.store.db import open_store
 
         store = open_store(data_dir)
         try:
-            return cls(config, store, config_path=config_path, only=only, web=web)
+            return cls(config, store, config_path=config_path, **options)
         except BaseException:
             store.close()
             raise
@@ -150,6 +154,7 @@ class Service:
             signal.signal(signal.SIGINT, on_signal)
             signal.signal(signal.SIGTERM, on_signal)
             self._worker.start()
+            self._watcher.start()
             if self.api is None:
                 say("Ctrl-C stops")
                 while self._worker.is_alive():
@@ -162,10 +167,11 @@ class Service:
     def _serve_api(self, host: str, port: int, say: Callable[[str], None]) -> None:
         import uvicorn
 
+        from camsight.api.app import server_config
+
         assert self.api is not None
-        server = uvicorn.Server(
-            uvicorn.Config(self.api, host=host, port=port, log_level="warning", access_log=False)
-        )
+        # Proxy headers only from api.trusted_proxies, and the Host check for this address.
+        server = uvicorn.Server(server_config(self.api, host, port, log_level="warning", access_log=False))
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         say(
             f"camsight: http://{shown}:{port}/ in a browser; API at /api/v1/ "
@@ -185,9 +191,65 @@ class Service:
                 f"cannot serve on {host}:{port} (is the port in use? choose another with --port)"
             )
 
+    # ----------------------------------------------------------------------- config reload
+
+    def running_config(self) -> Config:
+        """The config in force: the API's (edits over the API land there first), else the service's."""
+        return self.api.state.config if self.api is not None else self.config
+
+    def reload_config(self) -> bool:
+        """Apply the config file as it is on disk now, like an edit over the API.
+
+        Returns True when it changed what runs. A file that does not validate
+        changes nothing: the running config stays in force, and the reason is
+        logged (once per reason) and kept in :attr:`config_problem`.
+        """
+        from camsight.config import load_config
+
+        self._file_stamp = _stamp(self.config_path)
+        if self._file_stamp is None:
+            return False  # no file (yet): the running config came from defaults and --camera
+        try:
+            config = load_config(self.config_path)
+            quick = {n: u for n, u in self.quick_cameras.items() if n not in config.cameras}
+            config = with_quick_start_cameras(config, quick)
+        except ConfigError as exc:
+            if str(exc) != self.config_problem:
+                log.warning("config file not applied; the running config stays in force: %s", exc)
+            self.config_problem = str(exc)
+            return False
+        self.config_problem = None
+        if config == self.running_config():
+            return False  # e.g. the API's own save
+        self.config = config
+        if self.api is not None:
+            self.api.state.config = config
+            self.api.state.config_file = None  # the editor reads the file again on the next edit
+        self.supervisor.apply(config)
+        log.warning("config file changed: applied %s", self.config_path)
+        return True
+
+    def _watch_config(self) -> None:
+        while not self.stop.wait(self.reload_seconds):
+            if _stamp(self.config_path) == self._file_stamp:
+                continue
+            try:
+                self.reload_config()
+            except Exception:  # a reload must never take the service down
+                log.exception("config reload failed")
+
     def close(self) -> None:
         """Stop the cameras (waiting up to :data:`STOP_SECONDS`) and close the store; idempotent."""
         self.stop.set()
         if self._worker.is_alive():
             self._worker.join(STOP_SECONDS)
         self.store.close()
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """What tells a changed file: its modification time and size (None when it does not exist)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -62,7 +62,12 @@ def run_service(
         quick[name.strip()] = url.strip()
     cfg = with_quick_start_cameras(choice.config, quick)
     service = Service.open(
-        cfg, choice.data_dir, config_path=choice.path, only=list(only) if only else None, web=web
+        cfg,
+        choice.data_dir,
+        config_path=choice.path,
+        only=list(only) if only else None,
+        web=web,
+        quick_cameras=quick,
     )
     for name in service.live:
         err_console.print(f"camera {escape(name)}: {escape(redact_url(cfg.cameras[name].url or ''))}")
