@@ -157,13 +157,13 @@ def verify_signature(request: Any, secret: str = SECRET) -> None:
 def test_webhook_delivers_signed_json(
     store: Store, receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CAMSIGHT_TEST_HOOK_SECRET", SECRET)
+    monkeypatch.setenv("CAMSIGHT_SECRET_TEST_HOOK", SECRET)
     alerts = AlertsConfig(
         webhooks=[
             WebhookConfig(
                 name="hooks",
                 url=receiver.url,
-                secret_env="CAMSIGHT_TEST_HOOK_SECRET",
+                secret_env="CAMSIGHT_SECRET_TEST_HOOK",
                 headers={"X-Site": "north"},
             )
         ]
@@ -512,13 +512,13 @@ def test_mqtt_broker_down_then_back(store: Store, broker: Mosquitto) -> None:
 
 def test_mqtt_password_auth(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Mosquitto(tmp_path / "auth", users={"camsight": "broker-pass-42"}) as broker:
-        monkeypatch.setenv("CAMSIGHT_TEST_MQTT_PASSWORD", "wrong-pass-13")
+        monkeypatch.setenv("CAMSIGHT_SECRET_TEST_MQTT", "wrong-pass-13")
         alerts = AlertsConfig(
             mqtt=MqttConfig(
                 host="127.0.0.1",
                 port=broker.port,
                 username="camsight",
-                password_env="CAMSIGHT_TEST_MQTT_PASSWORD",
+                password_env="CAMSIGHT_SECRET_TEST_MQTT",
             ),
             retry=FAST,
         )
@@ -528,7 +528,7 @@ def test_mqtt_password_auth(store: Store, tmp_path: Path, monkeypatch: pytest.Mo
         assert report.delivered == 0
         error = report.errors["mqtt"]
         assert "refused" in error and "wrong-pass-13" not in error
-        monkeypatch.setenv("CAMSIGHT_TEST_MQTT_PASSWORD", "broker-pass-42")
+        monkeypatch.setenv("CAMSIGHT_SECRET_TEST_MQTT", "broker-pass-42")
         with mqtt_dispatcher(store, alerts) as dispatcher:
             deliver_until(dispatcher, lambda: outbox(store)[0].status == DELIVERED)
 
@@ -730,12 +730,12 @@ def test_cli_missing_secret_env(tmp_path: Path) -> None:
     config = write_config(
         tmp_path / "camsight.yaml",
         webhooks=[
-            {"name": "hooks", "url": "http://127.0.0.1:9/", "secret_env": "CAMSIGHT_TEST_NO_SUCH_SECRET"}
+            {"name": "hooks", "url": "http://127.0.0.1:9/", "secret_env": "CAMSIGHT_SECRET_TEST_NO_SUCH_HOOK"}
         ],
     )
     for command in ("deliver", "test"):
         proc = run_cli("alerts", command, "--data", data, "--config", config)
-        assert_clean_failure(proc, "CAMSIGHT_TEST_NO_SUCH_SECRET", "hooks")
+        assert_clean_failure(proc, "CAMSIGHT_SECRET_TEST_NO_SUCH_HOOK", "hooks")
 
 
 def test_cli_missing_mqtt_password_env(tmp_path: Path) -> None:
@@ -743,10 +743,10 @@ def test_cli_missing_mqtt_password_env(tmp_path: Path) -> None:
     open_store(data).close()
     config = write_config(
         tmp_path / "camsight.yaml",
-        mqtt={"host": "127.0.0.1", "port": free_port(), "password_env": "CAMSIGHT_TEST_NO_SUCH_PASSWORD"},
+        mqtt={"host": "127.0.0.1", "port": free_port(), "password_env": "CAMSIGHT_SECRET_TEST_NO_SUCH_MQTT"},
     )
     proc = run_cli("alerts", "deliver", "--data", data, "--config", config)
-    assert_clean_failure(proc, "CAMSIGHT_TEST_NO_SUCH_PASSWORD")
+    assert_clean_failure(proc, "CAMSIGHT_SECRET_TEST_NO_SUCH_MQTT")
 
 
 def test_cli_status_without_data(tmp_path: Path) -> None:

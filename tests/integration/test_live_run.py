@@ -256,6 +256,12 @@ def test_the_same_process_serves_the_api_with_camera_health(service):
     with httpx.Client(base_url=base, timeout=10) as client:
         login = client.post("/auth/login", json={"name": "admin", "password": ADMIN_PASSWORD})
         assert login.status_code == 200, login.text
+        # CAMSIGHT_ADMIN_PASSWORD is only good for the first sign-in: it must be changed.
+        assert login.json()["user"]["must_change_password"] is True
+        assert client.get("/cameras").status_code == 403
+        new = {"current": ADMIN_PASSWORD, "new": "a new long passphrase"}
+        changed = client.post("/auth/password", json=new)
+        assert changed.status_code == 200, changed.text
         cams = {c["name"]: c for c in client.get("/cameras").json()["items"]}
     assert {"people", "parking", "broken", "dual"} <= set(cams)
 

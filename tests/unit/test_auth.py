@@ -91,9 +91,10 @@ def test_bootstrap_with_env_password(store):
     assert bootstrap_admin(store, "env-admin-password") is None
     with store.session() as db:
         admin = get_user(db, "admin")
-    assert admin.role == "admin" and admin.cameras is None and not admin.must_change_password
+    assert admin.role == "admin" and admin.cameras is None
     result = login(store, "admin", "env-admin-password")
-    assert result.user.name == "admin" and not result.must_change_password
+    # The variable stays readable in the environment: it is only good for the first sign-in.
+    assert result.user.name == "admin" and result.must_change_password
     # Users exist now: nothing more is created, the variable is ignored.
     assert bootstrap_admin(store, "another-password-1") is None
     with store.session() as db:
@@ -375,27 +376,62 @@ def test_old_sessions_are_pruned(store):
 # --------------------------------------------------------------------------- rate limit
 
 
-def test_rate_limit_window_per_name(store):
-    policy = RateLimitPolicy(window=timedelta(minutes=15), per_name=5, per_ip=20)
+def test_rate_limit_per_name_at_an_address_with_growing_delays(store):
+    policy = RateLimitPolicy(
+        window=timedelta(minutes=15),
+        per_name=5,
+        per_ip=20,
+        first_delay=timedelta(seconds=30),
+        max_delay=timedelta(minutes=15),
+    )
     t0 = utcnow()
+
+    def at(minutes: float, seconds: float = 0):
+        return t0 + timedelta(minutes=minutes, seconds=seconds)
+
     with store.session() as db:
         for i in range(5):
-            ratelimit.check(db, "alice", "10.0.0.1", now=t0 + timedelta(minutes=i), policy=policy)
-            ratelimit.record_failure(db, "alice", "10.0.0.1", now=t0 + timedelta(minutes=i), policy=policy)
-        with pytest.raises(RateLimited, match="for this user name") as exc:
-            ratelimit.check(db, "Alice", "10.0.0.2", now=t0 + timedelta(minutes=5), policy=policy)
-        # The oldest failure (t0) leaves the window at t0 + 15 min, 10 min from now.
-        assert exc.value.retry_after == 600
-        ratelimit.check(db, "bob", "10.0.0.1", now=t0 + timedelta(minutes=5), policy=policy)
+            ratelimit.check(db, "alice", "10.0.0.1", now=at(i), policy=policy)
+            ratelimit.record_failure(db, "alice", "10.0.0.1", now=at(i), policy=policy)
+        # The limit reached: 30 s after the last failure, not a lock of the name.
+        with pytest.raises(RateLimited, match="for this user name from this address") as exc:
+            ratelimit.check(db, "Alice", "10.0.0.1", now=at(4, 10), policy=policy)
+        assert exc.value.retry_after == 20
+        # Someone else's failures do not hold alice up at her own address (or the CLI).
+        ratelimit.check(db, "alice", "10.0.0.2", now=at(4, 10), policy=policy)
+        ratelimit.check(db, "alice", None, now=at(4, 10), policy=policy)
+        ratelimit.check(db, "bob", "10.0.0.1", now=at(4, 10), policy=policy)
+        # Each further failure doubles the wait: 30 s, 60 s, 120 s...
+        ratelimit.check(db, "alice", "10.0.0.1", now=at(4, 30), policy=policy)
+        ratelimit.record_failure(db, "alice", "10.0.0.1", now=at(4, 30), policy=policy)
+        with pytest.raises(RateLimited) as exc:
+            ratelimit.check(db, "alice", "10.0.0.1", now=at(4, 31), policy=policy)
+        assert exc.value.retry_after == 59
+        ratelimit.record_failure(db, "alice", "10.0.0.1", now=at(5, 30), policy=policy)
+        with pytest.raises(RateLimited) as exc:
+            ratelimit.check(db, "alice", "10.0.0.1", now=at(5, 31), policy=policy)
+        assert exc.value.retry_after == 119
     # Stored in the database: a restart does not forget.
     store.engine.dispose()
     reopened = open_store(store.root)
     with reopened.session() as db:
         with pytest.raises(RateLimited):
-            ratelimit.check(db, "alice", None, now=t0 + timedelta(minutes=14, seconds=59), policy=policy)
-        ratelimit.check(db, "alice", None, now=t0 + timedelta(minutes=15, seconds=1), policy=policy)
-        ratelimit.reset(db, "alice")
-        ratelimit.check(db, "alice", None, now=t0 + timedelta(minutes=5), policy=policy)
+            ratelimit.check(db, "alice", "10.0.0.1", now=at(7, 29), policy=policy)
+        ratelimit.check(db, "alice", "10.0.0.1", now=at(7, 31), policy=policy)
+        # The wait is over when the count falls below the limit: after 12 failures at 8:00-8:11 the
+        # one at 8:07 leaves the window at 23:07, 895 s after 8:12 (sooner than 30 s * 2**7)...
+        for i in range(12):
+            ratelimit.record_failure(db, "carol", "10.0.0.3", now=at(8, i), policy=policy)
+        with pytest.raises(RateLimited) as exc:
+            ratelimit.check(db, "carol", "10.0.0.3", now=at(8, 12), policy=policy)
+        assert exc.value.retry_after == 895
+        # ... and never longer than max_delay after the last failure.
+        short = RateLimitPolicy(per_name=5, per_ip=20, max_delay=timedelta(minutes=2))
+        with pytest.raises(RateLimited) as exc:
+            ratelimit.check(db, "carol", "10.0.0.3", now=at(8, 12), policy=short)
+        assert exc.value.retry_after == 119
+        ratelimit.reset(db, "carol", "10.0.0.3")
+        ratelimit.check(db, "carol", "10.0.0.3", now=at(8, 12), policy=policy)
     reopened.close()
 
 

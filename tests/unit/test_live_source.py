@@ -180,13 +180,13 @@ def test_scrub_hides_raw_and_quoted_passwords() -> None:
 
 
 def test_settings_from_camera_with_password_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATE_PASSWORD", "p@ss:w/rd")
+    monkeypatch.setenv("CAMSIGHT_SECRET_GATE", "p@ss:w/rd")
     cfg = CameraConfig(
         url="rtsp://10.0.0.5/live",
         detect_url="rtsp://10.0.0.5/sub",
         transport="udp",
         username="admin",
-        password_env="GATE_PASSWORD",
+        password_env="CAMSIGHT_SECRET_GATE",
         fps=2,
         decode="keyframes",
         stall_seconds=4,
@@ -202,9 +202,9 @@ def test_settings_from_camera_with_password_env(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_settings_from_camera_missing_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NO_SUCH_CAMSIGHT_VAR", raising=False)
-    cfg = CameraConfig(url="rtsp://cam/live", username="admin", password_env="NO_SUCH_CAMSIGHT_VAR")
-    with pytest.raises(ConfigError, match="NO_SUCH_CAMSIGHT_VAR"):
+    monkeypatch.delenv("CAMSIGHT_SECRET_NO_SUCH_VAR", raising=False)
+    cfg = CameraConfig(url="rtsp://cam/live", username="admin", password_env="CAMSIGHT_SECRET_NO_SUCH_VAR")
+    with pytest.raises(ConfigError, match="CAMSIGHT_SECRET_NO_SUCH_VAR"):
         LiveSettings.from_camera(cfg)
 
 

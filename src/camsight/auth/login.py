@@ -6,6 +6,7 @@ These are the calls a web layer makes::
     # -> set cookie result.token (Secure, HttpOnly, SameSite=Lax), expires result.expires_at
     principal = authenticate(store, session_token=cookie, api_token=bearer)
     logout(store, cookie, ip=client_ip)
+    change_password(store, principal.name, form.current, form.new, ip=client_ip)
 
 Every sign-in, successful or not, writes an audit entry; failures say why
 in the entry (unknown user, wrong password, disabled, rate limited) but
@@ -19,8 +20,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from camsight.auth import audit, ratelimit, sessions, tokens
-from camsight.auth.audit import Action
+from camsight.auth import audit, ratelimit, sessions, tokens, users
+from camsight.auth.audit import Action, Actor
 from camsight.auth.errors import InvalidCredentials, RateLimited
 from camsight.auth.passwords import burn_verify_time, hash_password, needs_rehash, verify_password
 from camsight.auth.principal import Principal, UserInfo
@@ -45,13 +46,38 @@ class LoginResult:
 
 
 def _fail(
-    store: Store, name: str, ip: str | None, reason: str, now: datetime, policy: RateLimitPolicy
+    store: Store,
+    name: str,
+    ip: str | None,
+    reason: str,
+    now: datetime,
+    policy: RateLimitPolicy,
+    *,
+    actor: str = audit.ANONYMOUS,
 ) -> None:
     with store.session() as session:
         ratelimit.record_failure(session, name, ip, now=now, policy=policy)
+        audit.record(session, actor, Action.LOGIN_FAILURE, target=name, detail={"reason": reason}, ip=ip)
+
+
+def _check_limit(
+    store: Store, name: str, ip: str | None, now: datetime, policy: RateLimitPolicy, actor: str
+) -> None:
+    """Raise :class:`RateLimited` if ``name`` at ``ip`` must wait, and audit the refusal."""
+    try:
+        with store.sessions() as session:
+            ratelimit.check(session, name, ip, now=now, policy=policy)
+    except RateLimited as exc:
+        # Not counted as a failure: the wait must be able to run out.
         audit.record(
-            session, audit.ANONYMOUS, Action.LOGIN_FAILURE, target=name, detail={"reason": reason}, ip=ip
+            store,
+            actor,
+            Action.LOGIN_FAILURE,
+            target=name,
+            detail={"reason": "rate_limited", "retry_after": exc.retry_after},
+            ip=ip,
         )
+        raise
 
 
 def login(
@@ -68,26 +94,14 @@ def login(
     """Check a name and password and start a session.
 
     Raises :class:`RateLimited` (answer 429, ``Retry-After``) before looking
-    at the password when the name or address has failed too often, and
+    at the password when the name at this address, or the address, has failed
+    too often (see :mod:`camsight.auth.ratelimit`), and
     :class:`InvalidCredentials` (answer 401) for an unknown name, a wrong
     password or a disabled account alike.
     """
     now = now or utcnow()
     typed = name.strip().lower()[:128]
-    try:
-        with store.sessions() as session:
-            ratelimit.check(session, typed, ip, now=now, policy=policy)
-    except RateLimited as exc:
-        # Not counted as a failure: the window must be able to run out.
-        audit.record(
-            store,
-            audit.ANONYMOUS,
-            Action.LOGIN_FAILURE,
-            target=typed,
-            detail={"reason": "rate_limited", "retry_after": exc.retry_after},
-            ip=ip,
-        )
-        raise
+    _check_limit(store, typed, ip, now, policy, audit.ANONYMOUS)
     with store.sessions() as session:
         row = session.execute(select(UserRow).where(UserRow.name == typed)).scalar_one_or_none()
         stored = (row.id, row.password_hash, row.disabled) if row is not None else None
@@ -112,7 +126,7 @@ def login(
             if rehashed is not None:
                 user.password_hash = rehashed
             user.last_login_at = now
-            ratelimit.reset(session, typed)
+            ratelimit.reset(session, typed, ip)
             new = sessions.create(session, user.id, ip=ip, user_agent=user_agent, now=now, idle=idle)
             audit.record(
                 session,
@@ -126,6 +140,37 @@ def login(
         _fail(store, typed, ip, "account changed during sign-in", now, policy)
         raise InvalidCredentials()
     return LoginResult(new.token, new.id, new.user, new.expires_at)
+
+
+def change_password(
+    store: Store,
+    name: str,
+    current: str,
+    new: str,
+    *,
+    ip: str | None = None,
+    now: datetime | None = None,
+    policy: RateLimitPolicy = DEFAULT_POLICY,
+) -> UserInfo:
+    """A signed-in user changes their own password, giving the current one; all their sessions end.
+
+    A wrong ``current`` is a failed sign-in: counted by the same rate limit
+    (so a stolen session cannot guess the password without limit) and
+    audited. Raises :class:`RateLimited` before looking at the password when
+    the name at this address must wait, :class:`InvalidCredentials` for a
+    wrong current password.
+    """
+    now = now or utcnow()
+    typed = name.strip().lower()[:128]
+    _check_limit(store, typed, ip, now, policy, typed)
+    try:
+        with store.session() as session:
+            info = users.set_password(session, typed, new, by=Actor(typed, ip), current_password=current)
+            ratelimit.reset(session, typed, ip)
+    except InvalidCredentials:
+        _fail(store, typed, ip, "wrong current password (password change)", now, policy, actor=typed)
+        raise
+    return info
 
 
 def logout(store: Store, token: str, *, ip: str | None = None, now: datetime | None = None) -> bool:

@@ -1,10 +1,20 @@
-"""Failed sign-ins per user name and per client address, in a sliding window.
+"""Failed sign-ins per user name at one address and per address, with growing delays.
 
 Failures are rows in ``login_attempts``, so a restart does not reset the
-count. Defaults: 5 failures per name and 20 per address within 15 minutes;
-the sixth try for that name is refused until the oldest failure in the
-window has aged out. A successful sign-in clears the name's failures (not
-the address's: one address guessing many names stays limited).
+count. They are counted for the name *at the address* it was tried from
+(``user:<name>|<address>``) and for the address alone (``ip:<address>``);
+failures older than the window (15 minutes) are forgotten. Up to the limit
+(5 per name at one address, 20 per address) every try is allowed; from
+then on each try waits a delay that starts at 30 seconds and doubles with
+every further failure, up to 15 minutes.
+
+There is deliberately no count per name alone: then anyone could lock the
+admin out by typing wrong passwords for ``admin`` from anywhere. A stranger's
+failures delay only the stranger's address; the admin signing in from their
+own address is not held up. A successful sign-in clears that name's
+failures at that address (not the address's: one address guessing many
+names stays limited). The password change (``POST /auth/password``) counts
+a wrong current password here too, so a session cannot guess without limit.
 """
 
 from __future__ import annotations
@@ -22,24 +32,47 @@ from camsight.store.models import LoginAttemptRow, utcnow
 
 @dataclass(frozen=True)
 class RateLimitPolicy:
+    """How many failures are free and how long a try then waits."""
+
     window: timedelta = timedelta(minutes=15)
+    """Failures older than this are forgotten."""
     per_name: int = 5
+    """Failures for one user name from one address before its tries must wait."""
     per_ip: int = 20
+    """Failures from one address, whatever the names, before its tries must wait."""
+    first_delay: timedelta = timedelta(seconds=30)
+    """The wait once a limit is reached; it doubles with each further failure."""
+    max_delay: timedelta = timedelta(minutes=15)
+    """The longest wait."""
 
 
 DEFAULT_POLICY = RateLimitPolicy()
 
 
-def name_key(name: str) -> str:
-    return "name:" + name.strip().lower()[:128]
+def _name(name: str) -> str:
+    return name.strip().lower()[:128]
+
+
+def name_key(name: str, ip: str | None = None) -> str:
+    """The key counting ``name``'s failures at address ``ip`` (fits the column's 160 characters).
+
+    >>> name_key(" Admin ", "192.0.2.7"), name_key("admin")
+    ('user:admin|192.0.2.7', 'name:admin')
+    """
+    if not ip:
+        return "name:" + _name(name)
+    # A stored name has at most 64 characters; a longer typed one needs no more to be told apart.
+    return f"user:{_name(name)[:89]}|{ip.strip()[:64]}"
 
 
 def ip_key(ip: str) -> str:
+    """The key counting every failure from address ``ip``."""
     return "ip:" + ip.strip()[:64]
 
 
 def _keys(name: str, ip: str | None, policy: RateLimitPolicy) -> list[tuple[str, int, str]]:
-    keys = [(name_key(name), policy.per_name, "for this user name")]
+    what = "for this user name from this address" if ip else "for this user name"
+    keys = [(name_key(name, ip), policy.per_name, what)]
     if ip:
         keys.append((ip_key(ip), policy.per_ip, "from this address"))
     return keys
@@ -53,7 +86,12 @@ def retry_after(
     now: datetime | None = None,
     policy: RateLimitPolicy = DEFAULT_POLICY,
 ) -> int:
-    """Seconds until ``key`` may try again: 0 if it may now."""
+    """Seconds until ``key`` may try again: 0 if it may now.
+
+    Below ``limit`` failures in the window: 0. At ``limit`` and above, the
+    last failure plus a delay that doubles with each failure past the limit,
+    or sooner if enough failures leave the window to go below the limit.
+    """
     now = now or utcnow()
     times = (
         session.execute(
@@ -66,9 +104,19 @@ def retry_after(
     )
     if len(times) < limit:
         return 0
+    over = min(len(times) - limit, 32)  # 2**32 delays are far past any max_delay
+    delay = min(policy.first_delay * 2**over, policy.max_delay)
     # The count falls below the limit when this failure leaves the window.
-    frees_at = times[len(times) - limit] + policy.window
-    return max(1, math.ceil((frees_at - now).total_seconds()))
+    frees_at = min(times[-1] + delay, times[len(times) - limit] + policy.window)
+    wait = (frees_at - now).total_seconds()
+    return max(1, math.ceil(wait)) if wait > 0 else 0
+
+
+def _in_words(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' * (seconds != 1)}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' * (minutes != 1)}"
 
 
 def check(
@@ -79,16 +127,13 @@ def check(
     now: datetime | None = None,
     policy: RateLimitPolicy = DEFAULT_POLICY,
 ) -> None:
-    """Raise :class:`RateLimited` (with ``retry_after`` seconds) if this name or address must wait."""
+    """Raise :class:`RateLimited` (with ``retry_after`` seconds) if this name at this address, or the
+    address, must wait."""
     now = now or utcnow()
     for key, limit, what in _keys(name, ip, policy):
         wait = retry_after(session, key, limit, now=now, policy=policy)
         if wait:
-            minutes = math.ceil(wait / 60)
-            raise RateLimited(
-                f"too many failed sign-ins {what}: try again in {minutes} minute{'s' * (minutes != 1)}",
-                wait,
-            )
+            raise RateLimited(f"too many failed sign-ins {what}: try again in {_in_words(wait)}", wait)
 
 
 def record_failure(
@@ -99,7 +144,8 @@ def record_failure(
     now: datetime | None = None,
     policy: RateLimitPolicy = DEFAULT_POLICY,
 ) -> None:
-    """Count one failed sign-in against the name and the address; forget failures older than the window."""
+    """Count one failed sign-in against the name at the address and the address; forget failures
+    older than the window."""
     now = now or utcnow()
     session.execute(delete(LoginAttemptRow).where(LoginAttemptRow.at <= now - policy.window))
     for key, _limit, _what in _keys(name, ip, policy):
@@ -107,6 +153,6 @@ def record_failure(
     session.flush()
 
 
-def reset(session: Session, name: str) -> None:
-    """Forget the name's failures (after a successful sign-in)."""
-    session.execute(delete(LoginAttemptRow).where(LoginAttemptRow.key == name_key(name)))
+def reset(session: Session, name: str, ip: str | None = None) -> None:
+    """Forget the name's failures at ``ip`` (after a successful sign-in from there)."""
+    session.execute(delete(LoginAttemptRow).where(LoginAttemptRow.key == name_key(name, ip)))

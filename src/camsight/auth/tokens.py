@@ -211,6 +211,36 @@ def revoke(
     return _info(row, owner)
 
 
+def revoke_all(session: Session, user: str, *, by: Actor, now: datetime | None = None) -> list[TokenInfo]:
+    """Revoke every active token of ``user`` at once (after a password change, a lost laptop...).
+
+    One audit entry names the tokens revoked; none left to revoke is not an
+    error (the entry says so), since the point is that none remains.
+    """
+    owner = _user_row(session, user)
+    now = now or utcnow()
+    rows = (
+        session.execute(
+            select(ApiTokenRow)
+            .where(ApiTokenRow.user_id == owner.id, ApiTokenRow.revoked_at.is_(None))
+            .order_by(ApiTokenRow.id)
+        )
+        .scalars()
+        .all()
+    )
+    for row in rows:
+        row.revoked_at = now
+    session.flush()
+    audit.record(
+        session,
+        by,
+        Action.TOKEN_REVOKE,
+        target=owner.name,
+        detail={"all": True, "count": len(rows), "token_ids": [r.id for r in rows]},
+    )
+    return [_info(row, owner.name) for row in rows]
+
+
 def list_tokens(
     session: Session, user: str | None = None, *, include_revoked: bool = False
 ) -> list[TokenInfo]:

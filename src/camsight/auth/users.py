@@ -279,7 +279,9 @@ def bootstrap_admin(store: Store, env_password: str | None) -> str | None:
 
     With ``env_password`` (from ``CAMSIGHT_ADMIN_PASSWORD``) that is its
     password and None is returned. Without, a one-time password is generated
-    and returned for the caller to print once; the admin must change it at
+    and returned for the caller to print once. Either way the admin must
+    change it at the first sign-in: a variable stays readable in the process
+    environment, shell history and container settings, so it is only good for
     the first sign-in. Returns None when users exist already (the variable is
     then ignored) or another process created the admin at the same moment.
     A weak ``env_password`` raises :class:`PasswordPolicyError`.
@@ -299,7 +301,7 @@ def bootstrap_admin(store: Store, env_password: str | None) -> str | None:
                 role=Role.ADMIN.value,
                 cameras=None,
                 disabled=False,
-                must_change_password=generated is not None,
+                must_change_password=True,
                 created_at=utcnow(),
             )
             session.add(row)
@@ -315,6 +317,7 @@ def bootstrap_admin(store: Store, env_password: str | None) -> str | None:
                     "role": Role.ADMIN.value,
                     "bootstrap": True,
                     "password": "generated" if generated else "environment",
+                    "must_change_password": True,
                 },
             )
     except (IntegrityError, _SomeoneElseFirst):

@@ -6,7 +6,9 @@ per part of the file:
 
 - :mod:`~camsight.config.base`: the one strict base model;
 - :mod:`~camsight.config.settings`: detector, motion, tracking, attributes,
-  embeddings, index, storage, uploads;
+  embeddings, index, storage, uploads, the API's hosts and proxies;
+- :mod:`~camsight.config.secrets`: which environment variables may hold secrets
+  (``CAMSIGHT_SECRET_...``);
 - :mod:`~camsight.config.camera`: a camera's block, with :mod:`~camsight.config.zones`
   (zones and lines), :mod:`~camsight.config.rules` (behaviour rules) and
   :mod:`~camsight.config.schedules`;
@@ -68,7 +70,13 @@ from camsight.config.schedules import (
     DAYS,
     ScheduleConfig,
 )
+from camsight.config.secrets import (
+    SECRET_ENV_PREFIX,
+    SecretEnv,
+    check_secret_env,
+)
 from camsight.config.settings import (
+    ApiConfig,
     AttributesConfig,
     DetectorConfig,
     EmbeddingsConfig,
@@ -101,10 +109,12 @@ __all__ = [
     "DEFAULT_CLASSES",
     "DEFAULT_SEVERITY",
     "PEOPLE",
+    "SECRET_ENV_PREFIX",
     "SEVERITIES",
     "TRACKED_CLASSES",
     "VEHICLES",
     "AlertsConfig",
+    "ApiConfig",
     "AttributesConfig",
     "CameraConfig",
     "Config",
@@ -129,6 +139,7 @@ __all__ = [
     "RuleConfig",
     "RunningRule",
     "ScheduleConfig",
+    "SecretEnv",
     "Severity",
     "SinkFilter",
     "StoppedVehicleRule",
@@ -143,6 +154,7 @@ __all__ = [
     "WrongWayRule",
     "ZoneConfig",
     "ZoneIntrusionRule",
+    "check_secret_env",
     "choose_config",
     "direction_degrees",
     "load_config",

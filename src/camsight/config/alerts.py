@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, HttpUrl, field_validator
 
 from camsight.config.base import StrictModel
+from camsight.config.secrets import SecretEnv
 from camsight.config.zones import Severity
 
 
@@ -20,7 +21,7 @@ class SinkFilter(StrictModel):
 class WebhookConfig(SinkFilter):
     """POST each event as JSON to ``url``.
 
-    With ``secret`` (or the environment variable named by ``secret_env``)
+    With ``secret`` (or the ``CAMSIGHT_SECRET_...`` environment variable named by ``secret_env``)
     every request carries ``X-Camsight-Signature: sha256=<hex HMAC of
     "<timestamp>.<body>">`` and ``X-Camsight-Timestamp``.
     """
@@ -28,7 +29,8 @@ class WebhookConfig(SinkFilter):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
     url: HttpUrl
     secret: str | None = None
-    secret_env: str | None = None
+    secret_env: SecretEnv | None = None
+    """Environment variable holding the secret; it must start with ``CAMSIGHT_SECRET_``."""
     timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
     headers: dict[str, str] = Field(default_factory=dict)
 
@@ -40,7 +42,8 @@ class MqttConfig(SinkFilter):
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
     username: str | None = None
     password: str | None = None
-    password_env: str | None = None
+    password_env: SecretEnv | None = None
+    """Environment variable holding the password; it must start with ``CAMSIGHT_SECRET_``."""
     client_id: str = "camsight"
     topic_prefix: Annotated[str, Field(pattern=r"^[^#+]{1,128}$")] = "camsight"
     """Topics start with this: ``camsight/events``, ``camsight/<camera>/<type>``..."""

@@ -20,6 +20,7 @@ from camsight.config.base import StrictModel
 from camsight.config.camera import CameraConfig
 from camsight.config.schedules import ScheduleConfig
 from camsight.config.settings import (
+    ApiConfig,
     AttributesConfig,
     DetectorConfig,
     EmbeddingsConfig,
@@ -50,6 +51,8 @@ class Config(StrictModel):
     alerts: AlertsConfig = AlertsConfig()
     storage: StorageConfig = StorageConfig()
     uploads: UploadsConfig = UploadsConfig()
+    api: ApiConfig = ApiConfig()
+    """The HTTP API: allowed host names and trusted reverse proxies (read when it starts)."""
 
     @field_validator("timezone")
     @classmethod

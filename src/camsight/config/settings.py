@@ -1,15 +1,18 @@
 """Settings shared by every camera and file.
 
 The detector, motion gate, tracking, attributes, embeddings, analysis rate,
-storage and uploads.
+storage, uploads and the HTTP API's hosts and proxies.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from camsight.config.base import StrictModel
 
@@ -97,6 +100,11 @@ class StorageConfig(StrictModel):
     min_free_gb: Annotated[float, Field(ge=0, le=100000)] = 1.0
     """Keep at least this much disk free: below it the oldest footage is deleted (and a warning
     raised)."""
+    camera_folders: Annotated[list[Path], Field(max_length=64)] = Field(default_factory=list)
+    """Folders whose files and subfolders admins may set as a camera's source through the API or web
+    app (default: none, so only rtsp://, rtsps:// and http(s):// streams). Cameras in this file and
+    those given with ``camsight run --camera`` may name any local file or folder: they come from the
+    machine's owner."""
 
 
 class UploadsConfig(StrictModel):
@@ -106,3 +114,95 @@ class UploadsConfig(StrictModel):
     """Largest file accepted, in MiB."""
     folder: Path | None = None
     """Where uploaded files are kept (default: ``uploads/`` in the data directory)."""
+
+
+def _host_name(host: str) -> str:
+    """A Host header's name part, lower case: ``[::1]:8080`` -> ``::1``, ``Cams.Local:80`` -> ``cams.local``.
+
+    >>> _host_name("[::1]:8080"), _host_name("Cams.Local:80"), _host_name("::1")
+    ('::1', 'cams.local', '::1')
+    """
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    if host.count(":") == 1:  # a name or IPv4 address with a port; more colons: a bare IPv6 address
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+class ApiConfig(StrictModel):
+    """Who may reach the HTTP API (``camsight run``) and which proxy's headers it believes."""
+
+    allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(default_factory=list)
+    """Host names the API answers to, besides localhost, this machine's name, the listening address and
+    IP addresses (which DNS rebinding cannot forge); other ``Host`` headers get 400. Add the names
+    people use to reach it, e.g. ``[cams.example.org]``."""
+    trusted_proxies: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
+    """Addresses or networks (e.g. ``127.0.0.1``, ``10.0.0.0/24``) of reverse proxies whose
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed; by default none, so no client can
+    forge its address (sign-in limits and the audit log use it)."""
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        names: list[str] = []
+        for host in hosts:
+            if any(c in host for c in "/@?#") or any(c.isspace() for c in host):
+                raise ValueError(f"{host!r}: give a host name or address, without scheme or path")
+            name = _host_name(host)
+            if not name:
+                raise ValueError(f"{host!r}: give a host name or address")
+            names.append(name)
+        return names
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, proxies: list[str]) -> list[str]:
+        found: list[str] = []
+        for proxy in proxies:
+            try:
+                # Written the way uvicorn reads them: an address, or a network with its host bits clear.
+                if "/" in proxy:
+                    found.append(str(ipaddress.ip_network(proxy.strip(), strict=False)))
+                else:
+                    found.append(str(ipaddress.ip_address(proxy.strip())))
+            except ValueError:
+                raise ValueError(
+                    f"{proxy!r}: give a proxy's IP address or network (e.g. 127.0.0.1 or 10.0.0.0/24)"
+                ) from None
+        return found
+
+    def host_allowed(self, host: str, bind_host: str | None = None) -> bool:
+        """Whether a request's ``Host`` header names this server (see ``allowed_hosts``).
+
+        >>> ApiConfig().host_allowed("localhost:8080"), ApiConfig().host_allowed("evil.example:8080")
+        (True, False)
+        >>> ApiConfig(allowed_hosts=["Cams.Example.org"]).host_allowed("cams.example.org")
+        True
+        """
+        name = _host_name(host)
+        if not name:
+            return False
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            pass
+        else:
+            # A rebinding page's Host is the attacker's name; an address can only be typed by
+            # someone who meant this server.
+            return True
+        return name in self.default_hosts(bind_host) or name in self.allowed_hosts
+
+    @staticmethod
+    def default_hosts(bind_host: str | None = None) -> frozenset[str]:
+        """Names allowed without configuration: localhost, this machine's name, the listening address."""
+        names = set(_machine_names())
+        if bind_host:
+            names.add(_host_name(bind_host))
+        return frozenset(n for n in names if n)
+
+
+@functools.cache
+def _machine_names() -> frozenset[str]:
+    # Once per process: getfqdn() may ask DNS, which must not happen on every request.
+    return frozenset({"localhost", socket.gethostname().lower(), socket.getfqdn().lower()})

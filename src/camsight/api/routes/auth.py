@@ -16,7 +16,8 @@ from camsight.api.deps import (
     client_ip,
 )
 from camsight.api.errors import ApiError
-from camsight.auth import login, users
+from camsight.api.schemas import LoginOut, MeOut, PasswordOut, errors
+from camsight.auth import login
 from camsight.auth.errors import InvalidCredentials
 from camsight.auth.roles import permissions
 
@@ -52,7 +53,7 @@ def _clear_cookie(request: Request, response: Response) -> None:
     )
 
 
-@router.post("/login")
+@router.post("/login", response_model=LoginOut, responses=errors(401, 429))
 def sign_in(body: LoginIn, request: Request, response: Response, store: StoreDep) -> dict[str, Any]:
     """Check name and password, start a session (cookie ``camsight_session``). Audited by the library."""
     check_same_origin(request)  # login CSRF: a foreign page must not sign the browser in
@@ -78,27 +79,26 @@ def sign_out(request: Request, principal: CurrentPrincipal, store: StoreDep) -> 
     return response
 
 
-@router.get("/me")
+@router.get("/me", response_model=MeOut)
 def me(principal: CurrentPrincipal) -> dict[str, Any]:
     """The signed-in user, how they authenticated, and what their role may do (for the UI's menus)."""
     allowed = sorted(p.value for p in permissions(principal.user))
     return {"user": principal.user.to_dict(), "via": principal.via, "permissions": allowed}
 
 
-@router.post("/password")
+@router.post("/password", response_model=PasswordOut, responses=errors(429))
 def change_password(
     body: PasswordIn, request: Request, response: Response, principal: CurrentPrincipal, store: StoreDep
 ) -> dict[str, Any]:
     """Change one's own password (the current one is required); all sessions end.
 
-    A browser caller gets a fresh session at once so the change does not sign them out.
+    A wrong current password counts as a failed sign-in (the same rate limit, 429 when
+    exceeded) and is audited. A browser caller gets a fresh session at once so the change
+    does not sign them out.
     """
     ip = client_ip(request)
     try:
-        with store.session() as session:
-            info = users.set_password(
-                session, principal.name, body.new, by=principal.actor(ip), current_password=body.current
-            )
+        info = login.change_password(store, principal.name, body.current, body.new, ip=ip)
     except InvalidCredentials as exc:
         # 400, not 401: the session is fine, only the typed current password is wrong.
         raise ApiError(400, str(exc), code="wrong_password") from None
