@@ -6,8 +6,10 @@ its editor, the sources and the API all use the same rules.
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from urllib.parse import quote, unquote
+import socket
+from urllib.parse import quote, unquote, urlsplit
 
 SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)(.*)$", re.S)
 # The credentials end at the last "@" that is followed by a host (no "@", "/",
@@ -90,3 +92,57 @@ def url_secrets(url: str) -> list[str]:
 def is_network(url: str) -> bool:
     """Whether ``url`` names a network stream (any scheme but ``file://``), not a local path."""
     return SCHEME.match(url) is not None and not url.lower().startswith("file://")
+
+
+def _as_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an IP address, in every spelling the resolver accepts (``2852039166``, ``0xa9.254.1``)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        # inet_aton reads the short and numeric IPv4 forms getaddrinfo (and so FFmpeg) accepts.
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def _hosts(url: str) -> set[str]:
+    """The host(s) ``url`` may connect to: FFmpeg's reading (authority up to the first ``/``) and ours."""
+    hosts: set[str] = set()
+    try:
+        name = urlsplit(url).hostname
+    except ValueError:
+        name = None
+    if name:
+        hosts.add(name)
+    match = SCHEME.match(url)
+    if match is not None:
+        creds = _USERINFO.match(match.group(2))
+        authority = creds.group(2) if creds is not None else re.split(r"[/?#]", match.group(2), maxsplit=1)[0]
+        if authority.startswith("[") and "]" in authority:
+            hosts.add(authority[1 : authority.index("]")])
+        elif authority:
+            hosts.add(authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority)
+    return {unquote(h).strip().lower() for h in hosts if h}
+
+
+def link_local(url: str) -> bool:
+    """Whether network ``url`` names a link-local address (169.254.0.0/16, fe80::/10) as its host.
+
+    Such addresses reach the machine's own neighbourhood, such as a cloud's
+    metadata service; names are not resolved (a camera may be offline).
+
+    >>> link_local("http://169.254.169.254/latest"), link_local("rtsp://[fe80::1%25eth0]/live")
+    (True, True)
+    >>> link_local("http://2852039166/"), link_local("rtsp://10.0.0.5/live")
+    (True, False)
+    """
+    for host in _hosts(url):
+        address = _as_address(host.split("%", 1)[0])
+        if address is None:
+            continue
+        mapped = getattr(address, "ipv4_mapped", None)
+        if address.is_link_local or (mapped is not None and mapped.is_link_local):
+            return True
+    return False

@@ -387,7 +387,9 @@ def test_supervisor_follows_api_changes_with_a_real_camera_worker(indexed, tmp_p
     """The clip played as a live camera: added, re-masked (worker restarted) and removed over the API."""
     store = indexed["store"]
     path = tmp_path / "site.yaml"
-    path.write_text(site_yaml(indexed["model"]))
+    # Over the API a camera may play only files inside the folders the owner lists.
+    folders = f"storage: {{camera_folders: [{indexed['clip'].parent}]}}\n"
+    path.write_text(site_yaml(indexed["model"]) + folders)
     config = load_config(path)
     supervisor = Supervisor(config, store)
     assert supervisor.pids() == {}  # the gate is disabled: nothing runs

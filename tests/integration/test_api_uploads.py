@@ -406,3 +406,54 @@ def test_full_disk_is_refused(quiet, clip: Path, yolox_model: Path):
     r = upload(login(app, "olga"), "x.mp4", clip.read_bytes())
     assert_error(r, 507, "not enough free disk space")
     assert files_under(store.root / "uploads") == before
+
+
+# --------------------------------------------------------------------------- issue 15: uneven input handling
+
+
+def test_an_upload_with_a_damaged_tail_is_damaged_like_the_cli_says(live, shared_data: Path):
+    """`camsight index` calls a cut file damaged (exit 1); its upload must not be a plain "done"."""
+    app, _store = live
+    client = login(app, "olga")
+    whole = (shared_data / "intel" / "car-detection.mp4").read_bytes()  # its index is first: a cut one plays
+    r = upload(client, "cut.mp4", whole[: int(len(whole) * 0.3)], camera="lab-cut")
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + WAIT
+    while (job := client.get(f"/api/v1/jobs/{r.json()['job']['id']}").json())["state"] not in (
+        "done", "damaged", "failed"
+    ):  # fmt: skip
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    assert job["state"] == "damaged", job
+    assert job["message"].startswith("cut.mp4: damaged video, indexed what could be decoded"), job
+    assert "truncated" in job["message"] and job["error"] is None and job["progress"] == 1.0
+    assert str(_store.root) not in job["message"]
+    # What could be decoded is indexed and listed as the CLI would.
+    assert 0 < job["frames_done"] < 377
+
+
+def test_refused_uploads_are_audited_with_the_reason(quiet, clip: Path):
+    app, store = quiet
+    client = login(app, "olga")
+    before = {e.id for e in audit.list_entries(store, limit=1000, action="upload.refused").entries}
+    import cv2
+    import numpy as np
+
+    ok, png = cv2.imencode(".png", np.full((120, 160, 3), 90, np.uint8))
+    assert ok
+    assert_error(upload(client, "photo.png", png.tobytes()), 415, "a still picture (png)")
+    assert_error(upload(client, "big.mp4", b"\0" * (2 * 1024 * 1024)), 413)
+    assert_error(upload(client, "x.mp4", clip.read_bytes(), camera="../etc"), 422)
+    fresh = [
+        e
+        for e in reversed(audit.list_entries(store, limit=1000, action="upload.refused").entries)
+        if e.id not in before
+    ]
+    assert [e.detail["status"] for e in fresh] == [415, 413, 422]
+    picture, big, bad_camera = fresh
+    assert picture.actor == "olga" and picture.target == CAMERA
+    assert picture.detail["file"] == "photo.png" and picture.detail["bytes"] == len(png.tobytes())
+    assert "a still picture (png)" in picture.detail["reason"]
+    assert "upload limit" in big.detail["reason"]
+    assert "camera: a name of 1 to 64" in bad_camera.detail["reason"] and bad_camera.target is None
+    assert audit.verify(store).ok

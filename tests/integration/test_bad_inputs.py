@@ -317,3 +317,19 @@ def test_file_name_with_brackets_is_named_correctly(store, baseline, tmp_path):
 def test_camera_name_with_a_closing_tag(store, baseline, tmp_path):
     proc = run_cli("export-mot", "--camera", "gate[/]2", tmp_path / "out.txt", "--data", store)
     assert_clean_failure(proc, "gate[/]2")
+
+
+# --------------------------------------------------------------------------- issue 15
+
+
+@pytest.mark.parametrize(("name", "kind"), [("still.png", "png"), ("photo.mp4", "jpeg")])
+def test_a_still_picture_is_refused_as_an_upload_is(store, baseline, tmp_path, name, kind):
+    """FFmpeg opens a picture as a one-frame "video"; the upload refused it, the CLI indexed it."""
+    import cv2
+
+    ok, encoded = cv2.imencode(".png" if kind == "png" else ".jpg", np.full((120, 160, 3), 90, np.uint8))
+    assert ok
+    picture = tmp_path / name
+    picture.write_bytes(encoded.tobytes())
+    assert_clean_failure(index(store, picture), name, f"not a video file: a still picture ({kind})")
+    assert_unchanged(store, baseline)

@@ -318,3 +318,78 @@ def test_export_reads_a_segment_still_being_written(shared_data, tmp_path):
     finally:
         rec.close()
         store.close()
+
+
+# --------------------------------------------------------------------------- issue 15: audit, legal holds
+
+
+def test_cli_exports_are_audited(recorded, tmp_path):
+    """The API audited downloads; `camsight clip`, footage leaving camsight too, was not."""
+    from tests.conftest import db_query
+
+    out = tmp_path / "hall.mp4"
+    proc = run_cli("clip", "--camera", "hall", "--start", iso(2), "--end", iso(6), out, "--data", recorded)
+    assert proc.returncode == 0, proc.stderr
+    rows = db_query(recorded, "SELECT actor, target, detail FROM audit_log WHERE action = 'export'")
+    (actor, target, detail), *_ = [r for r in rows if str(out) in r[2]]
+    assert actor.startswith("cli:") and target == "hall"
+    detail = json.loads(detail)
+    assert detail["file"] == str(out.resolve()) and detail["redacted"] is False and detail["masked"] is False
+    assert detail["start"] <= at(2).isoformat() and detail["duration"] >= 4
+
+
+def test_cli_legal_holds_keep_footage_from_retention_until_released(recorded, tmp_path):
+    import shutil
+
+    from camsight.config import RecordConfig
+    from camsight.media.retention import enforce_retention
+    from tests.conftest import db_query
+
+    data = shutil.copytree(recorded, tmp_path / "data")
+    add = run_cli(
+        "holds", "add", "--camera", "yard", "--start", iso(0), "--end", iso(12), "--reason", "case 118",
+        "--data", data,
+    )  # fmt: skip
+    assert add.returncode == 0, add.stderr
+    assert "hold 1 placed on yard" in add.stderr
+    listed = run_cli("holds", "list", "--json", "--data", data)
+    assert listed.returncode == 0, listed.stderr
+    (hold,) = json.loads(listed.stdout)
+    assert hold["camera"] == "yard" and hold["reason"] == "case 118" and hold["active"] is True
+    assert hold["start"] == T0.isoformat() and hold["created_by"].startswith("cli:")
+    assert_clean_failure(
+        run_cli("holds", "add", "--camera", "nowhere", "--start", iso(0), "--reason", "x", "--data", data),
+        "no camera named 'nowhere'",
+    )
+    assert_clean_failure(
+        run_cli("holds", "add", "--event", "999", "--reason", "x", "--data", data), "no event"
+    )
+
+    def segments() -> dict[str, int]:
+        rows = db_query(
+            data,
+            "SELECT c.name, count(*) FROM recordings r JOIN cameras c ON c.id = r.camera_id GROUP BY c.name",
+        )
+        return dict(rows)
+
+    def retention() -> None:
+        store = open_store(data)
+        try:
+            cameras = {name: RecordConfig(retain_days=1) for name in ("yard", "hall")}
+            enforce_retention(store, data / "recordings", cameras, 0)
+        finally:
+            store.close()
+
+    # Everything was recorded long ago: only the held yard segments (0-10 s, 10-20 s) stay.
+    retention()
+    assert segments() == {"yard": 2}
+    release = run_cli("holds", "release", "1", "--data", data)
+    assert release.returncode == 0 and "hold 1 on yard released" in release.stderr, release.stderr
+    assert_clean_failure(run_cli("holds", "release", "1", "--data", data), "released already")
+    retention()
+    assert segments() == {}
+    rows = db_query(
+        data, "SELECT action, actor, target FROM audit_log WHERE action LIKE 'hold.%' ORDER BY id"
+    )
+    assert [(a, t) for a, _, t in rows] == [("hold.place", "yard"), ("hold.release", "yard")]
+    assert all(actor.startswith("cli:") for _, actor, _ in rows)

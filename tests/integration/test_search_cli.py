@@ -164,3 +164,19 @@ def test_missing_vlm_model_is_a_clear_error(people_clip: Path, tmp_path: Path) -
     assert_clean_failure(proc, "camsight models pull no-such-model")
     db = tmp_path / "d" / "camsight.db"
     assert not db.exists() or db_query(tmp_path / "d", "SELECT count(*) FROM sources") == [(0,)]
+
+
+def test_cli_searches_are_audited_like_the_apis(indexed: Path) -> None:
+    """Issue 15: the API audited searches with their text; the command line did not."""
+    before = db_query(indexed, "SELECT count(*) FROM audit_log WHERE action = 'search'")[0][0]
+    hits, _ = search(indexed, "person in a red top", "--camera", "hall", "--limit", "3")
+    like, _ = search(indexed, "--like", str(hits[0]["track_id"]) if hits else "1")
+    rows = db_query(
+        indexed, "SELECT actor, target, detail FROM audit_log WHERE action = 'search' ORDER BY id"
+    )[before:]
+    assert len(rows) == 2, rows
+    (actor, target, detail), (like_actor, _, like_detail) = rows
+    assert actor.startswith("cli:") and like_actor == actor and target == "hall"
+    assert json.loads(detail) == {"query": "person in a red top", "hits": len(hits)}
+    assert json.loads(like_detail)["hits"] == len(like) and "like" in json.loads(like_detail)
+    assert run_cli("audit", "verify", "--data", indexed).returncode == 0

@@ -246,11 +246,23 @@ def test_operator_session_end_to_end(server: dict, shared_data: Path) -> None:
         shot(page, "08-events")
         event.locator("button.ack").click()
         expect(event).to_contain_text("acknowledged by admin")
+        # A legal hold on the event's footage, from its card; listed below the events, then released.
+        event.locator("button.hold").click()
+        event.locator("input[name=reason]").fill("case 118")
+        event.locator("input[name=reason]").press("Enter")
+        held = page.locator("#holds li.hold").first
+        expect(held).to_contain_text("case 118")
+        expect(held).to_contain_text("falls")
+        held.locator("button.release").click()
+        expect(page.locator("#no-holds")).to_be_visible()
 
         # Every look at footage left a trace, and the chain holds.
         page.click("nav a[data-page=audit]")
         table = page.locator("table")
-        for action in ("login.success", "upload", "search", "clip.view", "camera.zone", "event.acknowledge"):
+        for action in (
+            "login.success", "upload", "search", "clip.view", "camera.zone", "event.acknowledge",
+            "hold.place", "hold.release",
+        ):  # fmt: skip
             expect(table).to_contain_text(action)
         page.click("text=Verify the chain")
         expect(page.locator("#audit-verify")).to_contain_text("intact")

@@ -86,6 +86,9 @@ PROTECTED = [
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/audit.csv"),
     ("GET", "/api/v1/audit/verify"),
+    ("GET", "/api/v1/holds"),
+    ("POST", "/api/v1/holds"),
+    ("POST", "/api/v1/holds/1/release"),
 ]
 
 
@@ -319,3 +322,211 @@ def test_a_configured_camera_with_nothing_stored_yet_answers_empty_not_404(store
     # And a limited user cannot learn that it exists.
     lena = client_for(create_app(config, store), "lena")
     assert_error(lena.get("/api/v1/search", params={"q": "person", "camera": "door"}), 404)
+
+
+# --------------------------------------------------------------------------- issue 15
+
+
+def _site(store, tmp_path: Path, text: str, quick: dict[str, str] | None = None):
+    """An app whose camera edits are saved to a config file holding ``text``."""
+    from camsight.app import with_quick_start_cameras
+    from camsight.config import load_config
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    return create_app(with_quick_start_cameras(load_config(path), quick or {}), store, config_path=path), path
+
+
+def test_camera_urls_set_over_the_api_cannot_read_local_files_or_link_local_hosts(store, tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "yard.mp4").write_bytes(b"\0" * 10)
+    (videos / "passwd.mp4").symlink_to("/etc/passwd")
+    # The README's quick start: a local file given on the command line by the machine's owner.
+    app, path = _site(
+        store,
+        tmp_path,
+        f"storage: {{camera_folders: [{videos}]}}\n",
+        {"lobby": "../shared/data/pets09/vtest.avi"},
+    )
+    admin = client_for(app, "root")
+    before = path.read_text()
+    refused = [
+        "/etc/shadow",
+        "/proc/self/environ",
+        "/dev/zero",
+        "concat:/etc/passwd|/etc/hosts",
+        "subfile,,0,0,:/etc/passwd",
+        str(videos / ".." / ".." / "etc" / "passwd"),
+        str(videos / "passwd.mp4"),
+        "http://169.254.169.254/latest/meta-data/",
+        "rtsp://[fe80::1]:554/live",
+    ]
+    for url in refused:
+        for key in ("url", "detect_url"):
+            r = admin.post("/api/v1/cameras", json={"name": "probe", key: url})
+            assert r.status_code == 422 and f".{key}:" in r.json()["error"]["message"], (url, r.text)
+            assert_error(admin.patch("/api/v1/cameras/lobby", json={key: url}), 422)
+    assert path.read_text() == before and "probe" not in app.state.config.cameras
+    # Streams and files inside the configured folders are fine.
+    r = admin.post("/api/v1/cameras", json={"name": "yard", "url": str(videos / "yard.mp4")})
+    assert r.status_code == 201, r.text
+    r = admin.post("/api/v1/cameras", json={"name": "gate", "url": "rtsp://10.0.0.5/stream1"})
+    assert r.status_code == 201, r.text
+    # The owner's camera stays editable, its command-line file included (it is not a change).
+    door = {"door": {"points": [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]]}}
+    r = admin.patch("/api/v1/cameras/lobby", json={"zones": door, "url": "../shared/data/pets09/vtest.avi"})
+    assert r.status_code == 200, r.text
+    assert app.state.config.cameras["lobby"].url == "../shared/data/pets09/vtest.avi"
+    # Without camera_folders (the default) no local file can be set over the API at all.
+    bare, _path = _site(store, tmp_path / "bare", "")
+    r = client_for(bare, "root").post(
+        "/api/v1/cameras", json={"name": "yard2", "url": str(videos / "yard.mp4")}
+    )
+    assert "none is configured" in assert_error(r, 422)["message"]
+
+
+def test_saving_zones_in_the_web_app_writes_one_accurate_audit_entry(store, tmp_path):
+    # "lobby" is known from indexed footage only; another camera runs from the command line.
+    app, _path = _site(store, tmp_path, "", {"porch": "rtsp://admin:porch-pw@10.0.0.7/live"})
+    admin = client_for(app, "root")
+
+    def camera_entries() -> list:
+        return [e for e in audit.list_entries(store, limit=500).entries if e.action.startswith("camera.")]
+
+    # What the editor sends on save: every kind of shape, and the rules.
+    door = {"points": [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]], "units": "normalised"}
+    body = {"zones": {"door": door}, "lines": {}, "masks": {}, "rules": []}
+    assert admin.patch("/api/v1/cameras/lobby", json=body).status_code == 200
+    (entry,) = camera_entries()
+    assert entry.action == "camera.zone" and entry.target == "lobby"
+    assert entry.detail == {
+        "change": "update",
+        "keys": ["zones"],
+        "zones": {"added": ["door"], "removed": [], "changed": []},
+    }
+    # Saving the same again changes nothing and records nothing.
+    assert admin.patch("/api/v1/cameras/lobby", json=body).status_code == 200
+    assert len(camera_entries()) == 1
+    # A credentials change: one entry, the difference shown, no secret in it.
+    r = admin.patch("/api/v1/cameras/porch", json={"password": "new-pw", "username": "ops"})
+    assert r.status_code == 200, r.text
+    entry = camera_entries()[0]
+    assert entry.action == "camera.change" and entry.detail["keys"] == ["password", "username"]
+    assert entry.detail["password"] == {"before": None, "after": "***"}
+    assert entry.detail["username"] == {"before": None, "after": "ops"}
+    r = admin.patch("/api/v1/cameras/porch", json={"url": "rtsp://admin:other-pw@10.0.0.8/live"})
+    assert r.status_code == 200, r.text
+    entry = camera_entries()[0]
+    assert entry.detail["url"] == {
+        "before": "rtsp://admin:***@10.0.0.7/live",
+        "after": "rtsp://admin:***@10.0.0.8/live",
+    }
+    text = str([e.detail for e in camera_entries()])
+    assert "pw" not in text.replace("password", "") and len(camera_entries()) == 3
+
+
+def _event(store, camera: str, start) -> int:
+    from datetime import timedelta
+
+    from camsight.store.models import EventRow
+
+    with store.session() as session:
+        cam = get_or_create_camera(session, camera)
+        row = EventRow(
+            uid=f"{camera}-1", camera_id=cam.id, type="fall", rule="fall", severity="high", start_t=0.0,
+            end_t=12.0, start_at=start, end_at=start + timedelta(seconds=12), summary="a person fell",
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def test_legal_holds_over_the_api_are_scoped_audited_and_released_by_their_owner(app, store):
+    from datetime import UTC, datetime
+
+    event_id = _event(store, "gate", datetime(2026, 11, 20, 18, 0, tzinfo=UTC))
+    lobby_event = _event(store, "lobby", datetime(2026, 11, 20, 18, 5, tzinfo=UTC))
+    olga, lena, vera, root = (client_for(app, n) for n in ("olga", "lena", "vera", "root"))
+    r = olga.post(
+        "/api/v1/holds",
+        json={
+            "camera": "lobby",
+            "start": "2026-11-20T18:00",
+            "end": "2026-11-20T20:00+01:00",
+            "reason": "case 118",
+        },
+    )
+    assert r.status_code == 201, r.text
+    ranged = r.json()["hold"]
+    # Naive times are UTC over the API; an offset is honoured.
+    assert ranged["start"] == "2026-11-20T18:00:00+00:00" and ranged["end"] == "2026-11-20T19:00:00+00:00"
+    assert ranged["camera"] == "lobby" and ranged["active"] is True and ranged["created_by"] == "olga"
+    r = lena.post("/api/v1/holds", json={"event_id": event_id, "reason": "insurance claim"})
+    assert r.status_code == 201, r.text
+    on_event = r.json()["hold"]
+    # The event's 12 s with the default padding: 5 s before, 10 s after.
+    assert on_event["start"] == "2026-11-20T17:59:55+00:00" and on_event["end"] == "2026-11-20T18:00:22+00:00"
+    assert on_event["event_id"] == event_id and on_event["camera"] == "gate"
+    # Lena sees only gate: lobby's hold and event are "not found" for her.
+    assert [h["id"] for h in lena.get("/api/v1/holds").json()["items"]] == [on_event["id"]]
+    assert_error(lena.post("/api/v1/holds", json={"event_id": lobby_event, "reason": "x"}), 404)
+    lobby_range = {"camera": "lobby", "start": "2026-11-20T18:00", "reason": "x"}
+    assert_error(lena.post("/api/v1/holds", json=lobby_range), 404)
+    assert_error(lena.post(f"/api/v1/holds/{ranged['id']}/release"), 404)
+    assert olga.get("/api/v1/holds").json()["total"] == 2
+    # Viewers may not hold footage; a hold needs a reason and a real range.
+    assert_error(vera.post("/api/v1/holds", json={"event_id": event_id, "reason": "x"}), 403)
+    assert_error(vera.get("/api/v1/holds"), 403)
+    assert_error(olga.post("/api/v1/holds", json={"event_id": event_id, "reason": ""}), 400)
+    backwards = {"camera": "lobby", "start": "2026-11-20T18:00", "end": "2026-11-20T17:00", "reason": "x"}
+    assert "must be after" in assert_error(olga.post("/api/v1/holds", json=backwards), 422)["message"]
+    both = {"camera": "lobby", "start": "2026-11-20T18:00", "event_id": event_id, "reason": "x"}
+    assert_error(olga.post("/api/v1/holds", json=both), 400)
+    # An operator releases their own holds; an admin any.
+    assert_error(olga.post(f"/api/v1/holds/{on_event['id']}/release"), 403)
+    r = olga.post(f"/api/v1/holds/{ranged['id']}/release")
+    assert (
+        r.status_code == 200
+        and r.json()["hold"]["active"] is False
+        and r.json()["hold"]["released_by"] == "olga"
+    )
+    assert_error(olga.post(f"/api/v1/holds/{ranged['id']}/release"), 409)
+    assert root.post(f"/api/v1/holds/{on_event['id']}/release").status_code == 200
+    assert root.get("/api/v1/holds").json()["total"] == 0
+    assert root.get("/api/v1/holds", params={"include_released": True}).json()["total"] == 2
+    entries = [e for e in audit.list_entries(store, limit=500).entries if e.action.startswith("hold.")]
+    assert [(e.action, e.actor, e.target) for e in reversed(entries)] == [
+        ("hold.place", "olga", "lobby"),
+        ("hold.place", "lena", "gate"),
+        ("hold.release", "olga", "lobby"),
+        ("hold.release", "root", "gate"),
+    ]
+    assert entries[-1].detail["reason"] == "case 118" and entries[-2].detail["event_id"] == event_id
+
+
+def test_options_and_405_name_every_method_of_the_path(app):
+    client = client_for(app)
+    r = client.options("/api/v1/cameras/lobby")
+    assert r.status_code == 204
+    assert r.headers["allow"] == "DELETE, GET, PATCH, OPTIONS"
+    r = client.put("/api/v1/cameras/lobby")
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET, PATCH"
+    assert r.json()["error"]["code"] == "method_not_allowed"
+    assert client.options("/api/v1/users/someone").headers["allow"] == "DELETE, PATCH, OPTIONS"
+
+
+def test_openapi_declares_the_error_answers(app):
+    doc = client_for(app).get("/api/v1/openapi.json").json()
+    camera = doc["paths"]["/api/v1/cameras/{name}"]
+    assert {"400", "401", "403", "404", "500"} <= set(camera["patch"]["responses"])
+    error = camera["get"]["responses"]["404"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/ErrorOut"}
+    # FastAPI's own 422 is never sent (validation errors answer 400), so it is not documented.
+    assert not any("HTTPValidationError" in str(op) for path in doc["paths"].values() for op in path.values())
+    user = doc["components"]["schemas"]["UserIn"]["properties"]
+    assert user["role"]["minLength"] == 1 and user["role"]["enum"] == ["admin", "operator", "viewer"]
+    search = next(p for p in doc["paths"]["/api/v1/search"]["get"]["parameters"] if p["name"] == "class")
+    assert "minLength" in str(search["schema"])
+    assert doc["paths"]["/api/v1/search"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -147,3 +148,75 @@ def test_environment_variable(tmp_path, monkeypatch):
     assert load_config().index.fps == 3.0
     monkeypatch.delenv(CONFIG_ENV)
     assert load_config() == Config()
+
+
+# --------------------------------------------------------------------------- issue 15: camera sources, zones
+
+
+@pytest.mark.parametrize(
+    ("url", "protocol"),
+    [
+        ("concat:/etc/passwd|/etc/hosts", "concat"),
+        ("subfile,,0,0,:/etc/passwd", "subfile"),
+        ("./concat:/etc/passwd", "concat"),
+        ("pipe:0", "pipe"),
+        ("file:/etc/passwd", "file"),
+    ],
+)
+def test_a_camera_url_cannot_be_an_ffmpeg_pseudo_protocol(url, protocol):
+    message = error_of(f"cameras:\n  gate:\n    url: '{url}'\n")
+    assert message.startswith("site/cam.yaml:3: cameras.gate.url: "), message
+    assert f"'{protocol}:' is not a camera source" in message
+
+
+def test_the_owner_may_still_name_any_local_file_in_the_config(tmp_path):
+    # The README's first command plays a local file as a camera; the config file is as trusted.
+    config = parse_config(
+        "cameras:\n  lobby: {url: ../shared/data/pets09/vtest.avi}\n  cam: {url: /srv/a:b.mp4}\n"
+    )
+    assert config.cameras["lobby"].url == "../shared/data/pets09/vtest.avi"
+    assert config.cameras["cam"].url == "/srv/a:b.mp4"
+
+
+def test_api_sources_are_streams_or_files_inside_the_camera_folders(tmp_path):
+    from camsight.config.camera import api_source_problem
+
+    videos = tmp_path / "videos"
+    (videos / "day1").mkdir(parents=True)
+    (videos / "day1" / "gate.mp4").write_bytes(b"\0" * 10)
+    (videos / "escape.mp4").symlink_to("/etc/passwd")
+    os.mkfifo(videos / "pipe.mp4")
+    outside = "/etc/shadow", "/proc/self/environ", "/dev/zero", str(videos / ".." / "x.mp4")
+    for url in outside:
+        assert "none is configured" in api_source_problem(url, []), url
+        assert "inside storage.camera_folders" in api_source_problem(url, [videos]), url
+    assert "inside storage.camera_folders" in api_source_problem(str(videos / "escape.mp4"), [videos])
+    assert "not a regular file or folder" in api_source_problem(str(videos / "pipe.mp4"), [videos])
+    assert "not a regular file or folder" in api_source_problem("/dev/zero", [Path("/dev")])
+    assert api_source_problem(str(videos / "day1" / "gate.mp4"), [videos]) is None
+    assert api_source_problem(str(videos / "day1"), [videos]) is None
+    for url in (
+        "rtsp://169.254.169.254/live",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/video.mjpg",
+        "rtsp://[fe80::1%25eth0]:554/x",
+        "http://2852039166/",  # 169.254.169.254 as one number: the resolver reads it so
+        "http://[::ffff:169.254.169.254]/",
+        "rtsp://admin:pw@169.254.10.20/stream1",
+    ):
+        assert "link-local" in api_source_problem(url, [videos]), url
+    for url in ("rtsp://10.0.0.5:554/stream1", "https://cams.example/live.m3u8", "rtsp://u:p@127.0.0.1:9/x"):
+        assert api_source_problem(url, []) is None, url
+
+
+@pytest.mark.parametrize("coordinate", ["1e308", "16385", "1.0e6"])
+def test_pixel_coordinates_are_bounded_without_a_frame_size(coordinate):
+    text = f"cameras:\n  gate:\n    zones:\n      z: {{points: [[0, 0], [{coordinate}, 0], [0, 10]]}}\n"
+    message = error_of(text)
+    assert "cameras.gate.zones.z" in message and "at most 16384" in message, message
+    line = f"cameras:\n  gate:\n    lines:\n      l: {{points: [[0, 0], [{coordinate}, 10]], in: down}}\n"
+    assert "at most 16384" in error_of(line)
+    mask = f"cameras:\n  gate:\n    masks:\n      m: {{points: [[0, 0], [{coordinate}, 0], [0, 10]]}}\n"
+    assert "at most 16384" in error_of(mask)
+    # The largest frame's corner is fine.
+    parse_config("cameras:\n  gate:\n    zones:\n      z: {points: [[0, 0], [16384, 0], [0, 16384]]}\n")

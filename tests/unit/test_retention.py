@@ -244,3 +244,87 @@ def test_real_small_filesystem_gets_room(store, tmpfs):
     assert len(paths(store)) == 9 - report.deleted == len(files(root))
     assert paths(store) == files(root)
     assert report.warnings and "low disk space" in report.warnings[0]
+
+
+# --------------------------------------------------------------------------- legal holds (issue 15)
+
+
+def test_a_legal_hold_keeps_footage_past_age_size_and_disk_until_released(store, root):
+    from camsight.media import holds
+
+    # Eight 10 kB segments of one camera, a day apart, all past a 1-day limit.
+    segs = [add_segment(store, root, "gate", NOW - timedelta(days=9 - i)) for i in range(8)]
+    case = holds.place_hold(
+        store, "gate", NOW - timedelta(days=8, minutes=30), NOW - timedelta(days=6, hours=23),
+        reason="police request 2026-118", by="olga",
+    )  # fmt: skip
+    kept = segs[1:3]  # the segments of days 8 and 7 overlap the hold
+    open_ended = holds.place_hold(
+        store, "gate", NOW - timedelta(days=2, minutes=1), None, reason="x", by="olga"
+    )
+    later = segs[7:]  # from 2 days ago on, with no end
+    settings = RecordConfig(retain_days=1, retain_gb=5 * KB / GB)
+    disk = FakeDisk(root, capacity=100 * KB, other=95 * KB)  # wants 50 kB free of 5
+    report = enforce_retention(
+        store, root, {"gate": settings}, min_free_gb=50 * KB / GB, disk_usage=disk, now=NOW
+    )
+    assert paths(store) == [*kept, *later] and files(root) == sorted([*kept, *later])
+    assert report.held >= 3
+    # Released holds stay listed, and their footage is back under retention.
+    holds.release_hold(store, case.id, by="root")
+    holds.release_hold(store, open_ended.id, by="root")
+    enforce_retention(store, root, {"gate": settings}, 0, disk_usage=roomy, now=NOW)
+    assert paths(store) == [] and files(root) == []
+    listed, total = holds.list_holds(store, include_released=True)
+    assert total == 2 and all(not h.active and h.released_by == "root" for h in listed)
+    assert holds.list_holds(store) == ([], 0)
+
+
+def test_a_legal_hold_placed_during_a_pass_is_honoured_by_the_delete_itself(store, root, monkeypatch):
+    from camsight.media import holds, retention
+
+    seg = add_segment(store, root, "gate", NOW - timedelta(days=9))
+    real = retention._delete
+
+    def hold_first(store_, root_, s, now, report, reason):
+        # The segment was listed unheld; someone places a hold before the deletion runs.
+        holds.place_hold(
+            store, "gate", s.start_at, s.start_at + timedelta(seconds=1), reason="late", by="olga"
+        )
+        return real(store_, root_, s, now, report, reason)
+
+    monkeypatch.setattr(retention, "_delete", hold_first)
+    report = enforce_retention(
+        store, root, {"gate": RecordConfig(retain_days=7)}, 0, disk_usage=roomy, now=NOW
+    )
+    assert paths(store) == [seg] and report.deleted == 0
+
+
+def test_a_legal_hold_on_an_event_spans_it_with_the_camera_padding(store, root):
+    from camsight.config import validate_config
+    from camsight.errors import NotFoundError
+    from camsight.media import holds
+    from camsight.store.models import EventRow
+
+    segs = [add_segment(store, root, "gate", NOW - timedelta(days=9, minutes=10 - i)) for i in range(10)]
+    start = NOW - timedelta(days=9, minutes=5, seconds=-10)
+    with store.session() as session:
+        cam = get_or_create_camera(session, "gate", kind="live")
+        event = EventRow(
+            uid="e1", camera_id=cam.id, type="fall", rule="fall", severity="high", start_t=0.0, end_t=20.0,
+            start_at=start, end_at=start + timedelta(seconds=20), summary="a person fell",
+        )  # fmt: skip
+        session.add(event)
+        session.flush()
+        event_id = event.id
+    config = validate_config({"cameras": {"gate": {"record": {"pre_seconds": 30, "post_seconds": 60}}}})
+    hold = holds.place_event_hold(store, event_id, reason="claim", by="olga", config=config)
+    assert hold.start_at == start - timedelta(seconds=30) and hold.end_at == start + timedelta(seconds=80)
+    assert hold.event_id == event_id and hold.event_uid == "e1"
+    enforce_retention(store, root, {"gate": RecordConfig(retain_days=1)}, 0, disk_usage=roomy, now=NOW)
+    # The event's minute (4:50 to 5:10 before) with 30 s before and 60 s after: three segments.
+    assert paths(store) == segs[4:7]
+    with pytest.raises(NotFoundError):
+        holds.place_event_hold(store, event_id, reason="claim", by="lena", cameras={"yard"})
+    with pytest.raises(holds.HoldError, match="needs a reason"):
+        holds.place_event_hold(store, event_id, reason="  ", by="olga")

@@ -203,3 +203,16 @@ def test_visual_similarity_is_fused(tmp_path):
     assert [h.track_id for h in fused.hits] == [1, 2]
     assert fused.hits[0].explanation[-1]["term"] == "visual similarity"
     store.close()
+
+
+def test_a_hit_without_a_thumbnail_shows_its_middle_observation(tmp_path):
+    # Tracks of 5 and 4 observations, no crops (so no thumbnails): the middle box is element n // 2.
+    five = _record(1, "person", TrackAttributes())
+    four = _record(2, "car", TrackAttributes(), start=3.0)
+    five.crops, four.crops = [], []
+    four.observations = four.observations[:4]
+    store = _store(tmp_path, records=[five, four])
+    hits = {h.label: h for h in SearchEngine(store).search("person or car").hits}
+    assert hits["person"].thumbnail is None and hits["person"].frame == 3
+    assert hits["person"].box == [12.0, 20.0, 52.0, 120.0]
+    assert hits["car"].frame == 3 and hits["car"].box == [12.0, 20.0, 52.0, 120.0]

@@ -15,16 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from camsight.api.deps import API_PREFIX, current_principal
-from camsight.api.errors import install_error_handlers
-from camsight.api.routes import admin, auth, cameras, clips, events, tracks, uploads
+from camsight.api.errors import error_response, install_error_handlers
+from camsight.api.routes import admin, auth, cameras, clips, events, holds, tracks, uploads
+from camsight.api.schemas import document_errors
 from camsight.config import Config
 from camsight.service.jobs import JobRunner
 from camsight.store.db import Store
 from camsight.web.site import mount_site
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from camsight.service.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -52,13 +56,51 @@ def _warm_search(app: FastAPI) -> None:
         log.warning("cannot load the search index at start", exc_info=True)
 
 
+class HostCheck:
+    """Answer 400 to a request whose ``Host`` does not name this server (``api.allowed_hosts``).
+
+    A DNS rebinding page (``http://evil.example:8080/`` pointed at 127.0.0.1) is same-origin
+    with itself, so its requests carry a matching ``Origin`` and pass the CSRF check; only
+    its ``Host`` header gives it away. Checked once the app is served (see
+    :func:`server_config`): ``app.state.bind_host`` is then the listening address.
+    """
+
+    def __init__(self, app: ASGIApp, state: Any) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        bind_host = getattr(self.state, "bind_host", None)
+        if scope["type"] in ("http", "websocket") and bind_host is not None:
+            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+            if not self.state.config.api.host_allowed(host, bind_host):
+                shown = host[:100] or "(none)"
+                message = (
+                    f"this server does not answer to host {shown!r}: add the name to api.allowed_hosts "
+                    "in the config if it is really this server (refused to stop DNS rebinding)"
+                )
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                await error_response(400, message, "bad_host")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(
-    config: Config, store: Store, *, config_path: Path | None = None, supervisor: Supervisor | None = None
+    config: Config,
+    store: Store,
+    *,
+    config_path: Path | None = None,
+    supervisor: Supervisor | None = None,
+    bind_host: str | None = None,
 ) -> FastAPI:
     """The API on ``store``; every route but login and health needs a session or API token.
 
     ``config_path`` is the file camera changes are saved to (none: they are refused);
-    ``supervisor`` runs the live cameras and is told about those changes.
+    ``supervisor`` runs the live cameras and is told about those changes. ``bind_host``, the
+    address it is served on, turns the ``Host`` check on (:class:`HostCheck`;
+    :func:`server_config` sets it too); in-process test clients leave it out.
     """
     # The documentation page's Swagger UI is served from a package, not a CDN: the box may be offline.
     app = FastAPIOffline(
@@ -75,6 +117,8 @@ def create_app(
     app.state.config_path = config_path
     app.state.supervisor = supervisor
     app.state.engine = None  # made by the warm-up at start (see _lifespan) or by the first search
+    app.state.bind_host = bind_host
+    app.add_middleware(HostCheck, state=app.state)
     # Each job reads app.state.config when it starts, so it sees config changes made meanwhile.
     app.state.jobs = JobRunner(store, lambda: app.state.config)
     install_error_handlers(app)
@@ -86,18 +130,38 @@ def create_app(
 
     app.include_router(auth.router, prefix=API_PREFIX)
     protected = [Depends(current_principal)]
-    for router in (tracks.router, events.router, cameras.router, admin.router, clips.router, uploads.router):
+    routers = (tracks.router, events.router, cameras.router, admin.router, clips.router, uploads.router)
+    for router in (*routers, holds.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=protected)
+    document_errors(app)
     mount_site(app)
     return app
 
 
-def serve(config: Config, store: Store, *, host: str = "127.0.0.1", port: int = 8080, **uvicorn: Any) -> None:
-    """Run the API with uvicorn until interrupted (blocking); what ``camsight run`` calls.
+def server_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn's settings for serving ``app`` on ``host``:``port``, as ``camsight run`` does.
 
-    ``proxy_headers`` is on only for ``forwarded_allow_ips`` (default: localhost), so the
-    client address and https scheme (Secure cookies) are right behind a local reverse proxy.
+    The ``Host`` check is turned on for ``host``. ``X-Forwarded-For`` and ``X-Forwarded-Proto``
+    are believed only from ``api.trusted_proxies`` (none by default; uvicorn alone would trust
+    127.0.0.1, so anything on this machine could forge its address past the sign-in limits
+    and into the audit log).
+    """
+    import uvicorn
+
+    proxies = list(app.state.config.api.trusted_proxies)
+    app.state.bind_host = host
+    return uvicorn.Config(
+        app, host=host, port=port, proxy_headers=bool(proxies), forwarded_allow_ips=proxies, **options
+    )
+
+
+def serve(config: Config, store: Store, *, host: str = "127.0.0.1", port: int = 8080, **uvicorn: Any) -> None:
+    """Run the API with uvicorn until interrupted (blocking), with :func:`server_config`'s settings.
+
+    Behind a reverse proxy, name it in ``api.trusted_proxies`` so the client address and the
+    https scheme (Secure cookies) are right, and its public name in ``api.allowed_hosts``.
     """
     import uvicorn as server
 
-    server.run(create_app(config, store), host=host, port=port, log_level="info", **uvicorn)
+    options = {"log_level": "info", **uvicorn}
+    server.Server(server_config(create_app(config, store), host, port, **options)).run()

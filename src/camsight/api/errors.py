@@ -8,11 +8,12 @@ that shape; anything unexpected becomes a bare 500 so no traceback or internal d
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from camsight.auth.errors import AccountError, InvalidCredentials, PasswordPolicyError, RateLimited
@@ -75,16 +76,47 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "request"
 
 
+def _method_table(app: Any) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    # From the published document, where included routers are already flattened; made once.
+    table = getattr(app.state, "allowed_methods", None)
+    if table is None:
+        table = []
+        for path, operations in app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path))
+            table.append((re.compile(f"^{pattern}$"), frozenset(m.upper() for m in operations)))
+        app.state.allowed_methods = table
+    return table
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the API takes at the request's path, sorted (none: not an API path)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for pattern, taken in _method_table(request.app):
+        if pattern.match(path):
+            methods |= taken
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers; call once on a new app."""
 
     @app.exception_handler(StarletteHTTPException)
-    def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    def _http(_request: Request, exc: StarletteHTTPException) -> Response:
         code = getattr(exc, "code", None)
         message = exc.detail if isinstance(exc.detail, str) else CODES.get(exc.status_code, "error")
         if exc.status_code == 404 and message == "Not Found":
             message = "no such endpoint"
-        return error_response(exc.status_code, message, code, dict(exc.headers or {}) or None)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route of the path (GET of
+            # /cameras/{name}, not its PATCH and DELETE): name them all.
+            allowed = allowed_methods(_request)
+            if _request.method == "OPTIONS" and allowed:
+                return Response(status_code=204, headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{_request.method} is not allowed here (allowed: {headers['Allow']})"
+        return error_response(exc.status_code, message, code, headers or None)
 
     @app.exception_handler(RequestValidationError)
     def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

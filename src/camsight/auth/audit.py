@@ -84,6 +84,11 @@ class Action(StrEnum):
     SESSION_REVOKE = "session.revoke"
     AUDIT_EXPORT = "audit.export"
     UPLOAD = "upload"
+    #: An upload refused (not a video, too large, a bad field...), with the reason given to the client.
+    UPLOAD_REFUSED = "upload.refused"
+    #: A legal hold placed on a camera's footage (a time range or an event's), or released.
+    HOLD_PLACE = "hold.place"
+    HOLD_RELEASE = "hold.release"
     #: A failed job (an upload's indexing, a re-analysis after a camera edit) queued again.
     JOB_RETRY = "job.retry"
 

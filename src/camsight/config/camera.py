@@ -22,14 +22,20 @@ over a threshold, a posture change); none scores a person's intent.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from camsight.config.base import StrictModel
 from camsight.config.rules import CrowdRule, RuleConfig, WrongWayRule
-from camsight.config.zones import LineConfig, ZoneConfig
+from camsight.config.secrets import SecretEnv
+from camsight.config.zones import MAX_PIXELS, LineConfig, ZoneConfig
+from camsight.urls import is_network, link_local
 
 
 class MovingObjectsConfig(StrictModel):
@@ -72,20 +78,73 @@ class RecordConfig(StrictModel):
 _URL = re.compile(r"^(rtsps?|https?)://", re.I)
 
 
+def _pseudo_protocol(path: str) -> str | None:
+    """The FFmpeg protocol a local ``path`` would be read with (``concat``, ``subfile``...), if any.
+
+    FFmpeg reads ``name:rest`` as protocol ``name`` (``concat:/etc/passwd|/etc/hosts``,
+    ``subfile,,0,0,:/etc/passwd``, ``pipe:0``); a path whose first part holds a ``:`` is refused
+    (``./name:x`` too: it is normalised to ``name:x`` before it is opened).
+
+    >>> _pseudo_protocol("concat:/etc/passwd|/etc/hosts"), _pseudo_protocol("/srv/cams/gate:1.mp4")
+    ('concat', None)
+    """
+    parts = PurePosixPath(path).parts
+    first = parts[0] if parts else ""
+    if ":" not in first:
+        return None
+    return re.split(r"[:,]", first, maxsplit=1)[0] or first
+
+
+def api_source_problem(url: str, camera_folders: Sequence[Path]) -> str | None:
+    """Why ``url`` may not be a camera's source when an API client sets it; None when it may.
+
+    The config file and ``camsight run --camera`` come from the machine's owner
+    and may name any file. A client of the API (an admin of the web app) may
+    set network streams, except to link-local hosts (169.254.0.0/16, fe80::/10:
+    a cloud's metadata service), and local files or folders only inside
+    ``storage.camera_folders`` (symbolic links and ``..`` resolved first), never
+    devices, pipes or ``/proc`` files.
+    """
+    url = url.strip()
+    if is_network(url):
+        if link_local(url):
+            return "a link-local address (169.254.x.x, fe80::) cannot be a camera; give the camera's address"
+        return None
+    folders = [Path(os.path.realpath(Path(f).expanduser())) for f in camera_folders]
+    if not folders:
+        return (
+            "a local file or folder can be set through the API only inside storage.camera_folders, and "
+            "none is configured; give an rtsp://, rtsps:// or http(s):// stream"
+        )
+    target = Path(os.path.realpath(url))
+    if not any(target.is_relative_to(folder) for folder in folders):
+        listed = ", ".join(str(f) for f in folders)
+        return f"a local file or folder must be inside storage.camera_folders ({listed})"
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        return None  # not there yet: a folder camera may be created later, and nothing is read now
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return "not a regular file or folder (a device, pipe or socket cannot be a camera)"
+    return None
+
+
 class CameraConfig(StrictModel):
     """One camera: where its video comes from, recording, privacy masks, zones and rules."""
 
     url: str | None = None
     """Live source: ``rtsp://``, ``rtsps://``, ``http(s)://`` (MJPEG or HLS), or a local file or folder
-    played as a camera. Credentials may be in the URL or below; they never appear in logs."""
+    played as a camera (set over the API: only inside ``storage.camera_folders``). Credentials may be
+    in the URL or below; they never appear in logs."""
     detect_url: str | None = None
     """A lower-resolution stream of the same camera to analyse (the main stream is recorded)."""
     transport: Literal["tcp", "udp"] = "tcp"
     """RTSP transport."""
     username: str | None = None
     password: str | None = None
-    password_env: str | None = None
-    """Name of an environment variable holding the password."""
+    password_env: SecretEnv | None = None
+    """Name of an environment variable holding the password; it must start with ``CAMSIGHT_SECRET_``
+    (the config can be edited over the API, so it may not name the server's other variables)."""
     fps: Annotated[float, Field(gt=0, le=60)] = 5.0
     """Frames analysed per second."""
     decode: Literal["all", "keyframes"] = "all"
@@ -114,9 +173,19 @@ class CameraConfig(StrictModel):
             raise ValueError(f"unsupported URL scheme '{scheme}' (use rtsp, rtsps, http, https or a path)")
         if any(c.isspace() for c in url):
             raise ValueError("a URL cannot contain spaces")
+        if not url.isprintable():
+            raise ValueError("a URL cannot contain control characters")
+        protocol = None if "://" in url else _pseudo_protocol(url)
+        if protocol is not None:
+            raise ValueError(
+                f"'{protocol}:' is not a camera source (give rtsp://, rtsps://, http(s):// or a file or "
+                "folder path; write a path holding ':' as /full/path)"
+            )
         return url
 
-    size: tuple[Annotated[int, Field(ge=16, le=16384)], Annotated[int, Field(ge=16, le=16384)]] | None = None
+    size: (
+        tuple[Annotated[int, Field(ge=16, le=MAX_PIXELS)], Annotated[int, Field(ge=16, le=MAX_PIXELS)]] | None
+    ) = None
     """Frame width and height in pixels; when given, pixel coordinates are checked against it."""
     zones: dict[str, ZoneConfig] = Field(default_factory=dict)
     lines: dict[str, LineConfig] = Field(default_factory=dict)

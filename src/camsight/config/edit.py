@@ -576,9 +576,13 @@ def _atomic_write(path: Path, data: bytes, mode: int) -> None:
 
 
 def _changed(before: CameraConfig | None, after: CameraConfig | None) -> list[str]:
-    if before is None or after is None:
-        present = before or after
-        return sorted(present.model_fields_set) if present is not None else []
+    # A camera that is added or removed (or given a block for the first time) is compared with
+    # the defaults: the keys it sets, not every field pydantic saw (a block re-validated from a full
+    # dump "sets" url, password and all the others, which then read as changed when they were not).
+    if before is None and after is None:
+        return []
+    before = before if before is not None else CameraConfig()
+    after = after if after is not None else CameraConfig()
     return sorted(k for k in CameraConfig.model_fields if getattr(before, k) != getattr(after, k))
 
 

@@ -22,6 +22,10 @@ COMPASS: dict[str, float] = {"right": 0.0, "down": 90.0, "left": 180.0, "up": 27
 PEOPLE = ("person",)
 VEHICLES = ("car", "motorcycle", "bus", "truck")
 TRACKED_CLASSES = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
+#: Largest pixel coordinate (and frame side, see ``CameraConfig.size``): no camera's picture is wider.
+#: Without it a point such as 1e308 passes on a camera whose size is not known yet and breaks the
+#: geometry (and the web editor) later.
+MAX_PIXELS = 16384
 
 
 def direction_degrees(value: str | float) -> float:
@@ -52,6 +56,11 @@ def _check_bounds(points: list[Point], units: Units) -> None:
     bad = [p for p in points if any(c < 0 for c in p)]
     if bad:
         raise ValueError(f"point {list(bad[0])} is outside the frame (negative coordinate)")
+    bad = [p for p in points if any(c > MAX_PIXELS for c in p)]
+    if bad:
+        raise ValueError(
+            f"point {list(bad[0])} is outside any frame (pixel coordinates are at most {MAX_PIXELS})"
+        )
 
 
 class ZoneConfig(StrictModel):

@@ -7,7 +7,8 @@ Run :func:`enforce_retention` every few minutes (the live service does)::
         log.warning(warning)
 
 A segment is never deleted while it is held (``held_until`` in the future,
-see :func:`hold`) or being written (``end_at`` null, and its file changed
+see :func:`hold`), while it overlaps a legal hold that is not released (see
+:mod:`camsight.media.holds`), or while it is being written (``end_at`` null, and its file changed
 within the last hour). Each deletion removes the file and then its row in
 one transaction, so a segment is never listed without its file for long,
 and a file is never left behind without its row.
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, or_, select, update
 
+from camsight.media.holds import legally_held
 from camsight.store.models import Camera, RecordingRow
 from camsight.store.repository import require_camera
 
@@ -103,7 +105,7 @@ def _writing(root: Path, row: RecordingRow) -> bool:
 def _segments(store: Store, root: Path, now: datetime, camera: str | None = None) -> list[_Seg]:
     """Segments oldest first, marked when held or being written (so not to be deleted now)."""
     query = (
-        select(RecordingRow, Camera.name)
+        select(RecordingRow, Camera.name, legally_held().label("legal"))
         .join(Camera, Camera.id == RecordingRow.camera_id)
         .order_by(RecordingRow.start_at, RecordingRow.id)
     )
@@ -119,10 +121,10 @@ def _segments(store: Store, root: Path, now: datetime, camera: str | None = None
                 start_at=row.start_at,
                 end_at=row.end_at,
                 size=_size(root, row),
-                held=row.held_until is not None and row.held_until > now,
+                held=bool(legal) or (row.held_until is not None and row.held_until > now),
                 writing=_writing(root, row),
             )
-            for row, name in rows
+            for row, name, legal in rows
         ]
 
 
@@ -137,6 +139,7 @@ def _delete(store: Store, root: Path, seg: _Seg, now: datetime, report: Retentio
                 delete(RecordingRow).where(
                     RecordingRow.id == seg.id,
                     or_(RecordingRow.held_until.is_(None), RecordingRow.held_until <= now),
+                    ~legally_held(),
                 )
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]

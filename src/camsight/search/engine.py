@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from camsight.errors import CamsightError, NotFoundError
 from camsight.records.facets import FACET_INDEX, VEHICLE_LABELS
@@ -74,25 +75,27 @@ class SearchResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def parsed(self) -> dict[str, Any]:
+        """How the query was understood, as plain data (``to_dict()["parsed"]`` without the hits)."""
         q = self.query
         return {
-            "query": q.text,
+            "classes": list(q.classes),
+            "terms": [{"facets": list(t.facets), "negated": t.negated, "words": t.words} for t in q.terms],
+            "cameras": list(q.cameras),
+            "since": q.since.isoformat() if q.since else None,
+            "until": q.until.isoformat() if q.until else None,
+            "time_of_day": [f"{q.time_of_day.start:%H:%M}", f"{q.time_of_day.end:%H:%M}"]
+            if q.time_of_day
+            else None,
+            "not_analysed": list(q.not_analysed),
+            "unknown": list(q.unknown),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query.text,
             "interpretation": self.interpretation,
-            "parsed": {
-                "classes": list(q.classes),
-                "terms": [
-                    {"facets": list(t.facets), "negated": t.negated, "words": t.words} for t in q.terms
-                ],
-                "cameras": list(q.cameras),
-                "since": q.since.isoformat() if q.since else None,
-                "until": q.until.isoformat() if q.until else None,
-                "time_of_day": [f"{q.time_of_day.start:%H:%M}", f"{q.time_of_day.end:%H:%M}"]
-                if q.time_of_day
-                else None,
-                "not_analysed": list(q.not_analysed),
-                "unknown": list(q.unknown),
-            },
+            "parsed": self.parsed(),
             "candidates": self.candidates,
             "full_matches": self.full_matches,
             "notes": self.notes,
@@ -130,16 +133,21 @@ class SearchEngine:
         now: datetime | None = None,
         query_vector: np.ndarray | None = None,
         embedding_model: str | None = None,
+        known_cameras: Sequence[str] | None = None,
     ) -> SearchResult:
         """Parse ``text`` and search; explicit filters replace what the text said.
 
         With a vision-language encoder (or a ready ``query_vector`` from
         ``embedding_model``), visual similarity of each track's best crop to
-        the text is fused with the attribute score.
+        the text is fused with the attribute score. ``known_cameras`` are the
+        camera names the text may name (default: every indexed camera); a
+        caller limited to some cameras passes those, so another camera's name
+        reads as a word not understood, exactly like a name that does not exist.
         """
         started = _time.perf_counter()
         index = self.index_cache.get()
-        query = parse_query(text, now=now, cameras=list(index.camera_names))
+        names = list(index.camera_names) if known_cameras is None else list(known_cameras)
+        query = parse_query(text, now=now, cameras=names)
         overrides: dict[str, Any] = {}
         if cameras:
             overrides["cameras"] = tuple(cameras)
@@ -368,11 +376,25 @@ class SearchEngine:
         if len(track_ids) == 0:
             return []
         ids = [int(t) for t in track_ids]
-        with self.store.session() as session:
+        # Read-only: a plain session (no transaction to commit) keeps a busy server off the write path.
+        with self.store.sessions() as session:
+            # Columns, not ORM objects: building three entities per hit was a large part of a
+            # search's CPU time under load, and nothing here changes them.
             rows = {
-                t.id: (t, cam, src)
-                for t, cam, src in session.execute(
-                    select(Track, Camera, Source)
+                row.id: row
+                for row in session.execute(
+                    select(
+                        Track.id,
+                        Track.label,
+                        Track.start_t,
+                        Track.end_t,
+                        Track.start_at,
+                        Track.end_at,
+                        Track.attributes,
+                        Camera.name.label("camera"),
+                        Camera.kind.label("camera_kind"),
+                        Source.uri,
+                    )
                     .join(Camera, Track.camera_id == Camera.id)
                     .join(Source, Track.source_id == Source.id)
                     .where(Track.id.in_(ids))
@@ -384,22 +406,13 @@ class SearchEngine:
                     select(Thumbnail).where(Thumbnail.track_id.in_(ids), Thumbnail.rank == 0)
                 )
             }
-            missing = [i for i in ids if i not in thumbs]
-            middle: dict[int, ObservationRow] = {}
-            for tid in missing:
-                obs = session.scalars(
-                    select(ObservationRow)
-                    .where(ObservationRow.track_id == tid)
-                    .order_by(ObservationRow.frame)
-                ).all()
-                if obs:
-                    middle[tid] = obs[len(obs) // 2]
+            middle = _middle_observations(session, [i for i in ids if i not in thumbs])
         hits = []
         for tid, (explanation, score, full) in zip(ids, scored, strict=True):
             if tid not in rows:  # deleted since the index was built
                 continue
-            track, cam, src = rows[tid]
-            live = cam.kind == "live"
+            track = rows[tid]
+            live = track.camera_kind == "live"
             evidence = (track.attributes or {}).get("evidence", {})
             # Explanations of a query search follow its terms, in order.
             for item, term in zip(explanation, query.terms if query else (), strict=False):
@@ -418,7 +431,7 @@ class SearchEngine:
             hits.append(
                 Hit(
                     track_id=tid,
-                    camera=cam.name,
+                    camera=track.camera,
                     label=track.label,
                     start=track.start_at.isoformat() if live and track.start_at else round(track.start_t, 3),
                     end=track.end_at.isoformat() if live and track.end_at else round(track.end_t, 3),
@@ -428,11 +441,40 @@ class SearchEngine:
                     match="full" if full else "partial",
                     explanation=explanation,
                     thumbnail=thumb_path,
-                    source=src.uri if not live else Path(src.uri).name,
+                    source=track.uri if not live else Path(track.uri).name,
                     recorded_start=track.start_at.isoformat() if track.start_at else None,
                 )
             )
         return hits
+
+
+def _middle_observations(session: Session, track_ids: list[int]) -> dict[int, Any]:
+    """The middle observation (by frame) of each track, for hits without a thumbnail, in one query.
+
+    One windowed query rather than one per track loading all its observations: a page of
+    50 such hits was 50 queries and most of a search's time under load.
+    """
+    if not track_ids:
+        return {}
+    ranked = (
+        select(
+            ObservationRow.track_id,
+            ObservationRow.frame,
+            ObservationRow.x1,
+            ObservationRow.y1,
+            ObservationRow.x2,
+            ObservationRow.y2,
+            func.row_number()
+            .over(partition_by=ObservationRow.track_id, order_by=ObservationRow.frame)
+            .label("rn"),
+            func.count().over(partition_by=ObservationRow.track_id).label("n"),
+        )
+        .where(ObservationRow.track_id.in_(track_ids))
+        .subquery()
+    )
+    # Row n // 2 + 1 (1-based) is element n // 2 of the frame-ordered list, as before.
+    found = session.execute(select(ranked).where(ranked.c.rn == ranked.c.n // 2 + 1)).all()
+    return {row.track_id: row for row in found}
 
 
 def _check_limit(limit: int) -> None:

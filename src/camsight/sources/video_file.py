@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,20 @@ import av.error
 
 from camsight.errors import SourceError
 from camsight.sources.frame import Frame
+
+#: Demuxers that read still pictures: FFmpeg opens a JPEG or PNG as a one-frame "video".
+PICTURE_FORMATS = re.compile(r"^(image2|.+_pipe)$")
+
+
+def picture_format(format_name: str) -> str | None:
+    """The picture type (``png``, ``jpeg``) when FFmpeg's demuxer ``format_name`` reads still pictures.
+
+    >>> picture_format("png_pipe"), picture_format("image2"), picture_format("mov,mp4,m4a,3gp,3g2,mj2")
+    ('png', 'image2', None)
+    """
+    if not PICTURE_FORMATS.match(format_name):
+        return None
+    return format_name.removesuffix("_pipe")
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,11 @@ class VideoFile:
             self._container = av.open(str(self.path), mode="r")
         except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
             raise SourceError(f"{self.path}: not a readable video ({_reason(exc)})") from None
+        picture = picture_format(self._container.format.name or "")
+        if picture is not None:
+            # The upload refuses pictures too: a photo indexed as a one-frame "video" only misleads.
+            self._container.close()
+            raise SourceError(f"{self.path}: not a video file: a still picture ({picture}), not a video")
         if not self._container.streams.video:
             self._container.close()
             raise SourceError(f"{self.path}: contains no video stream")

@@ -325,6 +325,35 @@ class RecordingRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class LegalHoldRow(Base):
+    """A legal hold: a camera's recorded footage from ``start_at`` to ``end_at`` kept until released.
+
+    Placed by a person on a time range or on an event (its span with the
+    camera's pre/post padding); retention never deletes a segment that overlaps
+    a hold not yet released, whatever its age or the disk says. ``end_at`` null:
+    no end (an event still open), so everything from ``start_at`` on is kept.
+    Released holds stay as the record of what was held, when and by whom.
+    """
+
+    __tablename__ = "legal_holds"
+    __table_args__ = (Index("ix_legal_holds_camera", "camera_id", "released_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    #: The event it was placed on (null for a time range, or once the event is analysed again: see uid).
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"), nullable=True)
+    #: The event's uid, stable when its footage is analysed again (a new row, a new id).
+    event_uid: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: Why, e.g. a case or request number; required.
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    released_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
 class CameraStatusRow(Base):
     """The latest health of a live camera, written by its worker every few seconds."""
 
@@ -466,7 +495,7 @@ class JobRow(Base):
     owns_file: Mapped[bool] = mapped_column(Boolean, default=False)
     #: When the file's recording started, as the uploader said (None: from the file itself).
     recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    #: ``queued``, ``running``, ``done`` or ``failed``.
+    #: ``queued``, ``running``, ``done``, ``damaged`` (indexed what could be decoded) or ``failed``.
     state: Mapped[str] = mapped_column(String(16), default="queued")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     frames_done: Mapped[int] = mapped_column(Integer, default=0)

@@ -6,13 +6,34 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Path as FastPath
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from camsight.api.deps import PageDep, PageOut, RowId, StoreDep, client_ip, page_out, require
+from camsight.api.deps import (
+    CurrentPrincipal,
+    PageDep,
+    PageOut,
+    RowId,
+    StoreDep,
+    client_ip,
+    page_out,
+    require,
+)
+from camsight.api.errors import ApiError
+from camsight.api.schemas import (
+    AuditEntryOut,
+    AuditVerifyOut,
+    NewTokenOut,
+    PageOf,
+    RevokedTokensOut,
+    TokenOut,
+    UserOut,
+    errors,
+)
 from camsight.auth import audit, tokens, users
 from camsight.auth.principal import Principal
-from camsight.auth.roles import Permission
+from camsight.auth.roles import Permission, Role
 from camsight.store.models import AuditLogRow
 from camsight.timeutil import aware
 
@@ -20,11 +41,14 @@ router = APIRouter(tags=["admin"])
 UserAdmin = Annotated[Principal, Depends(require(Permission.MANAGE_USERS))]
 Auditor = Annotated[Principal, Depends(require(Permission.READ_AUDIT))]
 
+#: The roles, as the document lists them (the server also takes them in any case, padded).
+_ROLES: dict[str, Any] = {"enum": [r.value for r in Role]}
+
 
 class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
-    role: str = Field(max_length=16)
+    role: str = Field(min_length=1, max_length=16, json_schema_extra=_ROLES)
     #: None (or absent): every camera.
     cameras: list[Annotated[str, Field(max_length=128)]] | None = Field(default=None, max_length=1000)
     must_change_password: bool = True
@@ -33,7 +57,7 @@ class UserIn(BaseModel):
 class UserPatch(BaseModel):
     """Only the fields sent change; ``cameras: null`` means every camera."""
 
-    role: str | None = Field(default=None, max_length=16)
+    role: str | None = Field(default=None, min_length=1, max_length=16, json_schema_extra=_ROLES)
     cameras: list[Annotated[str, Field(max_length=128)]] | None = Field(default=None, max_length=1000)
     disabled: bool | None = None
     password: str | None = Field(default=None, min_length=1, max_length=1024)
@@ -47,14 +71,14 @@ class TokenIn(BaseModel):
     expires_at: datetime | None = None
 
 
-@router.get("/users", response_model=PageOut)
+@router.get("/users", response_model=PageOf[UserOut])
 def list_users(principal: UserAdmin, store: StoreDep, page: PageDep) -> PageOut:
     with store.sessions() as session:
         found = users.list_users(session)
     return page_out([u.to_dict() for u in page.slice(found)], len(found), page)
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", response_model=UserOut, status_code=201, responses=errors(404, 409))
 def create_user(request: Request, body: UserIn, principal: UserAdmin, store: StoreDep) -> dict[str, Any]:
     """Create a user; audited. New users must change the password by default."""
     with store.session() as session:
@@ -70,7 +94,7 @@ def create_user(request: Request, body: UserIn, principal: UserAdmin, store: Sto
     return info.to_dict()
 
 
-@router.patch("/users/{name}")
+@router.patch("/users/{name}", response_model=UserOut, responses=errors(404))
 def update_user(
     request: Request, name: str, body: UserPatch, principal: UserAdmin, store: StoreDep
 ) -> dict[str, Any]:
@@ -93,19 +117,19 @@ def update_user(
     return info.to_dict()
 
 
-@router.delete("/users/{name}", status_code=204)
+@router.delete("/users/{name}", status_code=204, responses=errors(404))
 def delete_user(request: Request, name: str, principal: UserAdmin, store: StoreDep) -> Response:
     with store.session() as session:
         users.delete_user(session, name, by=principal.actor(client_ip(request)))
     return Response(status_code=204)
 
 
-@router.get("/tokens", response_model=PageOut)
+@router.get("/tokens", response_model=PageOf[TokenOut], responses=errors(404))
 def list_tokens(
     principal: UserAdmin,
     store: StoreDep,
     page: PageDep,
-    user: Annotated[str | None, Query(max_length=64)] = None,
+    user: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     include_revoked: bool = False,
 ) -> PageOut:
     with store.sessions() as session:
@@ -113,7 +137,7 @@ def list_tokens(
     return page_out([t.to_dict() for t in page.slice(found)], len(found), page)
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", response_model=NewTokenOut, status_code=201, responses=errors(404))
 def create_token(request: Request, body: TokenIn, principal: UserAdmin, store: StoreDep) -> dict[str, Any]:
     """Create an API token; the secret is in this answer only (it is stored hashed)."""
     with store.session() as session:
@@ -127,14 +151,33 @@ def create_token(request: Request, body: TokenIn, principal: UserAdmin, store: S
     return {"token": new.info.to_dict(), "secret": new.secret}
 
 
-@router.delete("/tokens/{token_id}")
+@router.delete("/tokens/{token_id}", response_model=TokenOut, responses=errors(404))
 def revoke_token(request: Request, token_id: RowId, principal: UserAdmin, store: StoreDep) -> dict[str, Any]:
     with store.session() as session:
         info = tokens.revoke(session, token_id, by=principal.actor(client_ip(request)))
     return info.to_dict()
 
 
-@router.get("/audit", response_model=PageOut)
+@router.delete("/users/{name}/tokens", response_model=RevokedTokensOut, responses=errors(404))
+def revoke_user_tokens(
+    request: Request,
+    name: Annotated[str, FastPath(max_length=64)],
+    principal: CurrentPrincipal,
+    store: StoreDep,
+) -> dict[str, Any]:
+    """Revoke every API token of a user at once (admins: anyone's; everyone: their own); audited.
+
+    Tokens outlive a password change, so this is how a user who fears a token
+    leaked with their password makes sure none of them works any more.
+    """
+    if name.strip().lower() != principal.name and not principal.can(Permission.MANAGE_USERS):
+        raise ApiError(403, "you may revoke only your own tokens: DELETE /api/v1/users/<your name>/tokens")
+    with store.session() as session:
+        revoked = tokens.revoke_all(session, name, by=principal.actor(client_ip(request)))
+    return {"user": name.strip().lower(), "count": len(revoked), "revoked": [t.to_dict() for t in revoked]}
+
+
+@router.get("/audit", response_model=PageOf[AuditEntryOut])
 def audit_log(
     principal: Auditor,
     store: StoreDep,
@@ -168,7 +211,11 @@ def audit_log(
     return page_out(items, total, page)
 
 
-@router.get("/audit.csv")
+@router.get(
+    "/audit.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "The audit log as CSV."}},
+)
 def audit_csv(
     request: Request,
     principal: Auditor,
@@ -191,7 +238,7 @@ def audit_csv(
     )
 
 
-@router.get("/audit/verify")
+@router.get("/audit/verify", response_model=AuditVerifyOut)
 def audit_verify(principal: Auditor, store: StoreDep) -> dict[str, Any]:
     """Walk the hash chain; ``ok`` false names the first entry that does not fit."""
     return audit.verify(store).to_dict()

@@ -27,6 +27,7 @@ from camsight.api.deps import RowId, StoreDep, client_ip, require
 from camsight.api.errors import ApiError
 from camsight.api.routes.events import load_event
 from camsight.api.routes.tracks import load_track
+from camsight.api.schemas import EventPlaybackOut, TrackPlaybackOut, errors
 from camsight.auth import audit
 from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
@@ -327,11 +328,15 @@ def _serve(
 _CLIP_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"video/mp4": {}}, "description": "The clip (H.264 MP4)."},
     206: {"content": {"video/mp4": {}}, "description": "Part of the clip (HTTP Range)."},
-    416: {"description": "The range lies outside the clip."},
 }
 
 
-@router.get("/tracks/{track_id}/playback")
+@router.get(
+    "/tracks/{track_id}/playback",
+    response_model=TrackPlaybackOut,
+    response_model_exclude_unset=True,
+    responses=errors(404, 409, 503),
+)
 def track_playback(
     request: Request, track_id: RowId, principal: ClipViewer, store: StoreDep
 ) -> dict[str, Any]:
@@ -345,7 +350,11 @@ def track_playback(
     return {"track_id": track.id, "label": track.label, **_playback(store, subject, clip)}
 
 
-@router.get("/tracks/{track_id}/clip", response_class=FileResponse, responses=_CLIP_RESPONSES)
+@router.get(
+    "/tracks/{track_id}/clip",
+    response_class=FileResponse,
+    responses=errors(404, 409, 416, 503) | _CLIP_RESPONSES,
+)
 def track_clip(
     request: Request, track_id: RowId, principal: ClipViewer, store: StoreDep, download: Download = False
 ) -> FileResponse:
@@ -355,7 +364,11 @@ def track_clip(
     return _serve(request, store, principal, subject, download)
 
 
-@router.head("/tracks/{track_id}/clip", response_class=FileResponse, responses=_CLIP_RESPONSES)
+@router.head(
+    "/tracks/{track_id}/clip",
+    response_class=FileResponse,
+    responses=errors(404, 409, 416, 503) | _CLIP_RESPONSES,
+)
 def track_clip_head(
     request: Request, track_id: RowId, principal: ClipViewer, store: StoreDep, download: Download = False
 ) -> FileResponse:
@@ -363,7 +376,12 @@ def track_clip_head(
     return track_clip(request, track_id, principal, store, download)
 
 
-@router.get("/events/{event_id}/playback")
+@router.get(
+    "/events/{event_id}/playback",
+    response_model=EventPlaybackOut,
+    response_model_exclude_unset=True,
+    responses=errors(404, 409, 503),
+)
 def event_playback(
     request: Request, event_id: RowId, principal: ClipViewer, store: StoreDep
 ) -> dict[str, Any]:
@@ -379,7 +397,11 @@ def event_playback(
     }
 
 
-@router.get("/events/{event_id}/clip", response_class=FileResponse, responses=_CLIP_RESPONSES)
+@router.get(
+    "/events/{event_id}/clip",
+    response_class=FileResponse,
+    responses=errors(404, 409, 416, 503) | _CLIP_RESPONSES,
+)
 def event_clip(
     request: Request, event_id: RowId, principal: ClipViewer, store: StoreDep, download: Download = False
 ) -> FileResponse:
@@ -389,7 +411,11 @@ def event_clip(
     return _serve(request, store, principal, subject, download)
 
 
-@router.head("/events/{event_id}/clip", response_class=FileResponse, responses=_CLIP_RESPONSES)
+@router.head(
+    "/events/{event_id}/clip",
+    response_class=FileResponse,
+    responses=errors(404, 409, 416, 503) | _CLIP_RESPONSES,
+)
 def event_clip_head(
     request: Request, event_id: RowId, principal: ClipViewer, store: StoreDep, download: Download = False
 ) -> FileResponse:

@@ -24,6 +24,7 @@ from camsight.api.deps import (
 )
 from camsight.api.errors import ApiError
 from camsight.api.routes.tracks import media_file
+from camsight.api.schemas import AckOut, EventOut, PageOf, errors
 from camsight.auth import audit
 from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
@@ -79,7 +80,7 @@ def _track_ids(store: Store, row: EventRow) -> list[int]:
     return [pairs[i] for i in row.track_local_ids if i in pairs]
 
 
-@router.get("/events", response_model=PageOut)
+@router.get("/events", response_model=PageOf[EventOut], responses=errors(404))
 def list_events(
     request: Request,
     principal: EventViewer,
@@ -125,13 +126,13 @@ def list_events(
     return page_out(items, total, page)
 
 
-@router.get("/events/{event_id}")
+@router.get("/events/{event_id}", response_model=EventOut, responses=errors(404))
 def get_event(event_id: RowId, principal: EventViewer, store: StoreDep) -> dict[str, Any]:
     row, camera, source = load_event(store, principal, event_id)
     return _event_out(row, camera, source, _track_ids(store, row))
 
 
-@router.post("/events/{event_id}/ack")
+@router.post("/events/{event_id}/ack", response_model=AckOut, responses=errors(404))
 def ack_event(request: Request, event_id: RowId, principal: Acknowledger, store: StoreDep) -> dict[str, Any]:
     """Acknowledge an event (operators and admins); audited. Acknowledging twice is harmless."""
     row, camera, _source = load_event(store, principal, event_id)
@@ -148,7 +149,7 @@ def ack_event(request: Request, event_id: RowId, principal: Acknowledger, store:
     return {"acknowledged": bool(fresh), "event": _event_out(row, camera, source, _track_ids(store, row))}
 
 
-@router.get("/events/{event_id}/snapshot", response_class=FileResponse)
+@router.get("/events/{event_id}/snapshot", response_class=FileResponse, responses=errors(404))
 def snapshot(event_id: RowId, principal: EventViewer, store: StoreDep) -> FileResponse:
     """The event's snapshot (JPEG)."""
     row, _camera, _source = load_event(store, principal, event_id)

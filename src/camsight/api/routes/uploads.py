@@ -40,13 +40,16 @@ from camsight.api.deps import (
     require,
 )
 from camsight.api.errors import ApiError
+from camsight.api.schemas import JobAnswerOut, JobOut, PageOf, errors
 from camsight.auth import audit
 from camsight.auth.principal import Principal
 from camsight.auth.roles import Permission
 from camsight.config import Config
 from camsight.errors import SourceError
-from camsight.service.jobs import Job, JobRunner, NotRetryable, remove_upload_folder, uploads_folder
-from camsight.sources.video_file import VideoFile
+from camsight.service.jobs import Job, JobRunner, NotRetryable
+from camsight.service.uploads import remove_upload_folder, uploads_folder
+from camsight.sources.video_file import VideoFile, picture_format
+from camsight.store.db import Store
 from camsight.timeutil import parse_when
 
 log = logging.getLogger(__name__)
@@ -69,8 +72,6 @@ FUTURE_SLACK = timedelta(hours=1)
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 #: Longest stored file name, in characters (file systems allow 255 bytes).
 MAX_NAME = 120
-#: Demuxers that read still pictures: FFmpeg opens a JPEG as a one-frame "video".
-_PICTURE_FORMATS = re.compile(r"^(image2|.+_pipe)$")
 
 
 class _TooLarge(Exception):
@@ -269,8 +270,9 @@ def _probe(path: Path) -> None:
     if fmt == "tty":
         # FFmpeg's demuxer of last resort shows text files as ANSI art.
         raise ApiError(415, "not a video file: text, not a video")
-    if _PICTURE_FORMATS.match(fmt):
-        raise ApiError(415, f"not a video file: a still picture ({fmt.removesuffix('_pipe')}), not a video")
+    picture = picture_format(fmt)
+    if picture is not None:
+        raise ApiError(415, f"not a video file: a still picture ({picture}), not a video")
     try:
         with VideoFile(path) as video:
             decoded = 0
@@ -328,22 +330,49 @@ _UPLOAD_BODY = {
 
 @router.post(
     "/uploads",
+    response_model=JobAnswerOut,
     status_code=202,
     openapi_extra=_UPLOAD_BODY,
-    responses={
-        413: {"description": "The file is larger than the upload limit."},
-        415: {"description": "Not a video file, or not a multipart/form-data body."},
-        422: {"description": "Empty file, invalid camera name or recorded_at."},
-        507: {"description": "Not enough free disk space."},
-    },
+    responses=errors(
+        404,
+        413,
+        415,
+        422,
+        503,
+        507,
+        s404="The camera is one the caller may not see.",
+        s413="The file is larger than the upload limit.",
+        s415="Not a video file, or not a multipart/form-data body.",
+        s422="Empty file, invalid camera name or recorded_at.",
+        s503="The upload folder cannot be used.",
+    ),
 )
 async def upload(request: Request, principal: Uploader, store: StoreDep) -> dict[str, Any]:
     """Upload a video (multipart ``file``, optional ``camera`` and ``recorded_at``) and queue its indexing.
 
-    Audited as ``upload``.
+    Audited as ``upload``; a refused upload as ``upload.refused`` with the reason.
 
     Answers 202 with the queued job; follow it with ``GET /jobs/{id}``.
     """
+    seen: dict[str, Any] = {}
+    try:
+        return await _upload(request, principal, store, seen)
+    except ApiError as exc:
+        # Who tried to bring in what, and why it was turned away: a refusal is part of the record too.
+        audit.record(
+            store,
+            principal.actor(client_ip(request)),
+            audit.Action.UPLOAD_REFUSED,
+            target=seen.get("camera"),
+            detail={"status": exc.status_code, "reason": exc.detail, **seen},
+        )
+        raise
+
+
+async def _upload(
+    request: Request, principal: Principal, store: Store, seen: dict[str, Any]
+) -> dict[str, Any]:
+    """The upload itself; ``seen`` collects what is known of it (file, bytes, camera) for the audit."""
     config: Config = request.app.state.config
     limit = int(config.uploads.max_mb * MIB)
     kind, params = parse_options_header(request.headers.get("content-type", ""))
@@ -371,6 +400,7 @@ async def upload(request: Request, principal: Uploader, store: StoreDep) -> dict
         if "camera" not in checked and ("camera" in fields or final):
             name = check_camera_name(fields.get("camera") or DEFAULT_CAMERA)
             _check_camera_access(principal, name)
+            seen["camera"] = name
             checked["camera"] = name
         if "recorded_at" not in checked and ("recorded_at" in fields or final):
             text = fields.get("recorded_at", "").strip()
@@ -403,6 +433,8 @@ async def upload(request: Request, principal: Uploader, store: StoreDep) -> dict
             ) from None
         finally:
             receiver.close()
+            if receiver.file_name is not None:
+                seen.update(file=receiver.file_name, bytes=receiver.size)
         fields_ok(receiver.fields, final=True)
         if receiver.path is None:
             raise ApiError(400, "no file in the upload (send the video in the form field 'file')")
@@ -437,7 +469,7 @@ async def upload(request: Request, principal: Uploader, store: StoreDep) -> dict
     return {"job": job.to_dict()}
 
 
-@router.get("/jobs", response_model=PageOut)
+@router.get("/jobs", response_model=PageOf[JobOut])
 def list_jobs(request: Request, principal: Uploader, store: StoreDep, page: PageDep) -> PageOut:
     """Indexing jobs of the caller's cameras, newest first."""
     scope = principal.camera_scope()
@@ -456,7 +488,7 @@ def _visible_job(request: Request, job_id: int, principal: Principal) -> Job:
     return job
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=errors(404))
 def get_job(request: Request, job_id: RowId, principal: Uploader) -> dict[str, Any]:
     """One job with its progress (``progress`` 0..1, ``fps``, ``eta_seconds``); ``error``: why it failed."""
     return _visible_job(request, job_id, principal).to_dict()
@@ -464,12 +496,17 @@ def get_job(request: Request, job_id: RowId, principal: Uploader) -> dict[str, A
 
 @router.post(
     "/jobs/{job_id}/retry",
+    response_model=JobAnswerOut,
     status_code=202,
-    responses={
-        403: {"description": "A camera's re-analysis needs manage_cameras, as editing its zones does."},
-        409: {"description": "The job has not failed (queued, running or done)."},
-        410: {"description": "The job's file is no longer on the server: upload it again."},
-    },
+    responses=errors(
+        403,
+        404,
+        409,
+        410,
+        s403="A camera's re-analysis needs manage_cameras, as editing its zones does.",
+        s409="The job has not failed (queued, running or done).",
+        s410="The job's file is no longer on the server: upload it again.",
+    ),
 )
 def retry_job(request: Request, job_id: RowId, principal: Uploader, store: StoreDep) -> dict[str, Any]:
     """Run a failed job again, once its cause is fixed: ``{"job": job}``, queued (202).

@@ -1,4 +1,5 @@
-// Events page: filters, a timeline per camera, and the list with snapshot, clip and acknowledge.
+// Events page: filters, a timeline per camera, and the list with snapshot, clip and acknowledge;
+// legal holds (footage kept until released): placed from an event's card, listed and released below.
 
 import { api, fill, h, toast, errorBox, localTime, seconds } from './api.js';
 import { openPlayer } from './player.js';
@@ -68,7 +69,61 @@ function timeline(items, onPick) {
   return svg;
 }
 
-function eventRow(e, ctx, refresh) {
+// A legal hold on the event's footage needs a reason (a case or request number): asked for in the card.
+function holdForm(e, onHeld) {
+  const input = h('input', { name: 'reason', required: true, maxlength: 500, placeholder: 'case or request number' });
+  const form = h('form', {
+    class: 'hold-form', hidden: true,
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      const submit = form.querySelector('button[type=submit]');
+      submit.disabled = true;
+      try {
+        const { hold } = await api('/holds', { method: 'POST', body: { event_id: e.id, reason: input.value } });
+        toast(`Footage of event ${e.id} held until released (hold ${hold.id})`);
+        form.hidden = true;
+        onHeld();
+      } catch (err) {
+        toast(err.message, 'error');
+      } finally {
+        submit.disabled = false;
+      }
+    },
+  }, h('label', {}, 'Why is it held?', input), h('button', { type: 'submit' }, 'Place hold'));
+  const open = h('button', {
+    type: 'button', class: 'hold',
+    onclick: () => { form.hidden = false; input.focus(); },
+  }, 'Hold footage');
+  return [open, form];
+}
+
+function holdRow(hold, ctx, reload) {
+  const me = ctx.session && ctx.session.user;
+  // Operators release the holds they placed; admins any (the API says the same).
+  const mayRelease = me && (me.role === 'admin' || me.name === hold.created_by);
+  const release = h('button', {
+    type: 'button', class: 'release',
+    onclick: async () => {
+      release.disabled = true;
+      try {
+        await api(`/holds/${hold.id}/release`, { method: 'POST' });
+        toast(`Hold ${hold.id} released`);
+        reload();
+      } catch (err) {
+        toast(err.message, 'error');
+        release.disabled = false;
+      }
+    },
+  }, 'Release');
+  return h('li', { class: 'hold', dataset: { hold: hold.id } },
+    h('strong', {}, `${hold.camera}`), ' · ',
+    `${localTime(hold.start)} → ${hold.end ? localTime(hold.end) : 'no end'}`,
+    hold.event_id ? ` · event ${hold.event_id}` : '', ' · ', h('em', {}, hold.reason),
+    h('span', { class: 'muted small' }, ` · by ${hold.created_by} ${localTime(hold.created_at)} `),
+    mayRelease ? release : null);
+}
+
+function eventRow(e, ctx, refresh, onHeld) {
   const title = `${label(e.type)} on ${e.camera}`;
   const ack = h('button', {
     type: 'button', class: 'ack',
@@ -98,7 +153,9 @@ function eventRow(e, ctx, refresh) {
         }, 'Play clip') : null,
         e.acknowledged_at
           ? h('span', { class: 'muted small' }, `acknowledged by ${e.acknowledged_by} ${localTime(e.acknowledged_at)}`)
-          : ctx.can('acknowledge') ? ack : null)));
+          : ctx.can('acknowledge') ? ack : null,
+        // Holding footage keeps it from deletion, as an export does: the same people may.
+        ctx.can('export') && e.start ? holdForm(e, onHeld) : null)));
 }
 
 export async function render(view, params, ctx) {
@@ -129,7 +186,28 @@ export async function render(view, params, ctx) {
   }
   form.addEventListener('submit', (e) => { e.preventDefault(); apply(); });
   const body = h('section', { 'aria-label': 'Events' });
-  view.append(h('h1', {}, 'Events'), form, body);
+  const holdsBox = h('section', { id: 'holds', 'aria-label': 'Legal holds' });
+  view.append(h('h1', {}, 'Events'), form, body, ctx.can('export') ? holdsBox : '');
+
+  let shownHolds = '';
+  const loadHolds = async () => {
+    if (!ctx.can('export')) return;
+    let page;
+    try {
+      page = await api('/holds', { query: { limit: 100 } });
+    } catch (err) {
+      holdsBox.replaceChildren(errorBox(err));
+      return;
+    }
+    const key = JSON.stringify(page.items.map((x) => x.id));
+    if (key === shownHolds) return;
+    shownHolds = key;
+    fill(holdsBox, h('h2', {}, 'Legal holds'),
+      h('p', { class: 'muted small' }, 'Footage under a legal hold is never deleted by retention until the hold is released.'),
+      page.items.length
+        ? h('ul', { class: 'hold-list' }, page.items.map((x) => holdRow(x, ctx, loadHolds)))
+        : h('p', { id: 'no-holds' }, 'No footage is held.'));
+  };
 
   let shown = '';
   const refresh = async () => {
@@ -160,11 +238,11 @@ export async function render(view, params, ctx) {
     fill(body, 
       page.items.length ? timeline(page.items, pick) : null,
       page.items.length
-        ? h('ul', { class: 'event-list' }, page.items.map((e) => eventRow(e, ctx, refresh)))
+        ? h('ul', { class: 'event-list' }, page.items.map((e) => eventRow(e, ctx, refresh, loadHolds)))
         : h('p', { id: 'no-events' }, 'No events match these filters.'),
       pager);
   };
-  await refresh();
-  const timer = setInterval(refresh, REFRESH_MS);
+  await Promise.all([refresh(), loadHolds()]);
+  const timer = setInterval(() => { refresh(); loadHolds(); }, REFRESH_MS);
   return () => clearInterval(timer);
 }

@@ -90,10 +90,11 @@ export async function render(view, params, ctx) {
     if (stopped) return;
     const pct = Math.round((job.progress || 0) * 100);
     bar.value = job.progress || 0;
-    if (job.state === 'done') {
+    if (job.state === 'done' || job.state === 'damaged') {
+      // Damaged: what could be decoded is indexed; the message says what is missing.
       const target = `#/search?${new URLSearchParams({ q: 'person', camera: job.camera })}`;
       fill(status, `Indexed ${job.file || ''}: ${counted(job.tracks, 'track')}, ${counted(job.events, 'event')}. `,
-        job.message ? `${job.message}. ` : '',
+        job.message ? h('span', { class: job.state === 'damaged' ? 'error' : '' }, `${job.message}. `) : '',
         ctx.can('search') ? h('a', { href: target, id: 'search-upload' }, 'Search this footage') : null);
       loadRecent();
       return;

@@ -1,0 +1,229 @@
+"""Search under load: many concurrent API clients against a real `camsight run` with live cameras.
+
+Starts the real service (``camsight run``, a subprocess, as a user would) with
+two live cameras, each a clip from ``../shared/data/intel`` played as a camera
+(looped at real-time pace, analysed and recorded like an RTSP stream), on a
+store pre-filled with synthetic tracks (search_latency.fill, 20,000 by
+default) so searches have realistic work. An operator signs in with an API
+token, and then:
+
+1. one client searches alone for a while (the single-client baseline);
+2. ``--clients`` clients (30 by default) search at once, each sending its next
+   query as soon as the last one answered, for ``--seconds`` (60 by default).
+
+Queries are search_latency.QUERIES (attribute, time and class queries), each
+client starting at a different one. Every search is audited, as in
+production. Printed: p50/p95/p99 and requests/s of both phases, and the
+loaded figures as ratios of the single-client ones from the same run (the
+machine is shared and noisy: compare ratios across runs, not absolute
+milliseconds).
+
+    python bench/api_load.py [--clients 30] [--seconds 60] [--single-seconds 10] [--tracks 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from common import DATA, YOLOX
+from search_latency import QUERIES, fill
+
+from camsight.auth import tokens, users
+from camsight.auth.audit import Actor
+from camsight.store.db import open_store
+
+TARGET_P95_MS = 300.0
+USER = "bench-operator"
+PASSWORD = "bench password not secret"
+CLIPS = {
+    "people": DATA / "intel" / "one-by-one-person-detection.mp4",
+    "parking": DATA / "intel" / "person-bicycle-car-detection.mp4",
+}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def quantile(samples: list[float], q: float) -> float:
+    """The ``q`` quantile (nearest rank) of ``samples``."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Service:
+    """``camsight run`` in a subprocess with the two live cameras; stopped with SIGINT like Ctrl-C."""
+
+    def __init__(self, data: Path, port: int, log: Path) -> None:
+        config = data.parent / "site.yaml"
+        detector = f"detector: {{backend: yolox, model: {YOLOX}}}\n" if YOLOX.exists() else ""
+        config.write_text(detector)
+        exe = Path(sys.executable).with_name("camsight")
+        args = [str(exe), "run", "--data", str(data), "--config", str(config), "--port", str(port)]
+        for name, clip in CLIPS.items():
+            args += ["--camera", f"{name}={clip}"]
+        self.log = log.open("w")
+        self.proc = subprocess.Popen(
+            args, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "CAMSIGHT_LOG": "warning"}
+        )
+        self.url = f"http://127.0.0.1:{port}"
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"camsight run exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("camsight run did not start serving in time")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+async def _client(
+    http: httpx.AsyncClient, first: int, until: float, latencies: list[float], errors: list[str]
+) -> None:
+    i = first
+    while time.perf_counter() < until:
+        q = QUERIES[i % len(QUERIES)]
+        i += 1
+        t = time.perf_counter()
+        try:
+            r = await http.get("/api/v1/search", params={"q": q})
+        except httpx.HTTPError as exc:
+            errors.append(type(exc).__name__)
+            continue
+        ms = (time.perf_counter() - t) * 1000
+        if r.status_code != 200:
+            errors.append(f"{r.status_code} {r.text[:120]}")
+            continue
+        latencies.append(ms)
+
+
+async def phase(url: str, secret: str, clients: int, seconds: float) -> tuple[list[float], float, list[str]]:
+    """``clients`` closed-loop searchers for ``seconds``: latencies (ms), elapsed seconds, errors."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=120, limits=limits
+    ) as http:
+        started = time.perf_counter()
+        until = started + seconds
+        await asyncio.gather(*(_client(http, k, until, latencies, errors) for k in range(clients)))
+        elapsed = time.perf_counter() - started
+    return latencies, elapsed, errors
+
+
+def wait_connected(http: httpx.Client, timeout: float) -> str:
+    """Wait until both live cameras analyse frames (their workers load a model first); their states."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cams = {
+            c["name"]: c
+            for c in http.get("/api/v1/cameras", params={"limit": 500}, timeout=30).json()["items"]
+        }
+        states = {n: ((cams.get(n) or {}).get("health") or {}).get("state", "not started") for n in CLIPS}
+        if all(state == "connected" for state in states.values()) or time.monotonic() > deadline:
+            return ", ".join(f"{n}: {state}" for n, state in states.items())
+        time.sleep(0.5)
+
+
+def summary(name: str, latencies: list[float], elapsed: float, errors: list[str]) -> dict[str, float]:
+    figures = {
+        "p50": quantile(latencies, 0.50),
+        "p95": quantile(latencies, 0.95),
+        "p99": quantile(latencies, 0.99),
+        "rps": len(latencies) / elapsed,
+    }
+    print(
+        f"{name:22} {len(latencies):7} {figures['rps']:8.1f} {figures['p50']:8.1f} {figures['p95']:8.1f} "
+        f"{figures['p99']:8.1f} {max(latencies):8.1f} {len(errors):6}"
+    )
+    if errors:
+        print(f"  first errors: {errors[:3]}")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=30)
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the loaded phase")
+    parser.add_argument(
+        "--single-seconds", type=float, default=10.0, help="length of the single-client phase"
+    )
+    parser.add_argument("--tracks", type=int, default=20_000, help="synthetic tracks stored before the start")
+    parser.add_argument("--warmup", type=float, default=60.0, help="wait at most this long for the cameras")
+    args = parser.parse_args()
+    missing = [str(p) for p in CLIPS.values() if not p.exists()]
+    if missing:
+        sys.exit(f"clips not found: {', '.join(missing)} (set CAMSIGHT_SHARED to the shared/ folder)")
+
+    with tempfile.TemporaryDirectory(prefix="camsight-load-") as tmp:
+        data = Path(tmp) / "data"
+        store = open_store(data)
+        if args.tracks:
+            fill(store, args.tracks, 0)
+        with store.session() as session:
+            users.create_user(
+                session, USER, PASSWORD, "operator", by=Actor.system(), must_change_password=False
+            )
+            secret = tokens.create(session, USER, "load-bench", by=Actor.system()).secret
+        store.close()
+
+        service = Service(data, _free_port(), Path(tmp) / "service.log")
+        try:
+            service.wait_ready()
+            with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {secret}"}) as http:
+                for q in QUERIES:  # the index is built and every query parsed once before timing
+                    http.get("/api/v1/search", params={"q": q}, timeout=120).raise_for_status()
+                states = wait_connected(http, args.warmup)
+            print(f"camsight run at {service.url}; live cameras {states}; {args.tracks:,} synthetic tracks")
+            print(
+                f"{'phase':22} {'answers':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+                f"{'max ms':>8} {'errors':>6}"
+            )
+            one = summary("1 client", *asyncio.run(phase(service.url, secret, 1, args.single_seconds)))
+            many = summary(
+                f"{args.clients} clients",
+                *asyncio.run(phase(service.url, secret, args.clients, args.seconds)),
+            )
+        finally:
+            service.stop()
+        print(
+            f"ratios, {args.clients} clients / 1 client: p50 {many['p50'] / one['p50']:.2f}x, "
+            f"p95 {many['p95'] / one['p95']:.2f}x, p99 {many['p99'] / one['p99']:.2f}x, "
+            f"throughput {many['rps'] / one['rps']:.2f}x"
+        )
+        met = "MET" if many["p95"] < TARGET_P95_MS else "NOT MET"
+        print(
+            f"target: p95 < {TARGET_P95_MS:.0f} ms with {args.clients} clients: {met} (p95 {many['p95']:.1f} ms)"
+        )
+
+
+if __name__ == "__main__":
+    main()
