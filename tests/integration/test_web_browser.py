@@ -449,7 +449,7 @@ def test_zone_editor_says_when_the_reanalysis_fails_and_retries_it(
             page.click("#save-shapes")
 
             status = page.locator("#reanalysis")
-            expect(status).to_contain_text("Saved, re-analysis failed: internal error: ", timeout=SLOW)
+            expect(status).to_contain_text("Saved, re-analysis failed: the YOLOX model", timeout=SLOW)
             expect(status).to_contain_text("Reshape")
             expect(status).not_to_contain_text("re-analysing")
             shot(page, "30-reanalysis-failed")

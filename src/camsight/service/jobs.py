@@ -343,9 +343,9 @@ class JobRunner:
             )  # fmt: skip
             if queued.rowcount != 1:
                 raise NotRetryable(f"job {job_id} is no longer failed: only a failed job can be retried")
+            # Read back before the runner can claim it: the answer is the job as queued.
+            job = Job.from_row(session.get(JobRow, job_id, populate_existing=True))
         self._wake.set()
-        job = self.get(job_id)
-        assert job is not None
         return job
 
     def _submit(self, row: JobRow) -> Job:
@@ -465,6 +465,10 @@ class JobRunner:
             if owns and path is not None and isinstance(exc, SourceError):
                 remove_upload(path)
             elif not isinstance(exc, SourceError):
+                # Not the file's fault (a model, a rule): the admin needs the details, under the job's id.
+                log.warning(
+                    "job %s failed: %s", job_id, exc, exc_info=True, extra={"job_id": job_id, "kind": kind}
+                )
                 self._indexer = None  # a model may be fixed in place (pulled again): load it afresh
         except Exception as exc:
             # Not the user's doing (a bug, a broken install or model): the reason still names what

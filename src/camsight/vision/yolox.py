@@ -91,7 +91,8 @@ class YoloxDetector:
         try:
             raw = self._session.run(None, {self._input_name: blob})[0][0]
         except Exception as exc:  # onnxruntime raises its own unrelated types; a broken model is fixable
-            raise ModelError(f"the YOLOX model {self.model_path} failed on a frame: {exc}") from exc
+            # The file's name, not its path: this sentence reaches API users through a job's reason.
+            raise ModelError(f"the YOLOX model {self.model_path.name} failed on a frame: {exc}") from exc
         xy = (raw[:, :2] + self._grid) * self._stride
         wh = np.exp(raw[:, 2:4]) * self._stride
         scores = raw[:, 4:5] * raw[:, 5 + _KEEP]
