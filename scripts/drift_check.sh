@@ -7,7 +7,6 @@
 # Prints the packages whose newest allowed version differs from the lock, then the test summary.
 # Exit status: pytest's (0 = the newest allowed versions pass the fast tests).
 set -euo pipefail
-export LC_ALL=C  # one collation for sort and join
 cd "$(dirname "$0")/.."
 venv=$(mktemp -d /tmp/camsight-drift.XXXXXX)
 trap 'rm -rf "$venv"' EXIT
@@ -17,13 +16,21 @@ echo "drift: installing the newest allowed versions into $venv" >&2
 "$venv/bin/pip" install -q --disable-pip-version-check --upgrade --upgrade-strategy eager \
   -c requirements/constraints.txt -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
 # What moved, against the lock (name==version lines).
-"$venv/bin/pip" list --format=freeze --disable-pip-version-check 2>/dev/null | tr '[:upper:]_' '[:lower:]-' \
-  | sort >"$venv/now.txt"
-grep -E '^[A-Za-z0-9._-]+==' requirements/dev.lock | sed 's/ .*//' | tr '[:upper:]_' '[:lower:]-' \
-  | sort >"$venv/locked.txt"
-echo "drift: newest allowed versions that differ from requirements/dev.lock:" >&2
-join -t= -j1 <(sed 's/==/=/' "$venv/locked.txt") <(sed 's/==/=/' "$venv/now.txt") \
-  | awk -F= '$2 != $3 {printf "  %s %s -> %s\n", $1, $2, $3}' >&2 || true
+"$venv/bin/python" - requirements/dev.lock <<'PY' >&2
+import re, sys
+from importlib import metadata
+
+norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+locked = dict(
+    (norm(m.group(1)), m.group(2))
+    for m in re.finditer(r"^([A-Za-z0-9._-]+)==([^ \\\n]+)", open(sys.argv[1]).read(), re.M)
+)
+now = {norm(d.metadata["Name"]): d.version for d in metadata.distributions()}
+moved = sorted((n, v, now[n]) for n, v in locked.items() if n in now and now[n] != v)
+print("drift: newest allowed versions that differ from requirements/dev.lock:" + ("" if moved else " none"))
+for name, old, new in moved:
+    print(f"  {name} {old} -> {new}")
+PY
 status=0
 "$venv/bin/python" -m pytest -m "not slow" -q -p no:cacheprovider "$@" || status=$?
 echo "drift: pytest exit status $status" >&2
