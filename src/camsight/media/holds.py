@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, exists, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from camsight.errors import CamsightError, NotFoundError
 from camsight.store.db import Store
@@ -129,17 +130,7 @@ def place_hold(
     text = _reason(reason)
     with store.session() as session:
         cam = require_camera(session, camera)
-        row = LegalHoldRow(
-            camera_id=cam.id,
-            start_at=start,
-            end_at=end,
-            reason=text,
-            created_by=by[:128],
-            created_at=utcnow(),
-        )
-        session.add(row)
-        session.flush()
-        return _hold(row, cam.name)
+        return _insert(session, cam.id, cam.name, start, end, reason=text, by=by)
 
 
 def place_event_hold(
@@ -176,19 +167,43 @@ def place_event_hold(
             raise HoldError(f"event {event_id} has no wall-clock time; hold its camera's time range instead")
         start = to_utc(event.start_at) - timedelta(seconds=pre_seconds)
         end = to_utc(event.end_at) + timedelta(seconds=post_seconds) if event.end_at is not None else None
-        row = LegalHoldRow(
-            camera_id=event.camera_id,
+        return _insert(
+            session,
+            event.camera_id,
+            camera,
+            start,
+            end,
+            reason=text,
+            by=by,
             event_id=event.id,
             event_uid=event.uid,
-            start_at=start,
-            end_at=end,
-            reason=text,
-            created_by=by[:128],
-            created_at=utcnow(),
         )
-        session.add(row)
-        session.flush()
-        return _hold(row, camera)
+
+
+def _insert(
+    session: Session,
+    camera_id: int,
+    camera: str,
+    start: datetime,
+    end: datetime | None,
+    *,
+    reason: str,
+    by: str,
+    **event: Any,
+) -> LegalHold:
+    """Add one hold row (``event``: its ``event_id`` and ``event_uid``) and return it as listed."""
+    row = LegalHoldRow(
+        camera_id=camera_id,
+        start_at=start,
+        end_at=end,
+        reason=reason,
+        created_by=by[:128],
+        created_at=utcnow(),
+        **event,
+    )
+    session.add(row)
+    session.flush()
+    return _hold(row, camera)
 
 
 def list_holds(
