@@ -14,12 +14,15 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
@@ -253,3 +256,44 @@ def wait_for(check, timeout: float, step: float = 0.5):
             return last
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout}s; last: {last}")
+
+
+# --------------------------------------------------------------------------- MQTT subscriber
+
+
+class Subscriber:
+    """A paho client recording (topic, payload, retained) in arrival order."""
+
+    def __init__(self, port: int, topic: str = "#", client_id: str = "test-subscriber") -> None:
+        self.messages: list[tuple[str, str, bool]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"{client_id}-{uuid.uuid4().hex[:6]}"
+        )
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_a: self._subscribed.set()
+        self.client.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self._subscribed.wait(10), "subscriber not subscribed"
+
+    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        with self._lock:
+            self.messages.append((message.topic, message.payload.decode(), bool(message.retain)))
+
+    def topics(self) -> list[str]:
+        with self._lock:
+            return [t for t, _, _ in self.messages]
+
+    def on(self, topic: str) -> list[str]:
+        with self._lock:
+            return [body for t, body, _ in self.messages if t == topic]
+
+    def retained(self) -> dict[str, str]:
+        with self._lock:
+            return {t: body for t, body, retain in self.messages if retain}
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

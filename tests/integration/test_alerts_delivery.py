@@ -21,11 +21,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from conftest import CAMSIGHT, assert_clean_failure, cli_env, db_query, run_cli
-from paho.mqtt.enums import CallbackAPIVersion
-from servers import HttpReceiver, Mosquitto, free_port, wait_until
+from servers import HttpReceiver, Mosquitto, Subscriber, free_port, wait_until
 from sqlalchemy import select
 
 from camsight.alerts.dispatcher import Dispatcher
@@ -321,40 +319,6 @@ def test_service_delivers_as_events_arrive(store: Store, receiver: HttpReceiver)
 
 
 # --------------------------------------------------------------------------- MQTT
-
-
-class Subscriber:
-    """A paho client that records what it receives (retained flag included)."""
-
-    def __init__(self, port: int, topic: str = "#", client_id: str = "test-subscriber") -> None:
-        self.messages: list[tuple[str, str, bool]] = []
-        self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{client_id}-{uuid.uuid4().hex[:6]}"
-        )
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *_a: self._subscribed.set()
-        self.client.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert self._subscribed.wait(10), "subscriber not subscribed"
-
-    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
-        with self._lock:
-            self.messages.append((message.topic, message.payload.decode(), bool(message.retain)))
-
-    def on(self, topic: str) -> list[str]:
-        with self._lock:
-            return [body for t, body, _ in self.messages if t == topic]
-
-    def retained(self) -> dict[str, str]:
-        with self._lock:
-            return {t: body for t, body, retain in self.messages if retain}
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture

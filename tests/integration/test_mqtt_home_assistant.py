@@ -12,12 +12,11 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from servers import Mosquitto, wait_until
+from servers import Mosquitto, Subscriber, wait_until
 from sqlalchemy import select
 
 from camsight.alerts.dispatcher import Dispatcher
@@ -51,42 +50,6 @@ CAMERAS = {
     ),
 }
 ANNOUNCED = {("gate", "running"), ("gate", "tampering"), ("gate", "fall"), ("front_door", "tampering")}
-
-
-class Subscriber:
-    """A paho client recording (topic, payload, retained) in arrival order."""
-
-    def __init__(self, port: int, topic: str = "#") -> None:
-        self.messages: list[tuple[str, str, bool]] = []
-        self._lock = threading.Lock()
-        subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"ha-test-{uuid.uuid4().hex[:6]}")
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *_a: subscribed.set()
-        self.client.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert subscribed.wait(10), "subscriber not subscribed"
-
-    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
-        with self._lock:
-            self.messages.append((message.topic, message.payload.decode(), bool(message.retain)))
-
-    def topics(self) -> list[str]:
-        with self._lock:
-            return [t for t, _, _ in self.messages]
-
-    def on(self, topic: str) -> list[str]:
-        with self._lock:
-            return [body for t, body, _ in self.messages if t == topic]
-
-    def retained(self) -> dict[str, str]:
-        with self._lock:
-            return {t: body for t, body, retain in self.messages if retain}
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def publish_retained(port: int, topic: str, body: str) -> None:
