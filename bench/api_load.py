@@ -13,9 +13,10 @@ token, and then:
 
 Queries are search_latency.QUERIES (attribute, time and class queries), each
 client starting at a different one. Every search is audited, as in
-production. Printed: p50/p95/p99 and requests/s of both phases, and the
-loaded figures as ratios of the single-client ones from the same run (the
-machine is shared and noisy: compare ratios across runs, not absolute
+production. Printed: p50/p95/p99, requests/s and the service process's CPU milliseconds
+per answer (``CPU ms``; Linux) of both phases, and the loaded figures as
+ratios of the single-client ones from the same run (the machine is shared and
+noisy: compare ratios and CPU per answer across runs, not absolute
 milliseconds).
 
     python bench/api_load.py [--clients 30] [--seconds 60] [--single-seconds 10] [--tracks 20000]
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from common import DATA, YOLOX
@@ -153,16 +155,46 @@ def wait_connected(http: httpx.Client, timeout: float) -> str:
         time.sleep(0.5)
 
 
-def summary(name: str, latencies: list[float], elapsed: float, errors: list[str]) -> dict[str, float]:
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by process ``pid`` itself, from /proc; None elsewhere.
+
+    The service's own process serves the API; camera workers are its children and not counted.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(service: Service, secret: str, clients: int, seconds: float) -> tuple[Any, ...]:
+    """:func:`phase` plus the service process's CPU milliseconds per answer (None without /proc).
+
+    CPU per answer is less sensitive to a busy machine than latencies are (it still rises a
+    little with contention): compare it across runs and changes.
+    """
+    before = process_cpu(service.proc.pid)
+    latencies, elapsed, errors = asyncio.run(phase(service.url, secret, clients, seconds))
+    after = process_cpu(service.proc.pid)
+    cpu_ms = (
+        None if before is None or after is None or not latencies else (after - before) / len(latencies) * 1000
+    )
+    return latencies, elapsed, errors, cpu_ms
+
+
+def summary(
+    name: str, latencies: list[float], elapsed: float, errors: list[str], cpu_ms: float | None = None
+) -> dict[str, float]:
     figures = {
         "p50": quantile(latencies, 0.50),
         "p95": quantile(latencies, 0.95),
         "p99": quantile(latencies, 0.99),
         "rps": len(latencies) / elapsed,
     }
+    cpu = f"{cpu_ms:8.2f}" if cpu_ms is not None else f"{'-':>8}"
     print(
         f"{name:22} {len(latencies):7} {figures['rps']:8.1f} {figures['p50']:8.1f} {figures['p95']:8.1f} "
-        f"{figures['p99']:8.1f} {max(latencies):8.1f} {len(errors):6}"
+        f"{figures['p99']:8.1f} {max(latencies):8.1f} {len(errors):6} {cpu}"
     )
     if errors:
         print(f"  first errors: {errors[:3]}")
@@ -205,13 +237,10 @@ def main() -> None:
             print(f"camsight run at {service.url}; live cameras {states}; {args.tracks:,} synthetic tracks")
             print(
                 f"{'phase':22} {'answers':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-                f"{'max ms':>8} {'errors':>6}"
+                f"{'max ms':>8} {'errors':>6} {'CPU ms':>8}"
             )
-            one = summary("1 client", *asyncio.run(phase(service.url, secret, 1, args.single_seconds)))
-            many = summary(
-                f"{args.clients} clients",
-                *asyncio.run(phase(service.url, secret, args.clients, args.seconds)),
-            )
+            one = summary("1 client", *measured(service, secret, 1, args.single_seconds))
+            many = summary(f"{args.clients} clients", *measured(service, secret, args.clients, args.seconds))
         finally:
             service.stop()
         print(

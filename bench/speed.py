@@ -163,6 +163,77 @@ def cli_once() -> Cli:
     return Cli(wall, json.loads(proc.stdout)[0])
 
 
+def many_views_cost(repeat: int) -> float:
+    """Indexing time with attributes read from many views and the person models, against the earlier
+    attributes (three best crops, no person models), YOLOX at 5 fps, runs alternated."""
+    from camsight.vision.person_attributes import load_person_attributes
+
+    sample = first_frame(VTEST)
+    new = settings_for("yolox")
+    # Before issue 13: the three best crops, no attributes model (and no re-id vectors, when that
+    # setting exists): everything added is measured together.
+    off = {"samples_per_track": 0, "person_model": False, "reid": False}
+    fields = {f.name for f in dataclasses.fields(IndexSettings)}
+    old = dataclasses.replace(new, **{k: v for k, v in off.items() if k in fields})
+    detector = load_detector(new, sample)
+    model = load_person_attributes()
+    print(
+        "attributes from many views + person attributes model "
+        f"({'installed: ' + str(model.model_path) if model else 'NOT installed: views only'}), "
+        f"YOLOX at {FPS:g} fps, vtest.avi"
+    )
+    configs = {"before": old, "now": new}
+    if "reid" in fields:  # the re-id vectors (grouping) apart from the attributes
+        configs = {"before": old, "no reid": dataclasses.replace(new, reid=False), "now": new}
+    runs: dict[str, list[Indexed]] = {name: [] for name in configs}
+    for _ in range(repeat):  # alternated, so a burst of load from elsewhere hits all alike
+        for name, settings in configs.items():
+            runs[name].append(index_once(VTEST, settings, detector))
+    best = {k: min(v, key=lambda r: r.wall) for k, v in runs.items()}
+    for name, timed in best.items():
+        r = timed.result
+        print(
+            f"  {name:7} wall {r.wall_seconds:6.2f} s  cpu {timed.cpu:6.2f} s  attributes stage "
+            f"{r.stage_seconds['attributes']:5.2f} s  track stage {r.stage_seconds['track']:5.2f} s"
+        )
+    for name in configs:
+        if name != "before":
+            wall = best[name].wall / best["before"].wall
+            cpu = best[name].cpu / best["before"].cpu
+            print(
+                f"  {name} / before: wall {100 * (wall - 1):+.0f}%, CPU {100 * (cpu - 1):+.0f}% (target <= +30%)"
+            )
+    return best["now"].wall / best["before"].wall
+
+
+def reid_cost(repeat: int) -> float:
+    """Indexing time with and without re-id vectors (person-reidentification-retail-0288), all else
+    default, YOLOX at 5 fps on vtest.avi, runs alternated."""
+    from camsight.vision.reid import load_reid
+
+    sample = first_frame(VTEST)
+    on = settings_for("yolox")
+    off = dataclasses.replace(on, reid=False)
+    detector = load_detector(on, sample)
+    model = load_reid()
+    print(f"re-id vectors ({'installed: ' + str(model.model_path) if model else 'NOT installed'}), vtest.avi")
+    runs: dict[str, list[Indexed]] = {"off": [], "on": []}
+    for _ in range(repeat):  # alternated, so a burst of load from elsewhere hits both
+        runs["off"].append(index_once(VTEST, off, detector))
+        runs["on"].append(index_once(VTEST, on, detector))
+    best = {k: min(v, key=lambda r: r.wall) for k, v in runs.items()}
+    for name, timed in best.items():
+        r = timed.result
+        print(
+            f"  {name:3} wall {r.wall_seconds:6.2f} s  cpu {timed.cpu:6.2f} s  "
+            f"attributes stage (re-id included) {r.stage_seconds['attributes']:5.2f} s"
+        )
+    wall = best["on"].wall / best["off"].wall
+    cpu = best["on"].cpu / best["off"].cpu
+    print(f"  on / off: wall {100 * (wall - 1):+.0f}%, CPU {100 * (cpu - 1):+.0f}%")
+    return wall
+
+
 def pct(part: float, whole: float) -> str:
     return f"{100.0 * part / whole:5.1f}%" if whole > 0 else "    -"
 
@@ -177,6 +248,12 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", choices=["yolox", "ssd"], default=["yolox", "ssd"])
     parser.add_argument("--noise", type=float, default=2.0, help="static clip noise (grey levels)")
     parser.add_argument("--no-cli", action="store_true", help="skip the real `camsight index` run")
+    parser.add_argument(
+        "--attributes-only",
+        action="store_true",
+        help="measure only what issue 13's attributes add (views over the track, person attributes model)",
+    )
+    parser.add_argument("--reid-only", action="store_true", help="measure only what re-id vectors cost")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -184,6 +261,12 @@ def main() -> None:
     if not YOLOX.exists():  # the static-scene test always uses YOLOX
         raise SystemExit(f"YOLOX model not found at {YOLOX}")
 
+    if args.attributes_only:
+        many_views_cost(args.repeat)
+        return
+    if args.reid_only:
+        reid_cost(args.repeat)
+        return
     with VideoFile(VTEST) as video:
         info = video.info
     load = os.getloadavg()[0]

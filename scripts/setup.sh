@@ -75,3 +75,13 @@ else
   .venv/bin/camsight models pull yolox-nano \
     || echo "setup: warning: the default detector model is not installed (camsight models pull yolox-nano)" >&2
 fi
+# The person attributes model (hats, long hair, bags for search), the same way; without it indexing
+# still works, with clothing colours only.
+attributes_model=person-attributes-recognition-crossroad-0230
+if [[ -f "$shared_models/openvino/$attributes_model.xml" ]]; then
+  .venv/bin/camsight models pull "$attributes_model" --from "$shared_models" \
+    || echo "setup: warning: the person attributes model is not installed" >&2
+else
+  .venv/bin/camsight models pull "$attributes_model" \
+    || echo "setup: warning: the person attributes model is not installed (camsight models pull $attributes_model)" >&2
+fi

@@ -32,6 +32,7 @@ from camsight.errors import CamsightError, ConfigError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from camsight.service.metrics_listener import MetricsListener
     from camsight.service.supervisor import Supervisor
     from camsight.store.db import Store
 
@@ -87,6 +88,14 @@ class Service:
         unknown = sorted(set(only or ()) - set(config.cameras))
         if unknown:
             raise ConfigError(f"--only: no camera named {unknown[0]!r} in the config")
+        if config.alerts.sink_names():
+            from camsight.alerts.dispatcher import check_sinks
+            from camsight.alerts.links import EventLinks
+
+            # A missing secret, an unusable notifier URL or a broken link key: one line now,
+            # rather than the alert thread failing later.
+            check_sinks(config.alerts)
+            EventLinks.from_config(config, store.root)
         self.config = config
         self.store = store
         self.config_path = config_path
@@ -103,6 +112,11 @@ class Service:
             raise ConfigError("no cameras to run: add `url:` to a camera in the config, or --camera NAME=URL")
         self.stop = threading.Event()
         self.supervisor: Supervisor = Supervisor(config, store, cameras=list(only) if only else None)
+        from camsight.service.metrics import ServiceMetrics
+
+        #: Prometheus metrics (docs/metrics.md), on the API server or their own listener (metrics.listen).
+        self.metrics = ServiceMetrics(store, lambda: self.running_config())
+        self.metrics_listener: MetricsListener | None = None
         self._worker = threading.Thread(
             target=self.supervisor.run, args=(self.stop,), name="supervisor", daemon=True
         )
@@ -131,7 +145,13 @@ class Service:
 
         self.one_time_password = bootstrap_admin(self.store, os.environ.get(ADMIN_PASSWORD_ENV))
         # The API owns the background job runner (its lifespan starts and stops it).
-        api = create_app(self.config, self.store, config_path=self.config_path, supervisor=self.supervisor)
+        api = create_app(
+            self.config,
+            self.store,
+            config_path=self.config_path,
+            supervisor=self.supervisor,
+            metrics=self.metrics,
+        )
         # Which cameras came from --camera is known now, before anyone edits the file by hand.
         api.state.config_file = ConfigFile.from_running(self.config_path, self.config)
         return api
@@ -153,6 +173,9 @@ class Service:
         try:
             signal.signal(signal.SIGINT, on_signal)
             signal.signal(signal.SIGTERM, on_signal)
+            self._start_metrics_listener(say)
+            if self.api is not None:
+                self.supervisor.api_address = (host, port)  # the links in alerts point here by default
             self._worker.start()
             self._watcher.start()
             if self.api is None:
@@ -172,6 +195,8 @@ class Service:
         assert self.api is not None
         # Proxy headers only from api.trusted_proxies, and the Host check for this address.
         server = uvicorn.Server(server_config(self.api, host, port, log_level="warning", access_log=False))
+        # Long responses (a live view) end when they see the server stopping, so Ctrl-C is not held up.
+        self.api.state.server = server
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         say(
             f"camsight: http://{shown}:{port}/ in a browser; API at /api/v1/ "
@@ -238,11 +263,30 @@ class Service:
             except Exception:  # a reload must never take the service down
                 log.exception("config reload failed")
 
+    def _start_metrics_listener(self, say: Callable[[str], None]) -> None:
+        """Serve the metrics on ``metrics.listen`` when the config gives them an address of their own."""
+        cfg = self.config.metrics
+        address = cfg.address()
+        if not cfg.enabled or address is None:
+            return
+        from camsight.service.metrics_listener import MetricsListener, MetricsListenError
+
+        listener = MetricsListener(self.metrics, self.store, self.running_config, *address)
+        try:
+            listener.start()
+        except MetricsListenError as exc:
+            raise ServeError(str(exc)) from None
+        self.metrics_listener = listener
+        token = " (API token required)" if cfg.auth == "token" else ""
+        say(f"metrics: http://{cfg.listen}/metrics{token}")
+
     def close(self) -> None:
         """Stop the cameras (waiting up to :data:`STOP_SECONDS`) and close the store; idempotent."""
         self.stop.set()
         if self._worker.is_alive():
             self._worker.join(STOP_SECONDS)
+        if self.metrics_listener is not None:
+            self.metrics_listener.stop()
         self.store.close()
 
 

@@ -45,6 +45,15 @@ def to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def local_text(value: datetime) -> str:
+    """``value`` as people read it: this machine's local time, to the second (naive means UTC).
+
+    The one format of every time shown at the terminal and in messages: no
+    microseconds, no raw UTC.
+    """
+    return to_utc(value).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
 def parse_duration(text: str) -> timedelta | None:
     """``30s``, ``15m``, ``2h``, ``7d``, ``1w`` as a positive timedelta; None when ``text`` is not one.
 

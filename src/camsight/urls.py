@@ -49,6 +49,42 @@ def redact_url(url: str) -> str:
     return scheme + _SECRET_PARAM.sub(r"\1***", rest)
 
 
+_NOTIFIER_PART = re.compile(r"([/@:])")
+
+
+def _tokenish(part: str) -> bool:
+    # Hosts, user names, topics and e-mail addresses stay readable; bot tokens and webhook keys do not.
+    has_digit, has_alpha = any(c.isdigit() for c in part), any(c.isalpha() for c in part)
+    return len(part) >= 24 or (len(part) >= 12 and has_digit and has_alpha)
+
+
+def redact_notifier_url(url: str) -> str:
+    """A notifier (apprise) URL fit to show: passwords, secret query values and token-like parts hidden.
+
+    Many services carry their token in the path or host (``tgram://<bot token>/<chat>``), so every
+    long part that mixes letters and digits is hidden too; ``{secret}`` (filled from the
+    environment) stays.
+
+    >>> redact_notifier_url("mailtos://alerts:{secret}@smtp.example.org?to=ops@example.org")
+    'mailtos://alerts:{secret}@smtp.example.org?to=ops@example.org'
+    >>> redact_notifier_url("tgram://123456789:AAEhBP0av28tkfpzK5ZmkQx1b2c3/4711?pass=x")
+    'tgram://123456789:***/4711?pass=***'
+    """
+    match = SCHEME.match(url)
+    if match is None:
+        return url
+    scheme, rest = match.groups()
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    if at and ":" in userinfo and not userinfo.endswith(":{secret}"):
+        rest = f"{userinfo.split(':', 1)[0]}:***@{host}{rest[end:]}"
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    head, tail = rest[:cut], rest[cut:]
+    parts = _NOTIFIER_PART.split(head)
+    head = "".join(p if p in "/@:" or p in ("{secret}", "***") or not _tokenish(p) else "***" for p in parts)
+    return scheme + _SECRET_PARAM.sub(r"\1***", head + tail)
+
+
 def with_credentials(url: str, username: str | None, password: str | None) -> str:
     """``url`` with ``username``/``password`` inserted (URL-quoted), replacing any it had.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import re
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -382,16 +383,72 @@ def test_slices_of_one_picture_become_one_sample(store, root, tmp_path):
     assert decoded_frames(root / row.path) == fed == 40
 
 
-def test_codecs_mp4_refuses_are_copied_into_matroska_and_export_as_browser_mp4(
-    store, root, shared_data, tmp_path
-):
-    """vtest.avi is MS-MPEG4: not allowed in MP4, so segments are Matroska, still not re-encoded."""
+def top_level_boxes(path: Path) -> list[str]:
+    """The ISO BMFF boxes at the top of an MP4 file, in order (``ftyp``, ``moov``, ``moof``...)."""
+    data = path.read_bytes()
+    boxes, at = [], 0
+    while at + 8 <= len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        boxes.append(data[at + 4 : at + 8].decode("latin-1"))
+        if size == 1:
+            size = int.from_bytes(data[at + 8 : at + 16], "big")
+        if size < 8:
+            break
+        at += size
+    return boxes
+
+
+def test_codecs_mp4_refuses_are_reencoded_into_fragmented_mp4(store, root, vtest, tmp_path):
+    """MS-MPEG4 cannot be stream-copied into MP4: its segments are H.264 in fragmented MP4, one
+    picture for each one sent, starting on the camera's keyframes, and export by stream copy."""
     from camsight.media.clip import export_clip
 
-    vtest = shared_data / "pets09" / "vtest.avi"
-    if not vtest.exists():
-        pytest.skip(f"shared test data not found: {vtest}")
+    with av.open(str(vtest)) as container:
+        assert container.streams.video[0].codec_context.name == "msmpeg4"
     rec = SegmentRecorder(store, "hall", root, RecordConfig(mode="continuous", segment_seconds=10))
+    fed = feed(rec, vtest, until=60.0)
+    rec.close()
+    segs = rows(store)
+    assert rec.stats.errors == 0, rec.stats.last_error
+    # vtest's keyframes come every 25 s: segments start on them, as with a stream copy.
+    assert [(r.start_at - T0).total_seconds() for r in segs] == pytest.approx([0, 25, 50], abs=1e-3)
+    for before, after in itertools.pairwise(segs):
+        assert abs((after.start_at - before.end_at).total_seconds()) < 1e-3
+    pictures = 0
+    for r in segs:
+        path = root / r.path
+        assert r.path.endswith(".mp4") and (r.codec, r.width, r.height) == ("h264", 768, 576), r.path
+        boxes = top_level_boxes(path)
+        # Fragmented: a header with no samples, then one moof+mdat pair per keyframe interval.
+        assert boxes[:2] == ["ftyp", "moov"] and boxes.count("moof") >= 1 and "mdat" in boxes, boxes
+        pkts = packets_of(path)
+        assert pkts[0][1], "a segment must begin with a keyframe"
+        # A keyframe (so a fragment on disk) at least every 2 s, though the camera sends one every 25 s.
+        keys = [t for t, key in pkts if key]
+        assert max(b - a for a, b in itertools.pairwise([*keys, pkts[-1][0]])) <= 2.0 + 1e-6, keys
+        assert boxes.count("moof") >= len(keys)
+        probe = ffprobe(path)
+        assert probe["streams"][0]["codec_name"] == "h264"
+        assert float(probe["format"]["duration"]) == pytest.approx(
+            (r.end_at - r.start_at).total_seconds(), abs=0.15
+        )
+        pictures += decoded_frames(path)
+    assert pictures == fed
+    # Already what browsers play: a clip across the segments is copied, not encoded a second time.
+    out = tmp_path / "hall.mp4"
+    result = export_clip(
+        store, "hall", T0 + timedelta(seconds=3), T0 + timedelta(seconds=15), out, recordings_root=root
+    )
+    assert not result.reencoded
+    assert ffprobe(out)["streams"][0]["codec_name"] == "h264"
+
+
+def test_codecs_mp4_refuses_are_copied_into_matroska_when_told_not_to_reencode(store, root, vtest, tmp_path):
+    """``record.reencode: false``: MS-MPEG4 is copied unchanged into Matroska (no CPU spent)."""
+    from camsight.media.clip import export_clip
+
+    settings = RecordConfig(mode="continuous", segment_seconds=10, reencode=False)
+    rec = SegmentRecorder(store, "hall", root, settings)
     fed = feed(rec, vtest, until=25.0)
     rec.close()
     segs = rows(store)
@@ -410,3 +467,31 @@ def test_codecs_mp4_refuses_are_copied_into_matroska_and_export_as_browser_mp4(
     assert probe["streams"][0]["codec_name"] == "h264"
     # From the keyframe at or before the start (vtest has few) to the end asked for.
     assert 11.5 <= float(probe["format"]["duration"]) <= 15.5
+
+
+def test_a_damaged_picture_of_a_reencoded_camera_is_dropped_not_the_segment(store, root, vtest):
+    """A picture that cannot be decoded (damaged on the way) is left out; recording goes on in the
+    same segment and every other picture is in it."""
+    rec = SegmentRecorder(store, "hall", root, RecordConfig(mode="continuous", segment_seconds=60))
+    fed = 0
+    with av.open(str(vtest)) as container:
+        stream = container.streams.video[0]
+        rec.open(stream)
+        for packet in container.demux(stream):
+            if packet.dts is None:
+                continue
+            t = float(packet.pts * stream.time_base)
+            if t >= 6:
+                break
+            if fed == 20:  # a P picture, its bytes replaced by noise: the decoder refuses it
+                damaged = av.Packet(random.Random(7).randbytes(packet.size))
+                damaged.pts, damaged.dts, damaged.time_base = packet.pts, packet.dts, packet.time_base
+                damaged.duration, damaged.is_keyframe = packet.duration, packet.is_keyframe
+                packet = damaged
+            rec.packet(packet, T0 + timedelta(seconds=t))
+            fed += 1
+    rec.close()
+    (row,) = rows(store)
+    assert rec.stats.errors == 0, rec.stats.last_error
+    assert row.path.endswith(".mp4") and row.codec == "h264"
+    assert decoded_frames(root / row.path) == fed - 1 == 59

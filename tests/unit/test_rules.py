@@ -325,3 +325,70 @@ def test_erratic_speed_is_judged_against_the_lanes_own_history():
     fast = [[(1, "car", (10 + 60 * i, 130, 50 + 60 * i, 160))] for i in range(7)]  # 300 px/s = 10 heights/s
     events = starts(run(engine, fast))
     assert [e.details["kind"] for e in events] == ["speeding"]
+
+
+def feed(engine: RulesEngine, frames: list[list[tuple]], start: int = 0, fps: float = 5.0) -> list:
+    """Feed frames numbered from ``start`` without finishing (an acknowledgement may come between)."""
+    changes = []
+    for i, objs in enumerate(frames, start):
+        live = [(tid, label, tuple(float(v) for v in box), 0.9) for tid, label, box in objs]
+        changes += engine.update(Frame(i + 1, i / fps, BLANK), live, detected=True, at=None).changes
+    return changes
+
+
+def test_an_acknowledged_zone_episode_ends_and_only_someone_new_raises_another():
+    engine = engine_for("      - {type: zone_intrusion, zone: door, min_seconds: 1}", ZONE)
+    one = [[(1, "person", person(150, 150))]] * 10
+    (first,) = starts(feed(engine, one))
+    assert engine.open_uids == {first.uid}
+    out = engine.acknowledge({first.uid})
+    assert [c.kind for c in out.changes] == ["end"] and first.end_t == pytest.approx(1.8)
+    assert first.details["acknowledged_t"] == pytest.approx(1.8) and not engine.open_uids
+    # The person seen to stays: nothing; a second person enters: a new event at once (no cooldown).
+    assert starts(feed(engine, one, start=10)) == []
+    both = [[(1, "person", person(150, 150)), (2, "person", person(170, 170))]] * 10
+    (second,) = starts(feed(engine, both, start=20))
+    assert second.track_ids == [1, 2] and second.details["count"] == 2
+    assert second.start_t >= 4.0 and second.uid != first.uid
+    # Acknowledging an event the rules no longer have open changes nothing.
+    assert engine.acknowledge({first.uid}).changes == []
+
+
+def test_an_acknowledged_crowd_raises_again_only_when_it_grows():
+    engine = engine_for("      - {type: crowd, threshold: 3, min_seconds: 1, clear_seconds: 1}")
+    crowd = [[(i, "person", person(50 + 40 * i, 200)) for i in range(n)] for n in [3] * 15]
+    (first,) = starts(feed(engine, crowd))
+    (end,) = engine.acknowledge({first.uid}).changes
+    assert end.kind == "end" and end.event is first and first.details["acknowledged_t"] == pytest.approx(2.8)
+    assert starts(feed(engine, crowd, start=15)) == []  # the same crowd: seen to
+    bigger = [[(i, "person", person(50 + 40 * i, 200)) for i in range(5)]] * 15
+    (second,) = starts(feed(engine, bigger, start=30))
+    assert second.details["count"] >= 4 and second.start_t >= first.end_t
+
+
+def test_top_down_objects_are_placed_at_their_centre_and_cross_lines_there():
+    """From above a car's box bottom is its rear (or the frame's edge): the line is judged at its centre."""
+    text = """
+cameras:
+  road:
+    lines: {across: {points: [[0, 150], [400, 150]], in: down}}
+    rules: [{type: line_crossing, line: across, classes: [car]}]
+    moving_objects: {label: car}
+"""
+    # A car driving up into view from the bottom edge: the box bottom stays on the edge at first.
+    boxes = [(150, 280 - 20 * i, 230, min(300, 280 - 20 * i + 160)) for i in range(15)]
+    frames = [[(1, "car", b)] for b in boxes]
+    for top_down, crossings in ((True, ["out"]), (False, [])):
+        config = parse_config(
+            text.replace("{label: car}", f"{{label: car, top_down: {str(top_down).lower()}}}")
+        )
+        engine = RulesEngine.for_camera(config, "road", SIZE, source_key="test")
+        assert engine is not None
+        found = []
+        for i, objs in enumerate(frames):
+            live = [(tid, label, tuple(float(v) for v in box), 0.9) for tid, label, box in objs]
+            found += [
+                c.direction
+                for c in engine.update(Frame(i + 1, i / 5, BLANK), live, detected=True, at=None).crossings
+            ]
+        assert found == crossings, top_down

@@ -182,8 +182,10 @@ def test_more_like_this(tmp_path):
     tid = {h.track_id for h in SearchEngine(store).run(q()).hits}
     assert tid == {1, 2, 3}
     result = SearchEngine(store).more_like(1)
-    assert [h.track_id for h in result.hits] == [3, 2]
-    assert result.hits[0].explanation[0]["term"] == "appearance"
+    # Only look-alikes above the colour cut-off (track 2 shares nothing), with the reference shown.
+    assert [h.track_id for h in result.hits] == [3]
+    assert result.hits[0].explanation[0]["term"].startswith("appearance")
+    assert result.reference is not None and result.reference.track_id == 1
     with pytest.raises(NotFoundError):
         SearchEngine(store).more_like(999)
     store.close()
@@ -216,3 +218,86 @@ def test_a_hit_without_a_thumbnail_shows_its_middle_observation(tmp_path):
     assert hits["person"].thumbnail is None and hits["person"].frame == 3
     assert hits["person"].box == [12.0, 20.0, 52.0, 120.0]
     assert hits["car"].frame == 3 and hits["car"].box == [12.0, 20.0, 52.0, 120.0]
+
+
+# --- every word counts: nothing to search for, calibrated thresholds, explanations ---------------
+
+
+@pytest.mark.parametrize("text", ["xqzv blorf gnarp", "the a of with", "tall"])
+def test_a_query_with_nothing_to_search_for_finds_nothing_and_says_why(store, text):
+    result = SearchEngine(store).search(text)
+    assert result.hits == [] and result.full_matches == 0
+    assert result.interpretation.startswith("nothing camsight can search for")
+    assert result.notes and result.notes[0].startswith("nothing matches:")
+
+
+def test_a_misspelt_query_finds_what_the_right_one_finds(store):
+    engine = SearchEngine(store)
+    right, typo = engine.search("person in a red jacket"), engine.search("persn in a red jakcet")
+    assert [h.track_id for h in typo.hits] == [h.track_id for h in right.hits] == [1, 2]
+    assert "read as: persn → person, jakcet → jacket" in typo.interpretation
+
+
+def _lower(tmp_path, blues):
+    records = [_record(i + 1, "person", _colours({"grey": 0.9}, {"blue": b})) for i, b in enumerate(blues)]
+    return _store(tmp_path, records=records)
+
+
+def test_unsure_evidence_does_not_satisfy_a_without(tmp_path):
+    # Trousers that read 0.49 blue may well be jeans: "without jeans" must not call them a match.
+    store = _lower(tmp_path, [0.49, 0.1, 0.0])
+    result = SearchEngine(store).search("grey top without jeans")
+    match = {h.track_id: h.match for h in result.hits}
+    assert match == {1: "partial", 2: "full", 3: "full"}
+    failed = next(e for e in result.hits[-1].explanation if not e["matched"])
+    assert failed["region"] == "lower body"
+    assert failed["detail"] == "lower body: blue 49%, above the 30% allowed"
+    store.close()
+
+
+def test_a_facet_below_its_calibrated_threshold_is_not_a_full_match(tmp_path):
+    records = [
+        _record(1, "person", _colours({"red": 0.3})),  # under the upper body's 0.35
+        _record(2, "person", _colours({"red": 0.4})),
+        _record(3, "person", _colours({}, {"black": 0.45})),  # under the lower body's 0.50
+        _record(4, "person", _colours({}, {"black": 0.6})),
+    ]
+    store = _store(tmp_path, records=records)
+    engine = SearchEngine(store)
+    assert [h.track_id for h in engine.search("red top").hits if h.match == "full"] == [2]
+    trousers = engine.search("black trousers")
+    assert [h.track_id for h in trousers.hits] == [4]  # 3 holds no term at all: not listed
+    store.close()
+
+
+def test_every_facet_must_hold_and_the_failed_ones_name_their_region(store):
+    result = SearchEngine(store).search("red top and blue jeans")
+    by_id = {h.track_id: h for h in result.hits}
+    assert by_id[1].match == "full"
+    assert by_id[2].match == "partial"
+    failed = [e for e in by_id[2].explanation if not e["matched"]]
+    assert [(e["region"], e["detail"]) for e in failed] == [
+        ("lower body", "lower body: blue 0%, below the 50% needed")
+    ]
+
+
+def test_the_explanation_says_each_thing_once(tmp_path):
+    attrs = _colours({"black": 1.0})
+    attrs.evidence["upper:black"] = "upper black 1.00 (3 crops, pose keypoints)"
+    store = _store(tmp_path, records=[_record(1, "person", attrs)])
+    item = SearchEngine(store).search("black jacket").hits[0].explanation[0]
+    assert item["detail"] == "upper body: black 100%"
+    assert item["evidence"] == "3 crops, pose keypoints"  # not "upper black 1.00" again
+    assert item["words"] == "black jacket" and item["matched"] is True
+    store.close()
+
+
+def test_a_single_colour_ranks_above_the_same_score_shared_with_another(tmp_path):
+    records = [
+        _record(1, "person", _colours({}, {"black": 0.9, "blue": 0.9})),
+        _record(2, "person", _colours({}, {"black": 0.9})),
+    ]
+    store = _store(tmp_path, records=records)
+    hits = SearchEngine(store).search("black trousers").hits
+    assert [(h.track_id, h.match) for h in hits] == [(2, "full"), (1, "full")]
+    store.close()

@@ -21,6 +21,7 @@ the same store: a claimed row is leased, so they take turns per sink.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -32,6 +33,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from camsight.alerts.links import EventLinks
 from camsight.alerts.outbox import (
     FAILED,
     MQTT_SINK,
@@ -152,9 +154,11 @@ def build_sinks(
     """One sink object per configured sink; secrets are resolved now (ConfigError if one is missing).
 
     ``cameras`` and ``store`` let the MQTT service announce every configured
-    rule's sensor and reconcile retained states with the open events.
+    rule's sensor and reconcile retained states with the open events; ``store``
+    also gives the notifiers the event snapshots to attach.
     """
     from camsight.alerts.mqtt import MqttSink, configured_sensors
+    from camsight.alerts.notify import NotifySink
     from camsight.alerts.webhook import WebhookSink
 
     sinks: dict[str, Sink] = {}
@@ -169,11 +173,22 @@ def build_sinks(
                 sensors=configured_sensors(cameras or {}, alerts.mqtt),
                 open_events=None if store is None else (lambda: open_events(store, cameras)),
             )
+        for notifier in alerts.notify:
+            sinks[notifier.name] = NotifySink(notifier, media=store.media if store is not None else None)
     except Exception:
         for sink in sinks.values():
             sink.close()
         raise
     return sinks
+
+
+def check_sinks(alerts: AlertsConfig) -> None:
+    """Raise ConfigError now for a sink that could not deliver (a secret not set, an unusable URL).
+
+    Builds every sink and closes it at once: nothing connects.
+    """
+    for sink in build_sinks(alerts).values():
+        sink.close()
 
 
 class Dispatcher:
@@ -186,7 +201,9 @@ class Dispatcher:
     touching ``<prefix>/available``, which the long-running service owns.
     ``cameras`` (the config's) makes the MQTT service announce a Home
     Assistant sensor for every configured rule, fired or not, when it
-    connects. Close it (or use it as a context manager) to disconnect.
+    connects. ``links`` adds the signed links to the event's snapshot and
+    clip to every payload as it is sent (see :mod:`camsight.alerts.links`).
+    Close it (or use it as a context manager) to disconnect.
     """
 
     def __init__(
@@ -198,9 +215,11 @@ class Dispatcher:
         mqtt_availability: bool = True,
         mqtt_client_id: str | None = None,
         cameras: Mapping[str, CameraConfig] | None = None,
+        links: EventLinks | None = None,
     ) -> None:
         self.store = store
         self.alerts = alerts
+        self.links = links
         self.sinks: dict[str, Sink] = (
             dict(sinks)
             if sinks is not None
@@ -290,6 +309,9 @@ class Dispatcher:
             return False
         retry_after = 0.0
         try:
+            if self.links is not None:
+                # Signed now, not at enqueue: a link is valid for its whole expiry after it went out.
+                message = dataclasses.replace(message, payload=self.links.add_to(message.payload, name))
             sink.deliver(message)
         except DeliveryError as exc:
             error, retry_after = str(exc), exc.retry_after_s

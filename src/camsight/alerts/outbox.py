@@ -125,24 +125,31 @@ def severity_rank(severity: str) -> int:
 
 
 def accepts(sink: SinkFilter, payload: Mapping[str, Any]) -> bool:
-    """Whether a sink's filter lets this event through (camera list, minimum severity).
+    """Whether a sink's filter lets this event through (camera list, rules, minimum severity).
+
+    A rule is named by its name (``payload["rule"]``) or its type (``payload["type"]``).
 
     >>> from camsight.config import SinkFilter
     >>> accepts(SinkFilter(cameras=["gate"], min_severity="high"), {"camera": "gate", "severity": "critical"})
     True
     >>> accepts(SinkFilter(min_severity="high"), {"camera": "gate", "severity": "medium"})
     False
+    >>> accepts(SinkFilter(rules=["fall"]), {"camera": "gate", "severity": "high", "type": "crowd"})
+    False
     """
     if sink.cameras is not None and payload.get("camera") not in sink.cameras:
+        return False
+    if sink.rules is not None and not {payload.get("rule"), payload.get("type")} & set(sink.rules):
         return False
     return severity_rank(str(payload.get("severity"))) >= severity_rank(sink.min_severity)
 
 
 def sinks_for(alerts: AlertsConfig, payload: Mapping[str, Any]) -> list[str]:
-    """Names of the configured sinks whose filter accepts ``payload``, webhooks first."""
+    """Names of the configured sinks whose filter accepts ``payload``: webhooks, MQTT, then notifiers."""
     names = [hook.name for hook in alerts.webhooks if accepts(hook, payload)]
     if alerts.mqtt is not None and accepts(alerts.mqtt, payload):
         names.append(MQTT_SINK)
+    names.extend(notifier.name for notifier in alerts.notify if accepts(notifier, payload))
     return names
 
 

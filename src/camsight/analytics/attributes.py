@@ -1,22 +1,58 @@
-"""Computing a track's appearance attributes from its best crops.
+"""Computing a track's appearance attributes from many views of it.
 
-People: clothing colours of the upper body, lower body and headwear (body
-regions from pose keypoints where visible, from the box otherwise), whether
+People: clothing colours of the upper body, lower body and headwear, whether
 headwear is worn, carried items, posture, motion and heading. Vehicles: type
 and body colour. Nothing about sex, age, ethnicity or faces (DESIGN.md).
+
+Colours come from the track's *samples*, views spread over its whole life
+(:class:`camsight.tracking.crops.SampleKeeper`), each named in the light of
+its own frame and with the colours of what is beside the person (floor, wall)
+taken out, then averaged: one shadowed or turned frame does not decide. A
+track with too few samples, or a person not standing, falls back on the best
+crops with pose keypoints.
+
+When the OpenVINO person attributes model is installed
+(:mod:`camsight.vision.person_attributes`), its hat, long-hair, bag and
+backpack answers, averaged over the samples, are combined with that colour
+evidence: a hat needs the model to see one on a large enough person (long
+hair is not headwear), and a bag it sees becomes ``carried:handbag``. The
+model is weak on small people (60-150 px, README of the model folder), so
+there its answers weigh less, and alone they never reach a full match.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from camsight.analytics.colour import colour_scores
+from camsight.analytics.colour import (
+    Illuminant,
+    colour_map,
+    colour_scores,
+    region_shares,
+    scores_from_shares,
+    without_background,
+)
 from camsight.records.attributes import TrackAttributes
 from camsight.records.facets import VEHICLE_LABELS, VEHICLE_TYPES
-from camsight.records.tracks import TrackRecord
-from camsight.vision.pose import PoseEstimator, body_regions, posture, rect_slices, region_mask
+from camsight.records.tracks import Crop, TrackRecord
+from camsight.vision.person_attributes import PersonAttributeModel, load_person_attributes
+from camsight.vision.pose import (
+    LYING_SECONDS,
+    Pose,
+    PoseEstimator,
+    body_regions,
+    lying_spell,
+    posture,
+    rect_slices,
+    region_mask,
+)
+
+log = logging.getLogger(__name__)
 
 #: Head colours that are just as likely hair or skin as a hat or hood; they
 #: count for little as headwear evidence.
@@ -29,6 +65,22 @@ WALKING_BH_S = 0.25
 #: Share of a person's detected frames in which an item must be seen beside
 #: them to count fully as carried.
 CARRIED_SHARE = 0.2
+#: Samples needed to name colours from them (fewer: the best crops with pose keypoints).
+MIN_SAMPLES = 3
+#: Views of a track the attributes model reads (spread over its samples).
+MODEL_VIEWS = 8
+#: Share of a box region taken to be background, per region, when removing what is beside
+#: the person: the gap between the legs, the wall beside the head.
+BACKGROUND_SHARE = {"headwear": 0.45, "upper": 0.1, "lower": 0.3}
+#: Person height in pixels (median over the views) below which the attributes model is weak
+#: evidence, and from which it is trusted fully (between: in proportion).
+MODEL_TRUSTED_PX = (100.0, 220.0)
+#: Weight the model keeps on people smaller than ``MODEL_TRUSTED_PX[0]``.
+MODEL_MIN_WEIGHT = 0.25
+#: Long hair falls over the upper back: the upper body is then read this share of the box lower.
+LONG_HAIR_DROP = 0.14
+#: Weak evidence alone (the model on a small person) stays below a full match.
+WEAK_CAP = 0.45
 _TYPE_OF_LABEL = {label: vtype for vtype, labels in VEHICLE_TYPES.items() for label in labels}
 
 
@@ -40,13 +92,29 @@ class AttributeExtractor:
     0.83
     """
 
-    def __init__(self, pose: PoseEstimator | None = None, use_pose: bool = True) -> None:
+    def __init__(
+        self,
+        pose: PoseEstimator | None = None,
+        use_pose: bool = True,
+        *,
+        person_model: bool = True,
+        person_model_path: Path | None = None,
+    ) -> None:
         self._pose = pose
         self.use_pose = use_pose
+        #: Whether to use the person attributes model when it is installed.
+        self.use_person_model = person_model
+        self._person_model_path = person_model_path
+        self._person_model: PersonAttributeModel | None = None
+        self._person_model_tried = False
 
     def prepare(self) -> None:
-        """Load the models now (a missing one raises ModelError here, not mid-file)."""
-        _ = self.pose
+        """Load the models now (a missing pose model raises ModelError here, not mid-file).
+
+        A missing person attributes model is not an error: one warning, and
+        attributes come from colours alone.
+        """
+        _ = self.pose, self.person_model
 
     @property
     def pose(self) -> PoseEstimator | None:
@@ -54,63 +122,112 @@ class AttributeExtractor:
             self._pose = PoseEstimator()
         return self._pose
 
-    def extract(self, record: TrackRecord) -> TrackAttributes:
+    @property
+    def person_model(self) -> PersonAttributeModel | None:
+        if not self._person_model_tried and self.use_person_model:
+            self._person_model_tried = True
+            self._person_model = load_person_attributes(self._person_model_path)
+        return self._person_model
+
+    def extract(self, record: TrackRecord, person: dict[str, float] | None = None) -> TrackAttributes:
+        """The attributes of one track; ``person`` is the attributes model's mean answers, if read."""
         attrs = TrackAttributes()
         if record.label == "person":
-            self._person(record, attrs)
+            self._person(record, attrs, person)
         elif record.label in VEHICLE_LABELS:
             self._vehicle(record, attrs)
         self._movement(record, attrs)
         return attrs
 
+    def extract_all(self, records: Sequence[TrackRecord]) -> list[TrackAttributes]:
+        """The attributes of several tracks, the attributes model reading all their views in one batch."""
+        model_answers = self._read_people(records)
+        return [self.extract(rec, model_answers.get(i)) for i, rec in enumerate(records)]
+
+    def _read_people(self, records: Sequence[TrackRecord]) -> dict[int, dict[str, float]]:
+        """Per person track (by position), the attributes model's answers averaged over its views."""
+        people = [(i, _model_views(rec)) for i, rec in enumerate(records) if rec.label == "person"]
+        people = [(i, views) for i, views in people if views]
+        if not people or self.person_model is None:
+            return {}
+        # The person's box without the margin: the model was trained on tight person crops.
+        images = [v.image[rect_slices(v.local_box(), v.image.shape)] for _, views in people for v in views]
+        try:
+            answers = self.person_model.predict(images)
+        except Exception as exc:  # a model that fails on a batch must not lose the tracks
+            log.warning("person attributes model failed, colours only for %d tracks: %s", len(people), exc)
+            return {}
+        out: dict[int, dict[str, float]] = {}
+        at = 0
+        for i, views in people:
+            mine = answers[at : at + len(views)]
+            at += len(views)
+            mean = {k: float(np.mean([a.scores[k] for a in mine])) for k in mine[0].scores}
+            mean["height_px"] = float(np.median([v.box[3] - v.box[1] for v in views]))
+            mean["views"] = float(len(views))
+            out[i] = mean
+        return out
+
     # -- people -----------------------------------------------------------
 
-    def _person(self, record: TrackRecord, attrs: TrackAttributes) -> None:
-        sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    def _person(self, record: TrackRecord, attrs: TrackAttributes, model: dict[str, float] | None) -> None:
         postures: dict[str, float] = defaultdict(float)
+        poses: list[Pose | None] = []
         weight_total = 0.0
-        used_pose = 0
         for crop in record.crops:
             box = crop.local_box()
             pose = self.pose.estimate(crop.image, box) if self.pose is not None else None
-            regions = body_regions(box, pose)
-            used_pose += int(pose is not None and getattr(pose, "reliable", True))
+            poses.append(pose)
             w = max(crop.quality, 1e-3)
             weight_total += w
-            for region, rect in regions.items():
-                pixels = crop.image[rect_slices(rect, crop.image.shape)]
-                if pixels.shape[0] < 2 or pixels.shape[1] < 2:
-                    continue
-                # With keypoints, only torso / leg pixels count: the pavement
-                # between the legs would otherwise make every trouser grey.
-                mask = region_mask(region, rect, pose, crop.image.shape) if region != "headwear" else None
-                for colour, s in colour_scores(pixels, mask).items():
-                    sums[region][colour] += w * s
             for name, s in posture(pose, box).items():
                 postures[name] += w * s
-        if weight_total == 0:
+        if weight_total == 0 and not record.samples:
             return
-        how = f"{len(record.crops)} crops" + (", pose keypoints" if used_pose else ", box proportions")
+        if weight_total:
+            attrs.posture = {k: round(v / weight_total, 3) for k, v in postures.items()}
+        standing = attrs.posture.get("standing", 1.0) >= 0.5
+        if len(record.samples) >= MIN_SAMPLES and standing:
+            colours = sample_colours(record.samples, model["has_longhair"] if model else 0.0)
+            span = record.samples[-1].t - record.samples[0].t
+            how = f"{len(record.samples)} views over {span:.0f} s"
+        else:  # few views, or not standing (box proportions would not hold): the keypoints of the best crops
+            colours = _crop_colours(record.crops, poses)
+            used_pose = any(p is not None and getattr(p, "reliable", True) for p in poses)
+            how = f"{len(record.crops)} crops" + (", pose keypoints" if used_pose else ", box proportions")
+        reliance = _model_weight(model)
         for region in ("upper", "lower", "headwear"):
-            mean = {c: v / weight_total for c, v in sums.get(region, {}).items()}
-            scores = {c: s for c, s in mean.items() if s >= 0.05}
+            scores = {c: s for c, s in colours.get(region, {}).items() if s >= 0.05}
             if region == "headwear":
-                scores, attrs.headwear_worn = _headwear(scores)
-                attrs.evidence["headwear:worn"] = (
-                    f"head colours {_top(scores)} ({how}); hair and skin colours count little"
-                )
+                scores, attrs.headwear_worn, why = _headwear(scores, model, reliance)
+                attrs.evidence["headwear:worn"] = f"{why} ({how})"
             attrs.colours[region] = {c: round(s, 3) for c, s in scores.items()}
             for colour, s in scores.items():
                 attrs.evidence[f"{region}:{colour}"] = f"{region} {colour} {s:.2f} ({how})"
-        attrs.posture = {k: round(v / weight_total, 3) for k, v in postures.items()}
         for k, v in attrs.posture.items():
-            attrs.evidence[f"posture:{k}"] = f"{k} {v:.2f} ({how})"
+            attrs.evidence[f"posture:{k}"] = f"{k} {v:.2f} ({len(record.crops)} crops)"
+        # The crops are mostly the upright part of a track: a person who went down and stayed
+        # down for a while is lying, whatever the thumbnails show.
+        seen = [o for o in record.observations if o.detected]
+        down = lying_spell([o.t for o in seen], [o.box for o in seen])
+        if down > attrs.posture.get("lying", 0.0):
+            attrs.posture["lying"] = down
+            attrs.evidence["posture:lying"] = f"lying {down:.2f} (box proportions for {LYING_SECONDS:g} s)"
         for item, info in record.carried.items():
             share = float(info.get("share", 0.0))
             frames = int(info.get("frames", 0))
             score = min(1.0, share / CARRIED_SHARE) * (1.0 if frames >= 2 else 0.5)
             attrs.carried[item] = round(score, 3)
             attrs.evidence[f"carried:{item}"] = f"{item} seen beside them in {frames} frames ({share:.0%})"
+        if model is not None:
+            for item, key in (("handbag", "has_bag"), ("backpack", "has_backpack")):
+                weighed = _weigh(model[key], reliance)
+                if weighed > attrs.carried.get(item, 0.0):
+                    attrs.carried[item] = round(weighed, 3)
+                    attrs.evidence[f"carried:{item}"] = (
+                        f"{item} {weighed:.2f}: attributes model {model[key]:.2f} over "
+                        f"{model['views']:.0f} views of a {model['height_px']:.0f} px tall person"
+                    )
 
     # -- vehicles ---------------------------------------------------------
 
@@ -167,11 +284,120 @@ class AttributeExtractor:
             attrs.evidence[f"heading:{k.heading}"] = f"net movement towards {k.heading} of the picture"
 
 
-def _headwear(scores: dict[str, float]) -> tuple[dict[str, float], float]:
-    """Discount hair/skin-like head colours; headwear is 'worn' when others dominate."""
+def _crop_colours(crops: Sequence[Crop], poses: Sequence[Pose | None]) -> dict[str, dict[str, float]]:
+    """Colour scores per body region over the best crops, regions from pose keypoints where seen."""
+    sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    weight_total = 0.0
+    for crop, pose in zip(crops, poses, strict=True):
+        w = max(crop.quality, 1e-3)
+        weight_total += w
+        for region, rect in body_regions(crop.local_box(), pose).items():
+            pixels = crop.image[rect_slices(rect, crop.image.shape)]
+            if pixels.shape[0] < 2 or pixels.shape[1] < 2:
+                continue
+            # With keypoints, only torso / leg pixels count: the pavement
+            # between the legs would otherwise make every trouser grey.
+            mask = region_mask(region, rect, pose, crop.image.shape) if region != "headwear" else None
+            for colour, s in colour_scores(pixels, mask).items():
+                sums[region][colour] += w * s
+    if not weight_total:
+        return {}
+    return {r: {c: v / weight_total for c, v in scores.items()} for r, scores in sums.items()}
+
+
+def _headwear(
+    scores: dict[str, float], model: dict[str, float] | None, reliance: float
+) -> tuple[dict[str, float], float, str]:
+    """Head colours, whether headwear is worn, and why.
+
+    From colour alone: hair and skin colours count little, another colour on
+    the head means a hat. With the attributes model, its hat answer weighs in
+    by ``reliance``, and hair it calls long vetoes the colour evidence (long
+    hair is not headwear). Head colours are then scaled down as far as
+    headwear seems absent, so hair is not read as "a white hat".
+    """
     adjusted = {c: s * (HAIR_WEIGHT if c in HAIR_AND_SKIN else 1.0) for c, s in scores.items()}
-    worn = max((s for c, s in scores.items() if c not in HAIR_AND_SKIN), default=0.0)
-    return adjusted, round(float(min(1.0, worn)), 3)
+    by_colour = float(min(1.0, max((s for c, s in scores.items() if c not in HAIR_AND_SKIN), default=0.0)))
+    why = f"head colours {_top(scores)}; hair and skin colours count little"
+    worn = by_colour
+    if model is not None:
+        hat, hair = model["has_hat"], model["has_longhair"]
+        # The model answers the question itself; a head colour only hints at a hat.
+        seen = 0.8 * hat + 0.2 * by_colour * (1.0 - hair)
+        worn = (1.0 - reliance) * by_colour + reliance * seen
+        why += f"; attributes model: hat {hat:.2f}, long hair {hair:.2f} (weight {reliance:.2f})"
+    # Colours on a bare head are hair: they count as far as headwear is worn.
+    factor = min(1.0, worn / 0.5)
+    adjusted = {c: s * factor for c, s in adjusted.items()}
+    return adjusted, round(worn, 3), why
+
+
+def _model_weight(model: dict[str, float] | None) -> float:
+    """How far the attributes model's answers are trusted for a person of its measured height."""
+    if model is None:
+        return 0.0
+    lo, hi = MODEL_TRUSTED_PX
+    t = float(np.clip((model["height_px"] - lo) / (hi - lo), 0.0, 1.0))
+    return MODEL_MIN_WEIGHT + (1.0 - MODEL_MIN_WEIGHT) * t
+
+
+def _weigh(p: float, reliance: float) -> float:
+    """A model probability as evidence: in full when trusted, capped below a full match when weak."""
+    return float(reliance * p + (1.0 - reliance) * min(p, WEAK_CAP)) if reliance < 1.0 else p
+
+
+def _model_views(record: TrackRecord) -> list[Crop]:
+    """Up to :data:`MODEL_VIEWS` views of a person, spread over the track (its best crops without samples)."""
+    views = record.samples or record.crops
+    if len(views) > MODEL_VIEWS:
+        pick = np.linspace(0, len(views) - 1, MODEL_VIEWS).round().astype(int)
+        views = [views[i] for i in pick]
+    return [v for v in views if v.box[3] - v.box[1] >= 8 and v.box[2] - v.box[0] >= 4]
+
+
+def sample_colours(samples: Sequence[Crop], long_hair: float = 0.0) -> dict[str, dict[str, float]]:
+    """Mean colour scores per body region over a person's views (box proportions).
+
+    Each view is named in its frame's light, and the colours beside the
+    person at the height of each region (the crop's margin) are taken out
+    (:func:`camsight.analytics.colour.without_background`). ``long_hair``
+    (the attributes model's probability): long hair seen from behind covers
+    the shoulders, so for likely long hair the upper body is read below it.
+    """
+    seen: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for view in samples:
+        box = view.local_box()
+        light = None if view.light is None else Illuminant(view.light[0], tuple(view.light[1:]))  # type: ignore[arg-type]
+        # One map of the whole view: the three regions and what is beside them read from it.
+        cmap = colour_map(view.image, light)
+        width = view.image.shape[1]
+        regions = body_regions(box, None)
+        ux1, uy1, ux2, uy2 = regions["upper"]
+        drop = LONG_HAIR_DROP * float(np.clip((long_hair - 0.2) / 0.4, 0.0, 1.0))
+        regions["upper"] = (ux1, uy1 + drop * (box[3] - box[1]), ux2, uy2)
+        for region, rect in regions.items():
+            if rect[2] - rect[0] < 2 or rect[3] - rect[1] < 2:
+                continue
+            shares = region_shares(cmap, [rect], fold_shade=region != "headwear")
+            beside = [(0.0, rect[1], box[0] - 1, rect[3]), (box[2] + 1, rect[1], float(width), rect[3])]
+            background = region_shares(cmap, beside)
+            if sum(background.values()) > 0:
+                shares = without_background(shares, background, BACKGROUND_SHARE[region])
+            seen[region].append(scores_from_shares(shares))
+    return {region: _trimmed_mean(views) for region, views in seen.items()}
+
+
+def _trimmed_mean(views: list[dict[str, float]]) -> dict[str, float]:
+    """Per colour, the mean over views without the highest and lowest quarter (from 4 views).
+
+    A shadow, a passer-by or a turn that spoils a few views does not move it.
+    """
+    out: dict[str, float] = {}
+    for colour in views[0]:
+        values = np.sort([v.get(colour, 0.0) for v in views])
+        cut = len(values) // 4
+        out[colour] = float(values[cut : len(values) - cut].mean())
+    return out
 
 
 def _top(scores: dict[str, float]) -> str:

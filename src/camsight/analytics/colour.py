@@ -43,6 +43,22 @@ import cv2
 import numpy as np
 
 from camsight.records.facets import COLOURS
+from camsight.vision.light import Illuminant, estimate_illuminant
+
+__all__ = [
+    "ColourMap",
+    "Illuminant",
+    "colour_map",
+    "colour_scores",
+    "colour_shares",
+    "dominant",
+    "estimate_illuminant",
+    "mean_scores",
+    "region_shares",
+    "score_share",
+    "scores_from_shares",
+    "without_background",
+]
 
 _INDEX = {name: i for i, name in enumerate(COLOURS)}
 
@@ -52,8 +68,12 @@ MAX_SIDE = 64
 #: CIELAB chroma below ``CHROMA_LO`` is achromatic, above ``CHROMA_HI`` fully chromatic.
 CHROMA_LO = 6.0
 CHROMA_HI = 11.0
-#: Pixels darker than this (CIELAB L) are black whatever their chroma: their hue is noise.
-DARK_FLOOR = 3.0
+#: Near black (CIELAB L below ``DARK_L[1]``, fully at ``DARK_L[0]``) a pixel needs more chroma to
+#: count as coloured: a camera's black level often carries a cast (crushed blacks read
+#: (16, 0, 0) BGR, chroma 6-10, in the Intel indoor clip), while dark denim in shade
+#: keeps a chroma of 15-20 there and reads blue.
+DARK_L = (2.0, 10.0)
+DARK_CHROMA = (12.0, 17.0)
 #: Achromatic lightness borders (CIELAB L, soft): black below, white above.
 BLACK_L = (22.0, 36.0)
 WHITE_L = (64.0, 86.0)
@@ -72,32 +92,6 @@ _FAMILIES: tuple[tuple[str, float], ...] = (
     ("purple", 258.0),
     ("magenta", 295.0),
 )
-
-
-#: White patch: the brightest share of a frame, its lightness percentile, and the most
-#: tint (CIELAB chroma) and per-channel gain it may correct.
-WHITE_PATCH_SHARE = 0.03
-WHITE_PERCENTILE = 99.0
-MAX_CAST_CHROMA = 16.0
-MAX_GAIN = 1.3
-
-
-@dataclass(frozen=True)
-class Illuminant:
-    """The light a region is seen in: what white looks like there.
-
-    ``white_level`` is the CIELAB lightness (0-100) of the brightest
-    surfaces; lightness is lifted halfway toward it (by the square root of
-    ``100 / white_level``), so a dim scene's whites are named white, or at
-    least white and grey. ``gains`` (B, G, R) multiply pixel values to undo
-    a colour cast. The default changes nothing.
-
-    >>> Illuminant()
-    Illuminant(white_level=100.0, gains=(1.0, 1.0, 1.0))
-    """
-
-    white_level: float = 100.0
-    gains: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 def _smoothstep(x: np.ndarray | float, lo: float, hi: float) -> np.ndarray:
@@ -121,6 +115,13 @@ def _hue_families(hue: np.ndarray) -> dict[str, np.ndarray]:
 
 def _memberships(bgr: np.ndarray, illuminant: Illuminant | None) -> np.ndarray:
     """(N, 11) soft memberships of N BGR uint8 pixels (shape (N, 3)) in :data:`COLOURS`."""
+    return _terms(bgr, illuminant)[0]
+
+
+def _terms(
+    bgr: np.ndarray, illuminant: Illuminant | None
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Memberships (N, 11), how far each pixel may be a shadow (N,), and its hue families."""
     img = bgr.reshape(-1, 1, 3).astype(np.float32) / 255.0
     if illuminant is not None and illuminant.gains != (1.0, 1.0, 1.0):
         img = np.clip(img * np.asarray(illuminant.gains, np.float32), 0.0, 1.0)
@@ -134,7 +135,11 @@ def _memberships(bgr: np.ndarray, illuminant: Illuminant | None) -> np.ndarray:
         lift = np.sqrt(100.0 / max(illuminant.white_level, 1.0))
         lightness = np.clip(lightness * lift, 0.0, 100.0)
 
-    chromatic = _smoothstep(chroma, CHROMA_LO, CHROMA_HI) * _smoothstep(lab[:, 0], DARK_FLOOR, DARK_FLOOR + 4)
+    lit = _smoothstep(lab[:, 0], *DARK_L)
+    lo = DARK_CHROMA[0] + (CHROMA_LO - DARK_CHROMA[0]) * lit
+    hi = DARK_CHROMA[1] + (CHROMA_HI - DARK_CHROMA[1]) * lit
+    t = np.clip((chroma - lo) / (hi - lo), 0.0, 1.0)
+    chromatic = t * t * (3.0 - 2.0 * t)
     achromatic = 1.0 - chromatic
     m = np.zeros((len(lightness), len(COLOURS)), np.float32)
 
@@ -169,7 +174,9 @@ def _memberships(bgr: np.ndarray, illuminant: Illuminant | None) -> np.ndarray:
     for name in COLOURS:
         if name not in ("black", "white", "grey"):
             m[:, _INDEX[name]] *= chromatic
-    return m
+    # Shade folding (see _fold_shade): dark, yet with a little colour.
+    shade = (1.0 - _smoothstep(lab[:, 0], *FOLD_L)) * _smoothstep(chroma, *FOLD_CHROMA)
+    return m, shade, fam
 
 
 def _prepare(pixels_bgr: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -198,12 +205,16 @@ def colour_shares(
     mask: np.ndarray | None = None,
     *,
     illuminant: Illuminant | None = None,
+    fold_shade: bool = False,
 ) -> dict[str, float]:
     """The share of the region each basic colour term covers; the shares sum to 1.
 
     ``mask`` (same height and width as the image) weights pixels: boolean, or
     float in [0, 1] for soft masks. An empty region or mask gives all zeros.
     ``illuminant`` corrects for the scene's light (see :func:`estimate_illuminant`).
+    ``fold_shade``: the region is one garment, so when one hue dominates its
+    coloured pixels, its near-black pixels of that hue are that colour in
+    shadow (the folds of blue jeans), not a black garment (see :func:`fold_shade`).
 
     >>> import numpy as np
     >>> patch = np.zeros((10, 20, 3), np.uint8); patch[:, 10:] = 255  # left black, right white
@@ -214,8 +225,126 @@ def colour_shares(
     total = float(weights.sum())
     if pixels.size == 0 or total <= 0:
         return dict.fromkeys(COLOURS, 0.0)
-    shares = weights @ _memberships(pixels, illuminant) / total
+    m, shade, fam = _terms(pixels, illuminant)
+    if fold_shade:
+        m = _fold_shade(m, shade, fam, weights)
+    shares = weights @ m / total
     return {name: round(float(shares[i]), 4) for i, name in enumerate(COLOURS)}
+
+
+#: A colour map's longest side (pixels): a person's view is named at about this size.
+MAP_SIDE = 96
+
+
+@dataclass(frozen=True)
+class ColourMap:
+    """Per-pixel colour terms of one image, to read the shares of several regions of it cheaply.
+
+    >>> import numpy as np
+    >>> image = np.zeros((40, 20, 3), np.uint8); image[20:] = (40, 20, 200)  # black top, red bottom
+    >>> cmap = colour_map(image)
+    >>> region_shares(cmap, [(0, 20, 20, 40)])["red"]
+    1.0
+    """
+
+    memberships: np.ndarray  # (H, W, 11)
+    shade: np.ndarray  # (H, W)
+    families: dict[str, np.ndarray]  # hue family -> (H, W)
+    #: Map pixels per image pixel.
+    scale: float
+
+
+def colour_map(image_bgr: np.ndarray, illuminant: Illuminant | None = None) -> ColourMap:
+    """The colour terms of every pixel of ``image_bgr``, area-averaged to :data:`MAP_SIDE` first."""
+    image = np.asarray(image_bgr)
+    h, w = image.shape[:2]
+    scale = min(1.0, MAP_SIDE / max(h, w, 1))
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    mh, mw = image.shape[:2]
+    m, shade, fam = _terms(image.reshape(-1, 3), illuminant)
+    return ColourMap(
+        m.reshape(mh, mw, -1), shade.reshape(mh, mw), {k: v.reshape(mh, mw) for k, v in fam.items()}, scale
+    )
+
+
+def region_shares(
+    cmap: ColourMap, rects: Iterable[tuple[float, float, float, float]], *, fold_shade: bool = False
+) -> dict[str, float]:
+    """:func:`colour_shares` of the union of ``rects`` (x1, y1, x2, y2 in the image's pixels) of a map.
+
+    Empty rectangles count for nothing; all empty gives all zeros.
+    """
+    mh, mw = cmap.shade.shape
+    parts = []
+    for x1, y1, x2, y2 in rects:
+        c1, c2 = int(max(0, round(x1 * cmap.scale))), int(min(mw, round(x2 * cmap.scale)))
+        r1, r2 = int(max(0, round(y1 * cmap.scale))), int(min(mh, round(y2 * cmap.scale)))
+        if c2 > c1 and r2 > r1:
+            parts.append((slice(r1, r2), slice(c1, c2)))
+    if not parts:
+        return dict.fromkeys(COLOURS, 0.0)
+    m = np.concatenate([cmap.memberships[p].reshape(-1, len(COLOURS)) for p in parts])
+    if fold_shade:
+        shade = np.concatenate([cmap.shade[p].reshape(-1) for p in parts])
+        fam = {k: np.concatenate([v[p].reshape(-1) for p in parts]) for k, v in cmap.families.items()}
+        m = _fold_shade(m, shade, fam, np.ones(len(m), np.float32))
+    shares = m.mean(axis=0)
+    return {name: round(float(shares[i]), 4) for i, name in enumerate(COLOURS)}
+
+
+#: Shade folding: a chromatic term must hold this share of the region to claim its shadows;
+#: pixels darker than ``FOLD_L`` (CIELAB L, soft) with at least ``FOLD_CHROMA`` of chroma and
+#: a hue in that term's family are its shadow.
+FOLD_SHARE = 0.2
+FOLD_L = (8.0, 16.0)
+FOLD_CHROMA = (2.5, 5.0)
+_CHROMATIC = tuple(c for c in COLOURS if c not in ("black", "white", "grey"))
+
+
+def _fold_shade(
+    m: np.ndarray, shade: np.ndarray, fam: dict[str, np.ndarray], weights: np.ndarray
+) -> np.ndarray:
+    """Give the dominant hue its own shadows: dark pixels of that hue move from black to it."""
+    shares = weights @ m / max(float(weights.sum()), 1e-9)
+    idx = [_INDEX[c] for c in _CHROMATIC]
+    best = idx[int(np.argmax(shares[idx]))]
+    if shares[best] < FOLD_SHARE:
+        return m
+    # Brown and pink are shades of orange and red: their shadows share those hues.
+    family = {"brown": "orange", "pink": "red"}.get(COLOURS[best], COLOURS[best])
+    if family not in fam:
+        return m
+    moved = m[:, _INDEX["black"]] * shade * fam[family]
+    out = m.copy()
+    out[:, _INDEX["black"]] -= moved
+    out[:, best] += moved
+    return out
+
+
+def without_background(
+    region: Mapping[str, float], background: Mapping[str, float], share: float
+) -> dict[str, float]:
+    """A region's colour shares with what its background explains taken out.
+
+    A box-shaped region of a person also holds some of what is behind them
+    (the floor between the legs, the wall beside the head). ``background``
+    holds the shares of pixels beside the person at the same height; about
+    ``share`` of the region is assumed to be background, and that much of
+    each background colour is removed before the shares are normalised again.
+    A colour the person wears in strength survives; the floor's does not.
+
+    >>> legs = {"black": 0.7, "brown": 0.3}
+    >>> floor = {"brown": 1.0}
+    >>> without_background(legs, floor, 0.3)
+    {'black': 1.0, 'brown': 0.0}
+    """
+    kept = {c: max(0.0, float(region.get(c, 0.0)) - share * float(background.get(c, 0.0))) for c in region}
+    total = sum(kept.values())
+    if total <= 0:
+        return dict(region)
+    return {c: round(v / total, 4) for c, v in kept.items()}
 
 
 def score_share(share: float) -> float:
@@ -281,46 +410,3 @@ def dominant(scores: Mapping[str, float], k: int = 2, min_score: float = 0.25) -
         key=lambda name: (-scores[name], order.get(name, len(order))),
     )
     return ranked[:k]
-
-
-def estimate_illuminant(image_bgr: np.ndarray) -> Illuminant:
-    """Estimate the light a frame was taken in, from its brightest near-neutral pixels (white patch).
-
-    ``white_level`` is a high percentile of CIELAB lightness, clamped to
-    [40, 100] so a dark frame does not turn every grey white. ``gains`` make
-    the mean of the brightest pixels neutral, when those pixels are only
-    slightly tinted (a white wall under a blue cast); when they are clearly
-    coloured (a yellow sign is the brightest thing in view) the colour is
-    left alone. Estimate it on the whole frame, not a person's crop: a crop's
-    brightest pixels may be a cream shirt.
-
-    >>> import numpy as np
-    >>> dim = np.full((10, 10, 3), 128, np.uint8)   # a dim, flat scene
-    >>> round(estimate_illuminant(dim).white_level)
-    54
-    >>> bluish = np.full((10, 10, 3), (235, 220, 210), np.uint8)   # BGR: white under a blue cast
-    >>> [round(g, 2) for g in estimate_illuminant(bluish).gains]
-    [0.94, 1.01, 1.06]
-    """
-    img = np.asarray(image_bgr)
-    if img.size == 0:
-        return Illuminant()
-    h, w = img.shape[:2]
-    if max(h, w) > 160:
-        scale = 160 / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-    flat = img.reshape(-1, 3).astype(np.float32) / 255.0
-    lab = cv2.cvtColor(flat.reshape(-1, 1, 3), cv2.COLOR_BGR2LAB).reshape(-1, 3)
-    lightness = lab[:, 0]
-    white_level = float(np.clip(np.percentile(lightness, WHITE_PERCENTILE), 40.0, 100.0))
-    bright = lightness >= np.percentile(lightness, 100.0 - WHITE_PATCH_SHARE * 100.0)
-    bright &= flat.max(axis=1) < 0.98  # clipped pixels say nothing about the light's colour
-    gains = (1.0, 1.0, 1.0)
-    if bright.sum() >= 5:
-        patch = flat[bright].mean(axis=0)
-        patch_lab = cv2.cvtColor(patch.reshape(1, 1, 3), cv2.COLOR_BGR2LAB).reshape(3)
-        if float(np.hypot(patch_lab[1], patch_lab[2])) <= MAX_CAST_CHROMA and patch.min() > 0.05:
-            b, g, r = (round(float(np.clip(patch.mean() / v, 1 / MAX_GAIN, MAX_GAIN)), 4) for v in patch)
-            gains = (b, g, r)
-    return Illuminant(white_level=round(white_level, 2), gains=gains)

@@ -157,12 +157,20 @@ class RulesEngine:
     """One camera's rules, fed frame by frame; keeps each track's recent history for them."""
 
     def __init__(
-        self, camera: str, rules: list[Rule], geometry: Geometry, posture: PostureFn | None = None
+        self,
+        camera: str,
+        rules: list[Rule],
+        geometry: Geometry,
+        posture: PostureFn | None = None,
+        *,
+        top_down: bool = False,
     ) -> None:
         self.camera = camera
         self.rules = list(rules)
         self.geometry = geometry
         self.posture = posture or box_posture
+        #: The camera looks straight down: objects are placed at their box centre.
+        self.top_down = top_down
         self.tracks: dict[int, TrackHistory] = {}
         #: Rule name -> why it was suspended (it raised); those rules are no longer called.
         self.suspended: dict[str, str] = {}
@@ -222,7 +230,8 @@ class RulesEngine:
                 )
                 schedule = Schedule(sched, config.timezone)
             rules.append(_class_for(rule_cfg)(rule_cfg, camera, geometry, schedule, source_key))
-        engine = cls(camera, rules, geometry, posture)
+        top_down = cam.moving_objects is not None and cam.moving_objects.top_down
+        engine = cls(camera, rules, geometry, posture, top_down=top_down)
         if any(r.needs_history for r in rules):
             past = history() if history is not None else []
             for r in [r for r in rules if r.needs_history]:
@@ -259,7 +268,7 @@ class RulesEngine:
                 for i, s in zip(people, scores, strict=True):
                     lying[i] = float(s)
         states = [
-            ObjectState(tid, label, box, conf, detected, ly)
+            ObjectState(tid, label, box, conf, detected, ly, self.top_down)
             for (tid, label, box, conf), ly in zip(everyone, lying, strict=True)
         ]
         objects, weak = states[: len(live)], states[len(live) :]
@@ -316,6 +325,31 @@ class RulesEngine:
                         o.box for o in record.observations[:: max(1, len(record.observations) // 8)]
                     ]
             self._collect(rule, changes, out, last.image if (changes and last is not None) else None, [])
+        return out
+
+    @property
+    def open_uids(self) -> set[str]:
+        """The uids of every event the rules still have open."""
+        return {uid for opened in self._open.values() for uid in opened}
+
+    def acknowledge(self, uids: Iterable[str]) -> RulesOutput:
+        """Tell the rules that these open events were acknowledged (at the latest frame's time).
+
+        Episode rules (zones, crowds) end an acknowledged episode, so objects
+        entering afterwards raise a new event; what they return is stored like
+        any other change.
+        """
+        out = RulesOutput()
+        wanted = set(uids)
+        t, at = self._last_t, self._last_at
+        if t is None or not wanted:
+            return out
+        for rule in list(self.rules):
+            for event in [e for uid, e in self._open.get(id(rule), {}).items() if uid in wanted]:
+                changes = self._call(
+                    rule, "acknowledged", lambda r=rule, e=event: r.acknowledged(e, t, at), out, t, at
+                )
+                self._collect(rule, changes, out, None, [])
         return out
 
     def finish(self, t: float | None = None, at: datetime | None = None) -> RulesOutput:

@@ -19,7 +19,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from camsight.api.deps import API_PREFIX, current_principal
 from camsight.api.errors import error_response, install_error_handlers
-from camsight.api.routes import admin, auth, cameras, clips, events, holds, tracks, uploads
+from camsight.api.routes import admin, auth, cameras, clips, events, holds, live, tracks, uploads
+from camsight.api.routes import links as link_routes
+from camsight.api.routes import metrics as metrics_routes
 from camsight.api.schemas import document_errors
 from camsight.config import Config
 from camsight.service.jobs import JobRunner
@@ -29,6 +31,7 @@ from camsight.web.site import mount_site
 if TYPE_CHECKING:
     import uvicorn
 
+    from camsight.service.metrics import ServiceMetrics
     from camsight.service.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -94,13 +97,15 @@ def create_app(
     config_path: Path | None = None,
     supervisor: Supervisor | None = None,
     bind_host: str | None = None,
+    metrics: ServiceMetrics | None = None,
 ) -> FastAPI:
     """The API on ``store``; every route but login and health needs a session or API token.
 
     ``config_path`` is the file camera changes are saved to (none: they are refused);
     ``supervisor`` runs the live cameras and is told about those changes. ``bind_host``, the
     address it is served on, turns the ``Host`` check on (:class:`HostCheck`;
-    :func:`server_config` sets it too); in-process test clients leave it out.
+    :func:`server_config` sets it too); in-process test clients leave it out. ``metrics``: the
+    service's Prometheus registry (one on ``store`` is made when left out).
     """
     # The documentation page's Swagger UI is served from a package, not a CDN: the box may be offline.
     app = FastAPIOffline(
@@ -118,6 +123,13 @@ def create_app(
     app.state.supervisor = supervisor
     app.state.engine = None  # made by the warm-up at start (see _lifespan) or by the first search
     app.state.bind_host = bind_host
+    if metrics is None:
+        from camsight.service.metrics import ServiceMetrics
+
+        metrics = ServiceMetrics(store, lambda: app.state.config)
+    app.state.metrics = metrics
+    # Where the metrics are served is read once, like the listener's address (metrics.listen).
+    app.state.metrics_elsewhere = config.metrics.enabled and config.metrics.listen is not None
     app.add_middleware(HostCheck, state=app.state)
     # Each job reads app.state.config when it starts, so it sees config changes made meanwhile.
     app.state.jobs = JobRunner(store, lambda: app.state.config)
@@ -129,9 +141,12 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(auth.router, prefix=API_PREFIX)
+    app.include_router(metrics_routes.router)  # /metrics, where Prometheus looks; checks its own auth
+    # Signed links from alerts: the link is the permission (one event's media, until it expires).
+    app.include_router(link_routes.router, prefix=API_PREFIX)
     protected = [Depends(current_principal)]
     routers = (tracks.router, events.router, cameras.router, admin.router, clips.router, uploads.router)
-    for router in (*routers, holds.router):
+    for router in (*routers, holds.router, live.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=protected)
     document_errors(app)
     mount_site(app)

@@ -6,7 +6,7 @@ Every protected router depends on :func:`current_principal`; endpoints add
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -105,14 +105,20 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
+async def _store_dep(request: Request) -> Store:
+    # Async (it does no I/O): a sync dependency costs each request a trip through the thread pool.
+    return get_store(request)
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-StoreDep = Annotated[Store, Depends(get_store)]
+StoreDep = Annotated[Store, Depends(_store_dep)]
 
 
-def require(permission: Permission) -> Callable[..., Principal]:
+def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     """A dependency that answers 403 unless the caller's role has ``permission``."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    # Async like _store_dep: a check in memory needs no worker thread.
+    async def check(principal: CurrentPrincipal) -> Principal:
         if not principal.can(permission):
             raise ApiError(
                 403, f"your role ({principal.user.role}) may not {permission.value.replace('_', ' ')}"

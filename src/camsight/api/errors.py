@@ -16,7 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from camsight.auth.errors import AccountError, InvalidCredentials, PasswordPolicyError, RateLimited
+from camsight.auth.errors import (
+    AccountConflict,
+    AccountError,
+    InvalidCredentials,
+    PasswordPolicyError,
+    RateLimited,
+)
 from camsight.errors import CamsightError, ConfigError, NotFoundError, StoreError
 
 log = logging.getLogger(__name__)
@@ -63,6 +69,8 @@ def _status_of(exc: CamsightError) -> int:
         return 401
     if isinstance(exc, RateLimited):
         return 429
+    if isinstance(exc, AccountConflict):
+        return 409  # the last admin, or an admin disabling, demoting or removing themselves
     if isinstance(exc, StoreError):
         return 500
     # ConfigError, QueryError, SearchError, AccountError, PasswordPolicyError and the rest are
@@ -144,8 +152,8 @@ def install_error_handlers(app: FastAPI) -> None:
             # Store errors can name files and database details: log them, tell the client little.
             log.error("request failed: %s", exc)
             return error_response(status, "the server could not complete the request")
-        code = {401: "unauthorized", 404: "not_found", 429: "rate_limited"}.get(status)
-        if isinstance(exc, (AccountError, PasswordPolicyError, ConfigError)):
+        code = {401: "unauthorized", 404: "not_found", 409: "conflict", 429: "rate_limited"}.get(status)
+        if isinstance(exc, (AccountError, PasswordPolicyError, ConfigError)) and status != 409:
             code = "invalid"
         return error_response(status, str(exc).splitlines()[0] if str(exc) else "bad request", code, headers)
 

@@ -156,6 +156,11 @@ class UserOut(_Out):
     last_login_at: str | None
 
 
+class NewUserOut(UserOut):
+    #: Present when the server generated the password (none was sent): shown in this answer only.
+    one_time_password: str | None = None
+
+
 class LoginOut(_Out):
     user: UserOut
     expires_at: str
@@ -169,6 +174,12 @@ class MeOut(_Out):
 
 class PasswordOut(_Out):
     user: UserOut
+
+
+class PasswordResetOut(_Out):
+    user: UserOut
+    #: The new one-time password: shown in this answer only; it must be changed at the next sign-in.
+    password: str
 
 
 class TokenOut(_Out):
@@ -222,6 +233,17 @@ class ChipOut(_Out):
     negated: bool | None = None
 
 
+class SegmentOut(_Out):
+    """One track of a grouped result: its times and where to play or download it."""
+
+    track_id: int
+    start: float | str
+    end: float | str
+    thumbnail_url: str
+    playback_url: str
+    clip_url: str
+
+
 class HitOut(_Out):
     track_id: int
     camera: str
@@ -236,6 +258,8 @@ class HitOut(_Out):
     frame: int | None
     box: list[float] | None
     thumbnail_url: str | None
+    #: The tracks grouped into this result (one person on one camera), in time order.
+    segments: list[SegmentOut] = []
 
 
 class SearchOut(_Out):
@@ -248,6 +272,8 @@ class SearchOut(_Out):
     candidates: int
     full_matches: int
     hits: list[HitOut]
+    #: "More like this": the track compared with (its picture and segments).
+    reference: HitOut | None = None
 
 
 class TrackItemOut(_Out):

@@ -42,7 +42,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import select, text
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from camsight.errors import CamsightError
@@ -69,6 +69,10 @@ class Action(StrEnum):
     LOGOUT = "logout"
     SEARCH = "search"
     CLIP_VIEW = "clip.view"
+    #: An event's snapshot opened through a signed link sent with an alert.
+    SNAPSHOT_VIEW = "snapshot.view"
+    #: A camera's live view opened in the web app (one entry per stream).
+    LIVE_VIEW = "live.view"
     EXPORT = "export"
     EVENT_ACKNOWLEDGE = "event.acknowledge"
     MASK_CHANGE = "camera.mask"
@@ -91,6 +95,9 @@ class Action(StrEnum):
     HOLD_RELEASE = "hold.release"
     #: A failed job (an upload's indexing, a re-analysis after a camera edit) queued again.
     JOB_RETRY = "job.retry"
+    #: A backup taken (`camsight backup`), and one brought back into a data folder (`camsight restore`).
+    BACKUP_CREATE = "backup.create"
+    BACKUP_RESTORE = "backup.restore"
 
 
 @dataclass(frozen=True)
@@ -244,12 +251,16 @@ _APPENDING = threading.Lock()
 
 
 @contextmanager
-def _append_session(where: Session | Store) -> Iterator[Session]:
+def _append_connection(where: Session | Store) -> Iterator[Connection]:
+    """The connection an entry is written on: the caller's transaction, or a new one committed at once."""
     if isinstance(where, Store):
-        with _APPENDING, where.session() as session:
-            yield session
+        with _APPENDING, where.engine.begin() as connection:
+            yield connection
     else:
-        yield where
+        # Pending ORM changes go first, as they did when the entry was an ORM object; the
+        # entry then joins the session's transaction through its connection.
+        where.flush()
+        yield where.connection()
 
 
 def _to_entry(row: AuditLogRow) -> AuditEntry:
@@ -304,49 +315,59 @@ def record(
     target = _clip(target, MAX_TARGET)
     ip = _clip(ip, MAX_IP)
     details = _normalise_detail(detail)
-    with _append_session(where) as session:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
-        row = AuditLogRow(
-            at=now or utcnow(),
-            actor=actor,
-            action=action,
-            target=target,
-            detail=details,
-            ip=ip,
-            prev_hash="",
-            hash="",
-        )
-        session.add(row)
-        # The INSERT comes first: on SQLite it takes the write lock, so no other
-        # process can append between our reading the head and our commit.
-        session.flush()
-        if now is None:
-            row.at = utcnow()  # after waiting for the lock, so times rise with ids
-        head = session.get(Meta, HEAD_KEY, populate_existing=True)
-        parsed = _parse_head(head.value if head is not None else None)
-        if parsed is not None:
-            prev_hash = parsed[1]
-        else:
-            # No head yet (the first entry), or it was deleted: link to the newest entry.
-            prev_hash = (
-                session.execute(
-                    select(AuditLogRow.hash)
-                    .where(AuditLogRow.id < row.id)
-                    .order_by(AuditLogRow.id.desc())
-                    .limit(1)
-                ).scalar_one_or_none()
-                or GENESIS
-            )
-        row.prev_hash = prev_hash
-        row.hash = entry_hash(prev_hash, row.at, actor, action, target, details, ip)
-        value = f"{row.id}:{row.hash}"
-        if head is None:
-            session.add(Meta(key=HEAD_KEY, value=value))
-        else:
-            head.value = value
-        session.flush()
-        return _to_entry(row)
+    with _append_connection(where) as connection:
+        return _append(connection, now, actor, action, target, details, ip)
+
+
+_AUDIT = AuditLogRow.__table__
+_META = Meta.__table__
+# Core statements built once: an entry is written on every search, and the ORM's unit of work
+# (objects, identity map, flush) cost several times the SQL itself.
+_INSERT_ENTRY = insert(_AUDIT)
+_FINISH_ENTRY = update(_AUDIT).where(_AUDIT.c.id == bindparam("entry_id"))
+_READ_META = select(_META.c.value).where(_META.c.key == bindparam("meta_key"))
+_WRITE_META = update(_META).where(_META.c.key == bindparam("meta_key"))
+_INSERT_META = insert(_META)
+_NEWEST_BEFORE = (
+    select(_AUDIT.c.hash).where(_AUDIT.c.id < bindparam("entry_id")).order_by(_AUDIT.c.id.desc()).limit(1)
+)
+
+
+def _append(
+    connection: Connection,
+    now: datetime | None,
+    actor: str,
+    action: str,
+    target: str | None,
+    details: dict[str, Any],
+    ip: str | None,
+) -> AuditEntry:
+    """Write one entry on ``connection`` (in its transaction), linked to the newest one."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+    entry = {"actor": actor, "action": action, "target": target, "detail": details, "ip": ip}
+    # The INSERT comes first: on SQLite it takes the write lock, so no other
+    # process can append between our reading the head and our commit.
+    placeholder = {**entry, "at": now or utcnow(), "prev_hash": "", "hash": ""}
+    inserted = connection.execute(_INSERT_ENTRY, placeholder)
+    entry_id = int(inserted.inserted_primary_key[0])
+    at = now or utcnow()  # after waiting for the lock, so times rise with ids
+    head_value = connection.execute(_READ_META, {"meta_key": HEAD_KEY}).scalar_one_or_none()
+    parsed = _parse_head(head_value)
+    if parsed is not None:
+        prev_hash = parsed[1]
+    else:
+        # No head yet (the first entry), or it was deleted: link to the newest entry.
+        prev_hash = connection.execute(_NEWEST_BEFORE, {"entry_id": entry_id}).scalar_one_or_none() or GENESIS
+    digest = entry_hash(prev_hash, at, actor, action, target, details, ip)
+    finished = {"entry_id": entry_id, "at": at, "prev_hash": prev_hash, "hash": digest}
+    connection.execute(_FINISH_ENTRY, finished)
+    value = f"{entry_id}:{digest}"
+    if head_value is None:
+        connection.execute(_INSERT_META, {"key": HEAD_KEY, "value": value})
+    else:
+        connection.execute(_WRITE_META, {"meta_key": HEAD_KEY, "value": value})
+    return AuditEntry(entry_id, at, actor, action, target, details, ip, prev_hash, digest)
 
 
 # --------------------------------------------------------------------------- checking

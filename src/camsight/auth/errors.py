@@ -17,6 +17,11 @@ class AccountError(AuthError):
     """An account change is not possible (bad name or role, unknown camera, last admin...)."""
 
 
+class AccountConflict(AccountError):
+    """A change refused for what it would leave behind: no enabled admin, or an admin locked out by
+    their own hand (disabling, demoting or removing oneself). An HTTP layer answers 409."""
+
+
 class InvalidCredentials(AuthError):
     """Wrong user name or password, or a disabled account: deliberately one message for all."""
 

@@ -202,6 +202,15 @@ def authenticate(
     session cookie; None when neither is valid (answer 401)."""
     if not session_token and not api_token:
         return None
+    # Nearly every request only reads: one Core query answers it. A use that must be recorded
+    # (once a minute per credential) goes through verify(), which rechecks and writes.
+    with store.engine.connect() as connection:
+        if api_token:
+            principal, record_use = tokens.peek(connection, api_token, now=now)
+        else:
+            principal, record_use = sessions.peek(connection, session_token, now=now)
+    if not record_use:
+        return principal
     with store.session() as session:
         if api_token:
             return tokens.verify(session, api_token, now=now)

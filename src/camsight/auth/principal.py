@@ -40,6 +40,20 @@ class UserInfo:
             last_login_at=row.last_login_at,
         )
 
+    @classmethod
+    def from_columns(cls, row: Any) -> UserInfo:
+        """From a query row holding the user's columns as ``owner_<column>`` (secrets_store.lookup)."""
+        return cls(
+            id=row.owner_id,
+            name=row.owner_name,
+            role=row.owner_role,
+            cameras=tuple(row.owner_cameras) if row.owner_cameras is not None else None,
+            disabled=bool(row.owner_disabled),
+            must_change_password=bool(row.owner_must_change_password),
+            created_at=row.owner_created_at,
+            last_login_at=row.owner_last_login_at,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

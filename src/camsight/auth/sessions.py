@@ -16,11 +16,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Connection, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from camsight.auth.principal import Principal, UserInfo
-from camsight.auth.secrets_store import find_by_secret, token_hash
+from camsight.auth.secrets_store import find_by_secret, lookup, token_hash
 from camsight.store.models import UserRow, WebSessionRow, utcnow
 
 IDLE_TIMEOUT = timedelta(hours=12)
@@ -113,6 +113,28 @@ def verify(
         row.last_seen_at = now
         row.expires_at = max(row.expires_at, new_expiry)
     return Principal(UserInfo.from_row(user), "session", row.id, row.expires_at)
+
+
+def peek(
+    connection: Connection,
+    token: str | None,
+    *,
+    now: datetime | None = None,
+    idle: timedelta = IDLE_TIMEOUT,
+    lifetime: timedelta = MAX_LIFETIME,
+) -> tuple[Principal | None, bool]:
+    """:func:`verify` without writing: (the principal or None, whether :func:`verify` must run to
+    slide the expiry, which it does at most every ``TOUCH_EVERY``)."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None, False
+    now = now or utcnow()
+    row = lookup(connection, WebSessionRow, token)
+    if row is None or row.revoked_at is not None or now >= row.expires_at or row.owner_disabled:
+        return None, False
+    new_expiry = _expiry(row.created_at, now, idle, lifetime)
+    if now - row.last_seen_at >= TOUCH_EVERY or new_expiry - row.expires_at >= TOUCH_EVERY:
+        return None, True
+    return Principal(UserInfo.from_columns(row), "session", row.id, row.expires_at), False
 
 
 def revoke(session: Session, token: str, *, now: datetime | None = None) -> bool:

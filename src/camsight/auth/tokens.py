@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Connection, or_, select
 from sqlalchemy.orm import Session
 
 from camsight.auth import audit
 from camsight.auth.audit import Action, Actor
 from camsight.auth.errors import AccountError
 from camsight.auth.principal import Principal, UserInfo
-from camsight.auth.secrets_store import find_by_secret, token_hash
+from camsight.auth.secrets_store import find_by_secret, lookup, token_hash
 from camsight.errors import NotFoundError
 from camsight.store.models import ApiTokenRow, UserRow, utcnow
 
@@ -162,6 +162,24 @@ def verify(session: Session, secret: str | None, *, now: datetime | None = None)
     if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
         row.last_used_at = now
     return Principal(UserInfo.from_row(user), "token", row.id, row.expires_at)
+
+
+def peek(
+    connection: Connection, secret: str | None, *, now: datetime | None = None
+) -> tuple[Principal | None, bool]:
+    """:func:`verify` without writing: (the principal or None, whether :func:`verify` must run
+    to record this use, which it does at most every ``TOUCH_EVERY``)."""
+    if not secret or parse_prefix(secret) is None:
+        return None, False
+    now = now or utcnow()
+    row = lookup(connection, ApiTokenRow, secret.strip())
+    if row is None or row.revoked_at is not None or row.owner_disabled:
+        return None, False
+    if row.expires_at is not None and now >= row.expires_at:
+        return None, False
+    if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
+        return None, True
+    return Principal(UserInfo.from_columns(row), "token", row.id, row.expires_at), False
 
 
 def _find(session: Session, ref: int | str, user: str | None) -> tuple[ApiTokenRow, str]:

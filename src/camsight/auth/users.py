@@ -3,7 +3,8 @@
 Every change writes its audit entry in the same transaction, with ``by``
 (an :class:`~camsight.auth.audit.Actor`) as who did it. Names are
 normalised to lower case. The last enabled admin can be neither removed,
-disabled nor demoted, so the system never locks its admins out.
+disabled nor demoted, so the system never locks its admins out, and no user
+disables, demotes or removes themselves (another admin does).
 
 Example::
 
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from camsight.auth import audit
 from camsight.auth.audit import Action, Actor
-from camsight.auth.errors import AccountError, InvalidCredentials
+from camsight.auth.errors import AccountConflict, AccountError, InvalidCredentials
 from camsight.auth.passwords import check_policy, hash_password, verify_password
 from camsight.auth.principal import UserInfo
 from camsight.auth.roles import Role, parse_role
@@ -196,11 +197,15 @@ def update_user(
     new_role = require_role(role) if role is not None else Role(row.role)
     if new_role is Role.ADMIN and cameras is not KEEP and cameras is not None:
         raise AccountError("an admin sees every camera: camera limits apply to operators and viewers")
+    if by.name == row.name and disabled and not row.disabled:
+        raise AccountConflict("you cannot disable your own account: another admin can")
+    if by.name == row.name and row.role == Role.ADMIN.value and new_role is not Role.ADMIN:
+        raise AccountConflict("you cannot take away your own admin role: another admin can")
     removes_admin = (
         row.role == Role.ADMIN.value and not row.disabled and (new_role is not Role.ADMIN or disabled)
     )
     if removes_admin and _other_enabled_admins(session, row.id) == 0:
-        raise AccountError(f"{row.name!r} is the last enabled admin: make another user admin first")
+        raise AccountConflict(f"{row.name!r} is the last enabled admin: make another user admin first")
     if new_role.value != row.role:
         changes["role"] = [row.role, new_role.value]
         row.role = new_role.value
@@ -231,11 +236,13 @@ def set_password(
     by: Actor,
     current_password: str | None = None,
     must_change: bool = False,
+    generated: bool = False,
 ) -> UserInfo:
     """Set a new password and end the user's sessions.
 
     ``current_password`` (self-service) must match when given. ``must_change``
-    marks it temporary: the user must choose their own at the next sign-in.
+    marks it temporary: the user must choose their own at the next sign-in; ``generated``
+    says in the audit entry that it was made by :func:`generate_password` (a reset).
     """
     row = _row(session, name)
     if current_password is not None and not verify_password(row.password_hash, current_password):
@@ -252,16 +259,31 @@ def set_password(
         by,
         Action.USER_PASSWORD,
         target=row.name,
-        detail={"must_change_password": must_change, "sessions_ended": ended},
+        detail={"must_change_password": must_change, "sessions_ended": ended}
+        | ({"generated": True} if generated else {}),
     )
     return UserInfo.from_row(row)
+
+
+def reset_password(session: Session, name: str, *, by: Actor) -> tuple[UserInfo, str]:
+    """Give ``name`` a new one-time password, returned once for the admin to pass on.
+
+    The user's sessions end, and the password must be changed at the next sign-in (as
+    ``camsight users passwd --generate``). Their API tokens go on working: revoke them
+    separately when the reset is because of a leak.
+    """
+    password = generate_password()
+    info = set_password(session, name, password, by=by, must_change=True, generated=True)
+    return info, password
 
 
 def delete_user(session: Session, name: str, *, by: Actor) -> None:
     """Remove a user with their tokens and sessions (the audit log keeps their entries)."""
     row = _row(session, name)
+    if by.name == row.name:
+        raise AccountConflict("you cannot remove your own account: another admin can")
     if row.role == Role.ADMIN.value and not row.disabled and _other_enabled_admins(session, row.id) == 0:
-        raise AccountError(f"{row.name!r} is the last enabled admin: make another user admin first")
+        raise AccountConflict(f"{row.name!r} is the last enabled admin: make another user admin first")
     info = {"role": row.role, "cameras": row.cameras}
     user_name = row.name
     session.delete(row)  # tokens and sessions go by ON DELETE CASCADE

@@ -19,10 +19,10 @@ Examples::
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,7 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from camsight.cli.options import ConfigOpt, DataOpt, command_config, when_option
-from camsight.cli.output import err_console, fail, out_console
+from camsight.cli.output import err_console, fail, local_time, out_console
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -113,8 +113,15 @@ def _read_password(from_stdin: bool, prompt: str = "Password") -> str:
     return typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
 
 
-def _local(when: datetime | None) -> str:
-    return when.astimezone().strftime("%Y-%m-%d %H:%M") if when is not None else "-"
+#: A time stored in an audit entry's detail (ISO 8601), shown like every other time.
+_ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?")
+
+
+def _detail_value(value: object) -> str:
+    """One value of an audit entry's detail as JSON, except that stored times read as local ones."""
+    if isinstance(value, str) and _ISO_TIME.fullmatch(value):
+        value = local_time(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _table(*columns: str, keep: tuple[str, ...] = ()) -> Table:
@@ -211,7 +218,7 @@ def users_list(data: DataOpt = None, config: ConfigOpt = None, json_out: JsonOpt
     for u in users:
         state = "disabled" if u.disabled else ("must change password" if u.must_change_password else "active")
         cams = "all" if u.cameras is None else (", ".join(u.cameras) or "none")
-        _row(table, u.name, u.role, cams, state, _local(u.created_at), _local(u.last_login_at))
+        _row(table, u.name, u.role, cams, state, local_time(u.created_at), local_time(u.last_login_at))
     out_console.print(table)
 
 
@@ -337,7 +344,7 @@ def tokens_create(
     expires_at = when_option(expires, "--expires", durations="ahead")
     with _store(data, command_config(config, data)) as store, _db(store) as session:
         new = tokens.create(session, user, name, by=_actor(), expires_at=expires_at)
-    until = f", expires {_local(new.info.expires_at)}" if new.info.expires_at else ""
+    until = f", expires {local_time(new.info.expires_at)}" if new.info.expires_at else ""
     err_console.print(
         f"API token {new.info.id} ({escape(new.info.name)}) for {escape(new.info.user)}{escape(until)}; "
         "it is shown only now:",
@@ -374,8 +381,8 @@ def tokens_list(
             t.name,
             t.user,
             t.state(),
-            _local(t.expires_at) if t.expires_at else "never",
-            _local(t.last_used_at),
+            local_time(t.expires_at) if t.expires_at else "never",
+            local_time(t.last_used_at),
         )
     out_console.print(table)
 
@@ -528,8 +535,8 @@ def audit_list(
         return
     table = _table("id", "when", "actor", "action", "target", "from", "detail", keep=("id", "when", "action"))
     for e in page.entries:
-        detail = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(e.detail.items()))
-        _row(table, str(e.id), _local(e.at), e.actor, e.action, e.target or "", e.ip or "", detail)
+        detail = " ".join(f"{k}={_detail_value(v)}" for k, v in sorted(e.detail.items()))
+        _row(table, str(e.id), local_time(e.at), e.actor, e.action, e.target or "", e.ip or "", detail)
     out_console.print(table)
     if page.next_before is not None:
         err_console.print(f"more: camsight audit list --before {page.next_before}", soft_wrap=True)

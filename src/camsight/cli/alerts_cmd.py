@@ -1,4 +1,4 @@
-"""``camsight alerts``: see and drive the delivery of alerts to webhooks and MQTT.
+"""``camsight alerts``: see and drive the delivery of alerts to webhooks, MQTT and notifiers.
 
 Examples::
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from camsight.store.db import Store
 
 alerts_app = typer.Typer(
-    help="Deliver alerts to webhooks and MQTT, and see what is queued.",
+    help="Deliver alerts to webhooks, MQTT and notifiers (e-mail, chat, push), and see what is queued.",
     no_args_is_help=True,
 )
 
@@ -41,10 +41,12 @@ POLL_S = 1.0
 
 def _dispatcher(store: Store, cfg: Config) -> Dispatcher:
     from camsight.alerts.dispatcher import Dispatcher
+    from camsight.alerts.links import EventLinks
 
     # A one-off run leaves <prefix>/available to the service, and connects
     # under its own client id (<client_id>-<pid>) so it never kicks it off.
-    return Dispatcher(store, cfg.alerts, mqtt_availability=False)
+    links = EventLinks.from_config(cfg, store.root)
+    return Dispatcher(store, cfg.alerts, mqtt_availability=False, links=links)
 
 
 def _age(seconds: float | None) -> str:
@@ -72,6 +74,8 @@ def _kind(cfg: Config, name: str) -> str:
         return "mqtt"
     if any(h.name == name for h in cfg.alerts.webhooks):
         return "webhook"
+    if any(n.name == name for n in cfg.alerts.notify):
+        return "notify"
     return "not configured"
 
 
@@ -110,7 +114,7 @@ def status_cmd(
         out_console.print_json(json.dumps({"sinks": rows}))
         return
     if not stats:
-        err_console.print("no alert sinks configured (add alerts.webhooks or alerts.mqtt to the config)")
+        err_console.print("no alert sinks configured (add alerts.webhooks, .mqtt or .notify)")
         return
     table = Table(title="Alert delivery", title_justify="left")
     for col in ("sink", "type", "pending", "delivered", "failed", "oldest pending", "next try"):
@@ -212,7 +216,7 @@ def deliver_cmd(
         stats = _stats(store, names)
         _warn_orphans(stats, names)
         if not names:
-            err_console.print("no alert sinks configured (add alerts.webhooks or alerts.mqtt to the config)")
+            err_console.print("no alert sinks configured (add alerts.webhooks, .mqtt or .notify)")
             return
 
         def remaining() -> int:
@@ -283,7 +287,7 @@ def send_test_cmd(
     cfg = command_config(config, data)
     names = cfg.alerts.sink_names()
     if not names:
-        fail("no alert sinks configured: add alerts.webhooks or alerts.mqtt to the config")
+        fail("no alert sinks configured: add alerts.webhooks, alerts.mqtt or alerts.notify to the config")
     store = open_data(data, cfg, create=True)
     try:
         with _dispatcher(store, cfg) as dispatcher:

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from camsight.cli.options import ConfigOpt, DataOpt, command_config, when_option
-from camsight.cli.output import err_console, fail, progress_bar
+from camsight.cli.output import err_console, fail, local_time, progress_bar
 
 if TYPE_CHECKING:
     from camsight.media.clip import ClipResult
@@ -102,7 +102,7 @@ def clip(
     how = "re-encoded" + (", masked" if result.masked else "") + (", people blurred" if redact else "")
     err_console.print(
         f"wrote {escape(str(result.path))}: {result.duration:.1f}s from "
-        f"{result.start_at.astimezone():%Y-%m-%d %H:%M:%S}, {result.segments} segment(s), "
+        f"{local_time(result.start_at)}, {result.segments} segment(s), "
         f"{result.size_bytes / 1e6:.1f} MB ({how if result.reencoded else 'copied as recorded'})"
     )
 

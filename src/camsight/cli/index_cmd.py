@@ -112,9 +112,11 @@ def index(
         indexer.load_models()
         if cfg.alerts.sink_names():
             from camsight.alerts.dispatcher import Dispatcher
+            from camsight.alerts.links import EventLinks
 
             # Built now so a missing secret is an error before any work.
-            dispatcher = Dispatcher(store, cfg.alerts, mqtt_availability=False)
+            links = EventLinks.from_config(cfg, store.root)
+            dispatcher = Dispatcher(store, cfg.alerts, mqtt_availability=False, links=links)
     except CamsightError:
         store.close()
         raise

@@ -10,6 +10,7 @@ import typer
 
 from camsight.cli.accounts_cmd import audit_app, tokens_app, users_app
 from camsight.cli.alerts_cmd import alerts_app
+from camsight.cli.backup_cmd import backup, restore
 from camsight.cli.clip_cmd import clip
 from camsight.cli.events_cmd import ack, counts, events
 from camsight.cli.holds_cmd import holds_app
@@ -41,6 +42,8 @@ for command in (index, tracks, search, events, ack, counts, cameras, doctor):
 app.command("export-mot")(export_mot)
 app.command("run")(run_service)
 app.command("clip")(clip)
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 
 @app.callback()

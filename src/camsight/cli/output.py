@@ -98,9 +98,20 @@ def add_row(table: Table, *cells: str) -> None:
     table.add_row(*(Text(c) for c in cells))
 
 
-def local_time(when: datetime | None) -> str:
-    """A stored time (naive means UTC) as this machine's local time to the second; ``-`` for none."""
-    from camsight.timeutil import aware
+def local_time(when: datetime | str | None) -> str:
+    """A stored time as this machine's local time to the second; ``-`` for none.
 
-    when = aware(when)
-    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when is not None else "-"
+    Every time the commands print goes through here, so none shows microseconds or
+    raw UTC. ``when`` may be an ISO 8601 string (as search hits carry); naive means UTC.
+
+    >>> from datetime import UTC, datetime
+    >>> local_time(datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)) == local_time("2026-03-01T12:00:00")
+    True
+    """
+    from datetime import datetime
+
+    from camsight.timeutil import local_text
+
+    if when is None:
+        return "-"
+    return local_text(datetime.fromisoformat(when) if isinstance(when, str) else when)

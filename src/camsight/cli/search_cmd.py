@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from camsight.cli.options import ConfigOpt, DataOpt, command_config, open_data, when_option
-from camsight.cli.output import add_row, err_console, fail, out_console
+from camsight.cli.output import add_row, err_console, fail, local_time, out_console
 
 if TYPE_CHECKING:
     from camsight.store.db import Store
@@ -73,6 +73,13 @@ def search(
     finally:
         store.close()
     err_console.print(f"[bold]looking for:[/] {escape(result.interpretation)}", soft_wrap=True)
+    if result.reference is not None:
+        ref = result.reference
+        err_console.print(
+            f"[bold]reference:[/] track {ref.track_id} ({ref.label} on {escape(ref.camera)}), "
+            f"{_segments(ref.segments)}",
+            soft_wrap=True,
+        )
     for note in result.notes:
         err_console.print(f"[dim]{escape(note)}[/]", soft_wrap=True)
     if json_out:
@@ -85,17 +92,39 @@ def search(
     for col in ("#", "track", "camera", "class", "time", "match", "score", "why"):
         table.add_column(col)
     for rank, h in enumerate(result.hits, 1):
-        span = f"{h.start:.1f}-{h.end:.1f}s" if isinstance(h.start, float) else f"{h.start} - {h.end}"
-        why = (
-            ", ".join(f"{e['term']} {e['score']:.2f} {'✓' if e['matched'] else '✗'}" for e in h.explanation)
-            or "-"
+        # Files: seconds into the file; live cameras: when, in this machine's local time.
+        span = (
+            f"{h.start:.1f}-{h.end:.1f}s"
+            if isinstance(h.start, float)
+            else f"{local_time(h.start)} - {local_time(h.end)}"
         )
+        if len(h.segments) > 1:  # one person's fragments, grouped into this one result
+            span += f" ({_segments(h.segments)})"
+        why = "; ".join(_why(e) for e in h.explanation) or "-"
         add_row(table, str(rank), str(h.track_id), h.camera, h.label, span, h.match, f"{h.score:.2f}", why)
     out_console.print(table)
     err_console.print(
         f"{len(result.hits)} shown of {result.candidates} candidates, {result.full_matches} full matches; "
         "thumbnails: camsight search ... --json"
     )
+
+
+def _segments(segments: list[dict[str, Any]]) -> str:
+    """A grouped result's tracks, e.g. ``3 segments: 4 0.0-6.6s, 11 15.0-20.8s, 18 22.8-40.2s``."""
+    parts = [
+        f"{s['track_id']} {s['start']:.1f}-{s['end']:.1f}s"
+        if isinstance(s["start"], float)
+        else f"{s['track_id']} {local_time(s['start'])}"
+        for s in segments
+    ]
+    return f"{len(segments)} segment{'s' if len(segments) != 1 else ''}: " + ", ".join(parts)
+
+
+def _why(item: dict[str, Any]) -> str:
+    """One term of a hit's explanation: its verdict and what was read (each said once)."""
+    mark = {True: "✓", False: "✗"}.get(item.get("matched"), "~")
+    detail = item.get("detail") or f"{item['term']} {item['score']:.2f}"
+    return f"{mark} {detail}"
 
 
 def _audit(store: Store, query: str | None, like: int | None, cameras: list[str] | None, hits: int) -> None:

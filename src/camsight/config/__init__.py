@@ -12,7 +12,8 @@ per part of the file:
 - :mod:`~camsight.config.camera`: a camera's block, with :mod:`~camsight.config.zones`
   (zones and lines), :mod:`~camsight.config.rules` (behaviour rules) and
   :mod:`~camsight.config.schedules`;
-- :mod:`~camsight.config.alerts`: webhooks, MQTT and retries;
+- :mod:`~camsight.config.alerts`: webhooks, MQTT, apprise notifiers, retries and signed links;
+- :mod:`~camsight.config.metrics`: the Prometheus endpoint;
 - :mod:`~camsight.config.loader`: the root model, loading with file:line errors, and
   :func:`choose_config`, the rule every command follows to find the file;
 - :mod:`~camsight.config.edit`: the round-trip editor the web app saves through
@@ -25,8 +26,11 @@ Errors name the file, the line and the key, e.g.
 from __future__ import annotations
 
 from camsight.config.alerts import (
+    SECRET_PLACEHOLDER,
     AlertsConfig,
+    LinksConfig,
     MqttConfig,
+    NotifyConfig,
     RetryConfig,
     SinkFilter,
     WebhookConfig,
@@ -46,6 +50,9 @@ from camsight.config.loader import (
     load_config,
     parse_config,
     validate_config,
+)
+from camsight.config.metrics import (
+    MetricsConfig,
 )
 from camsight.config.rules import (
     DEFAULT_CLASSES,
@@ -110,6 +117,7 @@ __all__ = [
     "DEFAULT_SEVERITY",
     "PEOPLE",
     "SECRET_ENV_PREFIX",
+    "SECRET_PLACEHOLDER",
     "SEVERITIES",
     "TRACKED_CLASSES",
     "VEHICLES",
@@ -130,9 +138,12 @@ __all__ = [
     "IndexConfig",
     "LineConfig",
     "LineCrossingRule",
+    "LinksConfig",
+    "MetricsConfig",
     "MotionConfig",
     "MovingObjectsConfig",
     "MqttConfig",
+    "NotifyConfig",
     "Point",
     "RecordConfig",
     "RetryConfig",

@@ -49,6 +49,10 @@ class MovingObjectsConfig(StrictModel):
     min_area: Annotated[float, Field(gt=0, lt=1)] = 0.004
     """Blob size limits as fractions of the frame's area."""
     max_area: Annotated[float, Field(gt=0, le=1)] = 0.2
+    top_down: bool = True
+    """The camera looks straight down (what moving objects are for): rules place each object
+    at its box centre, since from above there are no feet at the bottom of the box. Set false
+    for a camera that looks across the scene."""
 
     @model_validator(mode="after")
     def _bounds(self) -> MovingObjectsConfig:
@@ -58,7 +62,7 @@ class MovingObjectsConfig(StrictModel):
 
 
 class RecordConfig(StrictModel):
-    """Recording of a live camera, stream-copied into segments (no re-encoding)."""
+    """Recording of a live camera, stream-copied into segments (re-encoded only for codecs MP4 refuses)."""
 
     mode: Literal["off", "continuous", "events"] = "off"
     """``continuous``: always; ``events``: around behaviour events only; ``off``: never."""
@@ -73,6 +77,9 @@ class RecordConfig(StrictModel):
     event_hold_days: Annotated[float, Field(ge=0, le=3650)] = 30.0
     """Footage around a behaviour event (with the pre/post padding) is held this long, past the limits
     above, so an incident can still be reviewed and exported."""
+    reencode: bool = True
+    """Codecs MP4 cannot hold (MS-MPEG4, WMV...) are re-encoded to H.264 so every segment is a
+    fragmented MP4 (4-5 ms of CPU a frame at 768x576); false: copied as they come into Matroska."""
 
 
 _URL = re.compile(r"^(rtsps?|https?)://", re.I)

@@ -285,7 +285,7 @@ def redact(node: Any) -> Any:
     >>> redact({"cameras": {"gate": {"url": "rtsp://admin:pw@cam/1", "password": "pw"}}})
     {'cameras': {'gate': {'url': 'rtsp://admin:***@cam/1', 'password': '***'}}}
     """
-    from camsight.urls import redact_url
+    from camsight.urls import redact_notifier_url, redact_url
 
     ca = getattr(node, "ca", None)
     if ca is not None:
@@ -300,6 +300,13 @@ def redact(node: Any) -> Any:
             elif name in SECRET_MAPS and isinstance(value, dict):
                 for header in list(value):
                     value[header] = REDACTED
+            elif name == "notify" and isinstance(value, list):
+                # Apprise URLs carry tokens in their host or path too, where redact_url does not look.
+                for item in value:
+                    url = item.get("url") if isinstance(item, dict) else None
+                    redact(item)
+                    if isinstance(url, str):
+                        item["url"] = redact_notifier_url(url)
             elif isinstance(value, str):
                 if "://" in value and redact_url(value) != value:
                     node[key] = redact_url(value)

@@ -18,6 +18,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from camsight.config.alerts import AlertsConfig
 from camsight.config.base import StrictModel
 from camsight.config.camera import CameraConfig
+from camsight.config.metrics import MetricsConfig
+from camsight.config.rules import DEFAULT_SEVERITY
 from camsight.config.schedules import ScheduleConfig
 from camsight.config.settings import (
     ApiConfig,
@@ -53,6 +55,8 @@ class Config(StrictModel):
     uploads: UploadsConfig = UploadsConfig()
     api: ApiConfig = ApiConfig()
     """The HTTP API: allowed host names and trusted reverse proxies (read when it starts)."""
+    metrics: MetricsConfig = MetricsConfig()
+    """The Prometheus endpoint: on or off, token or no auth, on the API server or its own address."""
 
     @field_validator("timezone")
     @classmethod
@@ -80,11 +84,22 @@ class Config(StrictModel):
         sinks = [(f"alerts.webhooks.{i}", hook) for i, hook in enumerate(self.alerts.webhooks)]
         if self.alerts.mqtt:
             sinks.append(("alerts.mqtt", self.alerts.mqtt))
+        sinks.extend((f"alerts.notify.{i}", notifier) for i, notifier in enumerate(self.alerts.notify))
+        # A rule routed by name must exist, else a typo silently routes nothing.
+        configured = sorted({r.display_name() for cam in self.cameras.values() for r in cam.rules})
+        rule_names = set(configured) | set(DEFAULT_SEVERITY)
         for where, sink in sinks:
             for cam_name in sink.cameras or []:
                 if cam_name not in self.cameras:
                     known = ", ".join(sorted(self.cameras)) or "none defined"
                     raise ValueError(f"{where}.cameras: unknown camera '{cam_name}' (cameras: {known})")
+            for rule_name in sink.rules or []:
+                if rule_name not in rule_names:
+                    names = ", ".join(configured[:10]) or "none configured"
+                    raise ValueError(
+                        f"{where}.rules: no rule named '{rule_name}' (give a rule type such as fall, or "
+                        f"a configured rule's name: {names})"
+                    )
         return self
 
     def camera(self, name: str) -> CameraConfig | None:

@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, HttpUrl, field_validator
 
 from camsight.config.base import StrictModel
 
@@ -72,6 +72,16 @@ class AttributesConfig(StrictModel):
     """Compute appearance attributes (clothing colours, posture...) for search."""
     pose: bool = True
     """Use the pose model for body regions and posture (else box proportions)."""
+    samples_per_track: Annotated[int, Field(ge=0, le=64)] = 12
+    """Views of each person kept over the whole track to name clothing colours from (0: only the
+    few best crops)."""
+    person_model: bool = True
+    """Use the person attributes model (person-attributes-recognition-crossroad-0230: hats, long
+    hair, bags) when it is installed; without it attributes come from colours alone."""
+    reid: bool = True
+    """Embed each person track with the re-identification model (person-reidentification-
+    retail-0288) when it is installed: one search result per person, "more like this" by
+    appearance; without it both use the colour descriptor."""
 
 
 class EmbeddingsConfig(StrictModel):
@@ -141,6 +151,10 @@ class ApiConfig(StrictModel):
     """Addresses or networks (e.g. ``127.0.0.1``, ``10.0.0.0/24``) of reverse proxies whose
     ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed; by default none, so no client can
     forge its address (sign-in limits and the audit log use it)."""
+    public_url: HttpUrl | None = None
+    """The address people and alert receivers reach camsight at (e.g. ``https://cams.example.org/``, a
+    path behind a proxy included); the links in alerts start with it, and its host is allowed. Default:
+    the address ``camsight run`` listens on."""
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -191,7 +205,8 @@ class ApiConfig(StrictModel):
             # A rebinding page's Host is the attacker's name; an address can only be typed by
             # someone who meant this server.
             return True
-        return name in self.default_hosts(bind_host) or name in self.allowed_hosts
+        public = _host_name(self.public_url.host or "") if self.public_url is not None else None
+        return name in self.default_hosts(bind_host) or name in self.allowed_hosts or name == public
 
     @staticmethod
     def default_hosts(bind_host: str | None = None) -> frozenset[str]:

@@ -37,7 +37,7 @@ from camsight.errors import CamsightError, ConfigError, NotFoundError
 from camsight.media.retention import hold, release
 from camsight.store.models import Camera, RecordingRow
 from camsight.store.repository import require_camera
-from camsight.timeutil import to_utc
+from camsight.timeutil import local_text, to_utc
 
 if TYPE_CHECKING:
     from camsight.config import CameraConfig
@@ -99,7 +99,7 @@ class _Seg:
 
 
 def _local(when: datetime) -> str:
-    return when.astimezone().isoformat(timespec="seconds")
+    return local_text(when)
 
 
 def export_clip(

@@ -1,4 +1,4 @@
-"""Recording a live camera by stream copy into fragmented MP4 segments (Matroska for codecs MP4 refuses).
+"""Recording a live camera by stream copy into fragmented MP4 segments (see segment_file for old codecs).
 
 A camera worker demuxes its stream once and hands every video packet to a
 :class:`SegmentRecorder`, which copies it, unchanged, into segment files::
@@ -7,7 +7,9 @@ A camera worker demuxes its stream once and hands every video packet to a
 
 Nothing is decoded or re-encoded, and the database is written twice per
 segment (when it opens and when it closes), so recording stays cheap: a
-few tens of microseconds of CPU per packet.
+few tens of microseconds of CPU per packet. The exception: codecs the MP4
+format cannot hold (MS-MPEG4, WMV) are re-encoded to H.264, or copied into
+Matroska with ``record.reencode: false`` (see :mod:`camsight.media.segment_file`).
 
 Each segment is a fragmented MP4 (``frag_keyframe+empty_moov+default_base_moof``):
 the header is written first and a fragment is appended (and flushed) at
@@ -47,6 +49,7 @@ import av
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from camsight.media.segment_file import CONTAINER_SUFFIX, can_reencode, mp4_refuses, open_segment_file
 from camsight.sources.live_settings import is_untimed
 from camsight.store.models import RecordingRow
 from camsight.store.repository import get_or_create_camera
@@ -58,10 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Fragmented MP4: a header first, then one self-contained fragment per keyframe interval.
-FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
-#: File name endings of the segment containers.
-CONTAINER_SUFFIX = {"mp4": ".mp4", "matroska": ".mkv"}
 #: A timestamp jump larger than this (or any step backwards) is a break in the stream.
 JUMP_SECONDS = 10.0
 #: Packets arriving this much later than their timestamps predict re-anchor the clock at
@@ -124,6 +123,8 @@ class _Segment:
     end_wall: float
     last_dts: int
     packets: int = 0
+    #: Decodes and encodes the packets again (codecs MP4 refuses); None: a stream copy.
+    reencoder: Any = None
 
 
 @dataclass
@@ -202,6 +203,8 @@ class SegmentRecorder:
         self._gap_next = False
         #: "mp4" until a stream turns out to need Matroska; kept for the camera's later segments.
         self._container_format = "mp4"
+        #: The stream's codec is one MP4 refuses: its segments are re-encoded to H.264.
+        self._reencode = False
         #: The latest packet, held until the next one shows it was the picture's last slice.
         self._held: tuple[av.Packet, float] | None = None
         self._seg: _Segment | None = None
@@ -467,30 +470,17 @@ class SegmentRecorder:
             name = f"{stem}-{n}{suffix}"
         return folder / name, f"{self._folder}/{day}/{name}"
 
-    def _open_segment(self, path: Path, template: Any) -> tuple[Any, Any]:
-        """The segment's container and stream: fragmented MP4, or Matroska for codecs MP4 cannot hold."""
-        if self._container_format == "mp4":
-            flags = FRAGMENTED
-            if not template.codec_context.extradata:
-                # No parameter sets out of band (some RTSP cameras): let the muxer
-                # take them from the first keyframe before writing the header.
-                flags += "+delay_moov"
-            # flush_packets: each fragment goes to disk whole as soon as it is cut, so
-            # the file on disk always ends on a fragment boundary.
-            options = {"movflags": flags, "flush_packets": "1"}
-        else:
-            options = {"flush_packets": "1"}
-        container = av.open(str(path), "w", format=self._container_format, options=options)
-        try:
-            stream = container.add_stream_from_template(template)
-            if self._untimed:
-                # The template's time base is the demuxer's assumed frame rate (1/25):
-                # arrival times need finer ticks, or frames a few ms apart would collide.
-                stream.time_base = ARRIVAL_TIME_BASE
-            return container, stream
-        except BaseException:
-            container.close()
-            raise
+    def _open_segment(self, path: Path, template: Any) -> tuple[Any, Any, Any]:
+        """The segment's container, stream and re-encoder (None for a copy); see ``open_segment_file``."""
+        return open_segment_file(
+            path,
+            template,
+            self._container_format,
+            reencode=self._reencode,
+            # An untimed template's time base is the demuxer's assumed frame rate (1/25):
+            # arrival times need finer ticks, or frames a few ms apart would collide.
+            untimed_base=ARRIVAL_TIME_BASE if self._untimed else None,
+        )
 
     def _start(self, item: _Item) -> _Segment | None:
         start_at = _at(item.wall)
@@ -499,16 +489,23 @@ class SegmentRecorder:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                container, stream = self._open_segment(path, template)
+                container, stream, reencoder = self._open_segment(path, template)
             except ValueError as exc:
-                if self._container_format != "mp4" or "does not support" not in str(exc):
+                if self._container_format != "mp4" or self._reencode or not mp4_refuses(exc):
                     raise
-                # Old cameras and files (MPEG-4 part 2 variants, MJPEG...) are not allowed in MP4:
-                # still copied, not re-encoded, into Matroska, which takes any codec.
+                # Old cameras and files (MS-MPEG4, WMV...) are not allowed in MP4: re-encoded
+                # to H.264 into MP4 or, if the admin said not to, copied into Matroska.
                 path.unlink(missing_ok=True)
-                self._container_format = "matroska"
+                if self.settings.reencode and can_reencode(template):
+                    self._reencode = True
+                    log.info(
+                        "codec not allowed in MP4: recording re-encoded to H.264",
+                        extra={"camera": self.camera, "codec": template.codec_context.name},
+                    )
+                else:
+                    self._container_format = "matroska"
                 path, rel = self._segment_path(start_at, CONTAINER_SUFFIX[self._container_format])
-                container, stream = self._open_segment(path, template)
+                container, stream, reencoder = self._open_segment(path, template)
         except (OSError, av.FFmpegError, ValueError) as exc:
             self._error(f"cannot start segment {rel}: {exc}")
             return None
@@ -524,6 +521,7 @@ class SegmentRecorder:
             gap_before=self._gap_next,
             end_wall=item.wall,
             last_dts=item.dts - 1,
+            reencoder=reencoder,
         )
         self._gap_next = False
         seg.row_id = self._insert_row(seg)
@@ -541,9 +539,10 @@ class SegmentRecorder:
         out.dts = item.dts - seg.base
         out.duration = src.duration or 0
         out.is_keyframe = item.key
-        out.stream = seg.stream
         try:
-            seg.container.mux_one(out)
+            for ready in seg.reencoder.encode(out) if seg.reencoder is not None else (out,):
+                ready.stream = seg.stream
+                seg.container.mux_one(ready)
         except (OSError, av.FFmpegError, ValueError) as exc:
             self._error(f"cannot write {seg.rel}: {exc}")
             self._finish()
@@ -561,6 +560,12 @@ class SegmentRecorder:
             return
         self._seg = None
         self.stats.current = None
+        try:
+            for ready in seg.reencoder.flush() if seg.reencoder is not None else ():
+                ready.stream = seg.stream
+                seg.container.mux_one(ready)
+        except (OSError, av.FFmpegError, ValueError) as exc:
+            self._error(f"cannot finish {seg.rel}: {exc}")
         try:
             seg.container.close()
         except (OSError, av.FFmpegError, ValueError) as exc:
@@ -583,12 +588,13 @@ class SegmentRecorder:
     def _new_row(self, session: Any, seg: _Segment) -> RecordingRow:
         if self._camera_id is None:
             self._camera_id = get_or_create_camera(session, self.camera, kind="live").id
-        ctx = self._template.codec_context
+        # What the file holds: H.264 when re-encoded, else the camera's own codec.
+        ctx = (seg.reencoder.stream if seg.reencoder is not None else self._template).codec_context
         row = RecordingRow(
             camera_id=self._camera_id,
             path=seg.rel,
             start_at=_at(seg.start_wall),
-            codec=ctx.name,
+            codec=ctx.codec.canonical_name,  # "h264", not the encoder ("libx264")
             width=ctx.width or None,
             height=ctx.height or None,
             gap_before=seg.gap_before,

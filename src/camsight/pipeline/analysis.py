@@ -33,9 +33,12 @@ if TYPE_CHECKING:
     from camsight.pipeline.indexer import IndexSettings
     from camsight.search.embeddings import DualEncoder
     from camsight.vision.moving_objects import MovingObjects
+    from camsight.vision.reid import ReidModel
 
 STAGES = ("decode", "motion", "detect", "track", "rules", "attributes", "store")
 FLUSH_SECONDS = 2.0
+#: How often (wall-clock seconds) open events are checked for an acknowledgement made meanwhile.
+ACK_SECONDS = 2.0
 #: Frames detected ahead of the one being tracked, beyond the detector's parallelism.
 DETECT_AHEAD = 1
 
@@ -81,6 +84,7 @@ class FrameAnalyzer:
         alerts: AlertsConfig,
         extractor: AttributeExtractor | None = None,
         encoder: DualEncoder | None = None,
+        reid: ReidModel | None = None,
         engine: RulesEngine | None = None,
         blobs: MovingObjects | None = None,
         workers: int | None = None,
@@ -96,6 +100,7 @@ class FrameAnalyzer:
         self.alerts = alerts
         self.extractor = extractor
         self.encoder = encoder
+        self.reid = reid
         self.engine = engine
         self.blobs = blobs
         self.progress_fields = progress_fields or (lambda: {})
@@ -107,6 +112,7 @@ class FrameAnalyzer:
             end_after=s.tracker.lost_seconds + s.link_seconds + 2.0 / target.analysis_fps,
             crops_per_track=s.thumbnails_per_track,
             link=LinkSettings(seconds=s.link_seconds) if s.link_seconds > 0 else None,
+            samples_per_track=s.samples_per_track if s.attributes else 0,
         )
         self.gate = None
         if s.motion is not None:
@@ -122,6 +128,7 @@ class FrameAnalyzer:
         self._rules = RulesOutput()
         self._last_boxes: list[TrackedBox] = []
         self._last_flush = time.perf_counter()
+        self._last_ack_check = time.perf_counter()
 
     # ------------------------------------------------------------------ frames in
 
@@ -235,6 +242,26 @@ class FrameAnalyzer:
     def flush_if_due(self) -> None:
         if (self._pending or self._rules) and time.perf_counter() - self._last_flush > FLUSH_SECONDS:
             self.flush()
+        if self.engine is not None and time.perf_counter() - self._last_ack_check > ACK_SECONDS:
+            self.check_acknowledged()
+
+    def check_acknowledged(self) -> None:
+        """Tell the rules which of their open events someone acknowledged (API, CLI) meanwhile.
+
+        A zone or crowd episode then ends, so new objects entering raise a new
+        event rather than updating one that was already dealt with.
+        """
+        self._last_ack_check = time.perf_counter()
+        if self.engine is None:
+            return
+        open_uids = self.engine.open_uids
+        if not open_uids:
+            return
+        from camsight.store.events import acknowledged_uids
+
+        acked = acknowledged_uids(self.store, open_uids)
+        if acked:
+            self._add(self.engine.acknowledge(acked))
 
     def flush(self) -> None:
         """Store finished tracks (with attributes and embeddings) and rule output now."""
@@ -242,13 +269,16 @@ class FrameAnalyzer:
         records, self._pending = self._pending, []
         t0 = time.perf_counter()
         if self.extractor is not None:
-            for rec in records:
-                rec.attributes = self.extractor.extract(rec)
+            # All tracks at once: the person attributes model reads their views in one batch.
+            for rec, attrs in zip(records, self.extractor.extract_all(records), strict=True):
+                rec.attributes = attrs
         if self.encoder is not None:
             with_crops = [rec for rec in records if rec.crops]
             vectors = self.encoder.embed_images([rec.crops[0].image for rec in with_crops])
             for rec, vec in zip(with_crops, vectors, strict=True):
                 rec.embedding, rec.embedding_model = vec, self.encoder.name
+        if self.reid is not None:
+            self._embed_people(records, self.reid)
         t1 = time.perf_counter()
         timing["attributes"] += t1 - t0
         fields = {
@@ -261,6 +291,17 @@ class FrameAnalyzer:
         self._save_events()
         timing["store"] += time.perf_counter() - t1
         self._last_flush = time.perf_counter()
+
+    @staticmethod
+    def _embed_people(records: list[TrackRecord], reid: ReidModel) -> None:
+        """Re-id vectors of the person tracks, from a few good views each, in one batch."""
+        from camsight.vision.reid import track_views
+
+        people = [rec for rec in records if rec.label == "person"]
+        views = [track_views(rec.crops, rec.samples) for rec in people]
+        for rec, vec in zip(people, reid.embed_tracks(views), strict=True):
+            if vec is not None:
+                rec.reid, rec.reid_model = vec, reid.name
 
     def _save_events(self) -> None:
         out, self._rules = self._rules, RulesOutput()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from camsight.analytics.engine import RulesEngine
     from camsight.search.embeddings import DualEncoder
     from camsight.vision.moving_objects import MovingObjects
+    from camsight.vision.reid import ReidModel
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,12 @@ class IndexSettings:
     link_seconds: float = 3.0
     attributes: bool = True
     pose: bool = True
+    #: Views of each person kept over the whole track to read attributes from (0: the best crops only).
+    samples_per_track: int = 12
+    #: Use the person attributes model (hat, long hair, bags) when it is installed.
+    person_model: bool = True
+    #: Embed person tracks with the re-identification model when it is installed.
+    reid: bool = True
     #: Vision-language model (name or folder) whose crop embeddings are stored.
     embeddings: str | None = None
 
@@ -81,6 +88,9 @@ class IndexSettings:
             link_seconds=t.link_seconds,
             attributes=config.attributes.enabled,
             pose=config.attributes.pose,
+            samples_per_track=config.attributes.samples_per_track,
+            person_model=config.attributes.person_model,
+            reid=config.attributes.reid,
             embeddings=config.embeddings.model,
         )
 
@@ -146,6 +156,8 @@ class Indexer:
         self._extractor: AttributeExtractor | None = None
         self._encoder: DualEncoder | None = None
         self._pose: object | None = None
+        self._reid: ReidModel | None = None
+        self._reid_tried = False
 
     def settings_for(self, camera: str) -> tuple[str, dict]:
         """The settings key and dict a camera's source is indexed with (its rules included).
@@ -176,6 +188,7 @@ class Indexer:
             alerts=self.config.alerts,
             extractor=self.extractor,
             encoder=self.encoder,
+            reid=self.reid,
             engine=self.rules_engine(target.camera, target.frame_size, source_key, target.source_id),
             blobs=self._moving_objects(target.camera),
             **options,
@@ -220,7 +233,7 @@ class Indexer:
         Called before any file is touched, so a missing model never leaves a
         half-registered source (or drops an earlier index of the file).
         """
-        _ = self.detector, self.encoder
+        _ = self.detector, self.encoder, self.reid
         if self.extractor is not None:
             self.extractor.prepare()
 
@@ -233,11 +246,23 @@ class Indexer:
         return self._encoder
 
     @property
+    def reid(self) -> ReidModel | None:
+        """The re-id model (loaded once); None when off, or absent (warned once: indexing goes on)."""
+        if not self._reid_tried and self.settings.reid:
+            from camsight.vision.reid import load_reid
+
+            self._reid_tried = True
+            self._reid = load_reid()
+        return self._reid
+
+    @property
     def extractor(self) -> AttributeExtractor | None:
         if self._extractor is None and self.settings.attributes:
             from camsight.analytics.attributes import AttributeExtractor
 
-            self._extractor = AttributeExtractor(use_pose=self.settings.pose)
+            self._extractor = AttributeExtractor(
+                use_pose=self.settings.pose, person_model=self.settings.person_model
+            )
         return self._extractor
 
     @property

@@ -23,6 +23,7 @@ import numpy as np
 
 from camsight.config import Config
 from camsight.pipeline.analysis import AnalysisTarget, FrameAnalyzer
+from camsight.pipeline.latency import LatencyHistogram, TimedDetector
 from camsight.sources.frame import Frame
 from camsight.store import repository as repo
 from camsight.store.db import Store
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from camsight.media.masks import PrivacyMask
     from camsight.media.recorder import SegmentRecorder
     from camsight.pipeline.indexer import Indexer
+    from camsight.pipeline.live_view import LiveChannel, LivePublisher
     from camsight.sources.live import Health
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,15 @@ class CameraWorker:
     >>> worker.run(threading.Event())                                  # doctest: +SKIP
     """
 
-    def __init__(self, config: Config, camera: str, data_dir: Path, *, detector_threads: int = 1) -> None:
+    def __init__(
+        self,
+        config: Config,
+        camera: str,
+        data_dir: Path,
+        *,
+        detector_threads: int = 1,
+        live: LiveChannel | None = None,
+    ) -> None:
         cam = config.camera(camera)
         if cam is None or cam.url is None:
             raise ValueError(f"camera {camera!r} has no url in the config")
@@ -109,6 +119,8 @@ class CameraWorker:
         self.data_dir = Path(data_dir)
         self.detector_threads = detector_threads
         self.stats = LiveStats()
+        #: Seconds per detection, written with the health for the metrics (camsight_detector_latency_seconds).
+        self.detect_latency = LatencyHistogram()
         self._queue: queue.Queue[tuple[Frame, datetime]] = queue.Queue()
         self._lock = threading.Lock()
         self._store: Store | None = None
@@ -124,6 +136,9 @@ class CameraWorker:
         self._record_here = True
         #: What ended the analysis thread, re-raised by :meth:`run` so the worker exits with its reason.
         self._failure: BaseException | None = None
+        #: Where the web app's live view gets its pictures (None: no live view, e.g. without a server).
+        self._live_channel = live
+        self._publisher: LivePublisher | None = None
 
     # ------------------------------------------------------------------ running
 
@@ -160,6 +175,15 @@ class CameraWorker:
                 daemon=True,
             )
         ]
+        if self._live_channel is not None:
+            from camsight.pipeline.live_view import LivePublisher
+
+            self._publisher = LivePublisher(self._live_channel, self.camera, self.cam)
+            threads.append(
+                threading.Thread(
+                    target=self._publisher.run, args=(stop,), name=f"live-{self.camera}", daemon=True
+                )
+            )
         if self.cam.detect_url:
             # Analyse the camera's sub-stream; record its main stream on a second
             # connection that is never decoded.
@@ -297,6 +321,7 @@ class CameraWorker:
             on_event=self._on_event,
             on_done=self._on_done,
         )
+        analyzer.detector = TimedDetector(analyzer.detector, self.detect_latency)
         log.info("session started", extra={"camera": self.camera, "size": f"{size[0]}x{size[1]}"})
         return analyzer, plan.source_id
 
@@ -361,6 +386,8 @@ class CameraWorker:
             self._recorder.packet(packet, at)
 
     def on_frame(self, frame: Frame, at: datetime) -> None:
+        if self._publisher is not None:
+            self._publisher.offer(frame)  # only while someone watches; never waits for encoding
         # Keep the newest frames: drop the oldest when analysis is behind.
         while self._queue.qsize() >= QUEUE_FRAMES:
             try:
@@ -400,13 +427,21 @@ class CameraWorker:
                 "frames_queued": self.stats.frames_queued,
                 "frames_dropped": self.stats.frames_dropped,
                 "frames_analysed": self.stats.frames_done,
+                # For the metrics: frames waiting for analysis now, and the detector's latencies.
+                "queue_depth": self._queue.qsize(),
+                "detect_latency": self.detect_latency.snapshot(),
             }
             if self.stats.rule_warnings:
                 details["rules_suspended"] = list(self.stats.rule_warnings)
             lag = self.stats.lag_seconds
         if h is not None:
             details.update(
-                {"frames_in": h.frames_in, "gaps": h.gaps, "connected_since": _iso(h.connected_since)}
+                {
+                    "frames_in": h.frames_in,
+                    "gaps": h.gaps,
+                    "connected_since": _iso(h.connected_since),
+                    "source_frames_dropped": h.frames_dropped,
+                }
             )
         fields = {
             "state": state or (h.state if h is not None else "connecting"),

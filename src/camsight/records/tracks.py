@@ -38,6 +38,9 @@ class Crop:
     image: np.ndarray
     #: Top-left corner of ``image`` in the frame, to map ``box`` into the crop.
     origin: tuple[int, int] = (0, 0)
+    #: The frame's light, when it was measured: (white level, B, G, R gains) as in
+    #: :class:`camsight.vision.light.Illuminant`, to name colours as they are, not as lit.
+    light: tuple[float, float, float, float] | None = None
 
     def local_box(self) -> Box:
         """``box`` in the crop's own pixel coordinates."""
@@ -80,11 +83,18 @@ class TrackRecord:
     labels_seen: dict[str, int] = field(default_factory=dict)
     #: Mean colour descriptor over the detected frames (see tracking.appearance).
     appearance: np.ndarray | None = None
+    #: Unoccluded, whole views of the object spread over the whole track, for
+    #: attributes estimated from many frames (``crops`` are the few best thumbnails).
+    samples: list[Crop] = field(default_factory=list)
     #: Filled by the attribute extractor before the record is stored.
     attributes: TrackAttributes | None = None
     #: Vision-language embedding of the best crop, with the model's name.
     embedding: np.ndarray | None = None
     embedding_model: str | None = None
+    #: Person re-identification vector (L2-normalised) with the model's name, stored beside
+    #: ``embedding`` in ``track_embeddings``: it groups a person's fragments and ranks look-alikes.
+    reid: np.ndarray | None = None
+    reid_model: str | None = None
 
     @property
     def start_t(self) -> float:

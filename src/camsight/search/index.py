@@ -448,8 +448,10 @@ class IndexCache:
 
     def get(self) -> FacetIndex:
         """The facet index of the store as it is now (appending new tracks, or rebuilding)."""
-        with self.store.session() as session:
-            revision = repo.tracks_revision(session)
+        # A plain connection: this read runs on every search, and a session's transaction cost
+        # more than the query.
+        with self.store.engine.connect() as connection:
+            revision = repo.tracks_revision(connection)
         index = self._index  # one read: another thread may replace it meanwhile
         if index is not None and index.revision == revision:
             return index

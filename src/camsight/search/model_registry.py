@@ -120,13 +120,15 @@ class RegistryEntry(StrictModel):
     """A downloadable model: its files and, for a vision-language model, the manifest that describes them.
 
     ``kind`` is ``embedding`` (a folder :func:`camsight.search.embeddings.load_encoder`
-    reads through its manifest) or ``detector`` (weights a detector backend finds
-    by file name in ``<models dir>/<name>/``).
+    reads through its manifest), ``detector`` (weights a detector backend finds
+    by file name in ``<models dir>/<name>/``), ``attributes`` (the same, for the
+    person attributes model read while indexing) or ``reid`` (the same, for the person
+    re-identification model).
     """
 
     #: The registry key (filled in from it; a folder name).
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    kind: Literal["embedding", "detector"] = "embedding"
+    kind: Literal["embedding", "detector", "attributes", "reid"] = "embedding"
     description: str = ""
     license: str | None = None
     homepage: str | None = None
@@ -140,9 +142,9 @@ class RegistryEntry(StrictModel):
         names = [f.name for f in self.files]
         if len(set(names)) != len(names):
             raise ValueError("files: a file name is listed twice")
-        if self.kind == "detector":
+        if self.kind in ("detector", "attributes", "reid"):
             if self.manifest is not None:
-                raise ValueError("manifest: a detector model has no manifest")
+                raise ValueError(f"manifest: a {self.kind} model has no manifest")
             return self
         if self.manifest is None:
             raise ValueError("manifest: a vision-language model needs one")
@@ -410,6 +412,15 @@ def _fetch(model: str, remote: RemoteFile, dest: Path, progress: Progress, timeo
         )
 
 
+def _local_copy(source: Path, file_name: str) -> Path:
+    """``source/file_name``, or the same name one folder down (``../shared/models/openvino/``)."""
+    direct = source / file_name
+    if direct.is_file():
+        return direct
+    nested = sorted(p for p in source.glob(f"*/{file_name}") if p.is_file())
+    return nested[0] if nested else direct
+
+
 def pull(
     entry: RegistryEntry,
     directory: Path,
@@ -458,7 +469,7 @@ def pull(
         for remote in entry.files:
             try:
                 if source is not None:
-                    _copy(name, remote, source / remote.name, staging / remote.name, report)
+                    _copy(name, remote, _local_copy(source, remote.name), staging / remote.name, report)
                 else:
                     _fetch(name, remote, staging / remote.name, report, timeout)
             except ModelError as exc:

@@ -59,6 +59,9 @@ class ParsedQuery:
     ``not_analysed``: words understood but deliberately not analysed
     ("woman", "tall"); they do not change results.
     ``unknown``: words not understood at all.
+    ``corrections``: misspelt or variant words read as a vocabulary word,
+    each as ``"persn → person"``.
+    ``ignored``: common words that carry no meaning here ("the", "with").
     """
 
     text: str
@@ -71,10 +74,27 @@ class ParsedQuery:
     not_analysed: tuple[str, ...] = ()
     unknown: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    corrections: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+
+    def analysable(self) -> bool:
+        """Whether anything in the query restricts the search (a class, a facet, a camera, a time).
+
+        A query of gibberish, of common words only, or of words camsight does
+        not analyse ("tall") has nothing to match on: it must find nothing,
+        not everything.
+        """
+        return bool(
+            self.classes or self.terms or self.cameras or self.since or self.until or self.time_of_day
+        )
 
     def describe(self) -> str:
         """One line for the user, e.g. ``person · headwear: red · not analysed: woman``."""
         parts: list[str] = []
+        if not self.analysable():
+            parts.append("nothing camsight can search for")
+            if self.ignored and not (self.unknown or self.not_analysed):
+                parts.append("only common words: " + ", ".join(self.ignored))
         if self.classes:
             parts.append(" or ".join(_class_name(c) for c in _dedupe_classes(self.classes)))
         parts += [t.label() for t in self.terms]
@@ -90,6 +110,8 @@ class ParsedQuery:
             parts.append("not analysed: " + ", ".join(self.not_analysed))
         if self.unknown:
             parts.append("not understood: " + ", ".join(self.unknown))
+        if self.corrections:
+            parts.append("read as: " + ", ".join(self.corrections))
         return " · ".join(parts) if parts else "anything"
 
 

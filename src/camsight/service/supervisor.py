@@ -34,6 +34,7 @@ from typing import Any
 from camsight.config import Config, validate_config
 from camsight.errors import failure_reason
 from camsight.paths import recordings_dir
+from camsight.pipeline.live_view import LiveChannel
 from camsight.store import repository as repo
 from camsight.store.db import Store
 from camsight.store.models import CameraStatusRow, utcnow
@@ -64,8 +65,11 @@ def worker_main(
     stop: Any,
     log_level: int,
     report: Any = None,
+    live: LiveChannel | None = None,
 ) -> None:
     """Entry point of a camera's process: run the camera until ``stop`` is set.
+
+    ``live`` is where the camera's live-view pictures go (the web app's MJPEG stream).
 
     When it cannot (any exception), the one-line reason goes to the camera's
     health and, with the traceback, to ``report`` (the sending end of a pipe
@@ -94,7 +98,7 @@ def worker_main(
         from camsight.pipeline.live import CameraWorker
 
         config = validate_config(config_data, "config")
-        CameraWorker(config, camera, Path(data_dir)).run(local)
+        CameraWorker(config, camera, Path(data_dir), live=live).run(local)
     except Exception as exc:
         secrets = _camera_secrets(config, camera)
         reason = _scrub(failure_reason(exc), secrets)
@@ -172,6 +176,8 @@ class _Worker:
     reported: tuple[str, str] | None = None
     #: The reason of the last failure whose traceback was logged (a repeat logs one short line).
     logged_reason: str | None = None
+    #: The running process's live-view pictures; a new one per process, so each has one writer.
+    live: LiveChannel | None = None
 
 
 class Supervisor:
@@ -209,6 +215,8 @@ class Supervisor:
         self._threads: list[threading.Thread] = []
         self._retention_started = False
         self._closed = False
+        #: Where the API listens (host, port): the default base of the links in alerts (set before run()).
+        self.api_address: tuple[str, int] | None = None
 
     def _new_worker(self, camera: str) -> _Worker:
         return _Worker(camera, self._ctx.Event())
@@ -379,9 +387,10 @@ class Supervisor:
         level = logging.getLogger("camsight").getEffectiveLevel()
         self._close_report(w)
         receive, send = self._ctx.Pipe(duplex=False)
+        live = LiveChannel(self._ctx)
         p = self._ctx.Process(
             target=worker_main,
-            args=(data, w.camera, str(self.store.root), w.stop, level, send),
+            args=(data, w.camera, str(self.store.root), w.stop, level, send, live),
             name=f"camsight-{w.camera}",
             daemon=True,
         )
@@ -389,13 +398,16 @@ class Supervisor:
             p.start()
         finally:
             send.close()  # the child has its own copy; ours would keep the pipe open forever
-        w.process, w.started, w.report = p, now, receive
+        w.process, w.started, w.report, w.live = p, now, receive, live
 
     def _start_side_jobs(self, stop: threading.Event) -> None:
         if self.config.alerts.sink_names():
             from camsight.alerts.dispatcher import Dispatcher
+            from camsight.alerts.links import EventLinks
 
-            dispatcher = Dispatcher(self.store, self.config.alerts, cameras=self.config.cameras)
+            host, port = self.api_address or (None, None)
+            links = EventLinks.from_config(self.config, self.store.root, host=host, port=port)
+            dispatcher = Dispatcher(self.store, self.config.alerts, cameras=self.config.cameras, links=links)
             t = threading.Thread(target=dispatcher.run, args=(stop,), name="alerts", daemon=True)
             t.start()
             self._threads.append(t)
@@ -449,6 +461,17 @@ class Supervisor:
             self._close_report(w)
         for t in self._threads:
             t.join(5.0)
+
+    def live_channel(self, camera: str) -> LiveChannel | None:
+        """Where the running worker of ``camera`` publishes live pictures; None when it has no process.
+
+        Read without the lock (one dict look-up and attribute reads are atomic): a live
+        viewer polls this often and must not wait while :meth:`apply` restarts workers.
+        """
+        w = self._workers.get(camera)
+        if w is None or w.process is None or w.stop_asked is not None:
+            return None
+        return w.live
 
     def pids(self) -> dict[str, int | None]:
         """Each running camera's worker process id (for tests and diagnostics)."""

@@ -65,12 +65,15 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def open_store(root: Path | None = None, url: str | None = None, *, create: bool = True) -> Store:
+def open_store(
+    root: Path | None = None, url: str | None = None, *, create: bool = True, migrate_schema: bool = True
+) -> Store:
     """Open (creating and migrating if needed) the store in ``root``.
 
     ``url`` selects another database (e.g. PostgreSQL); media stays in ``root``.
     With ``create=False`` a data directory without a database is an error
     (commands that only read must not invent an empty store from a typo).
+    ``migrate_schema=False`` leaves the schema as it is (a backup must not upgrade what it copies).
 
     >>> store = open_store(Path("/tmp/camsight-doc"))  # doctest: +SKIP
     """
@@ -89,7 +92,8 @@ def open_store(root: Path | None = None, url: str | None = None, *, create: bool
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        migrate(engine)
+        if migrate_schema:
+            migrate(engine)
     except DatabaseError as exc:
         engine.dispose()
         raise StoreError(f"cannot open database in {root}: {exc.orig}") from None

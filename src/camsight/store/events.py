@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -226,6 +226,18 @@ def count_events(
         cam_ids = [require_camera(session, name).id for name in cameras]
         q = _event_filters(select(func.count(EventRow.id)), cam_ids, types, since, until, unacknowledged)
         return int(session.scalar(q) or 0)
+
+
+def acknowledged_uids(store: Store, uids: Iterable[str]) -> set[str]:
+    """Which of the events with these uids someone has acknowledged (a running source's open ones)."""
+    wanted = list(uids)
+    if not wanted:
+        return set()
+    with store.session() as session:
+        rows = session.scalars(
+            select(EventRow.uid).where(EventRow.uid.in_(wanted), EventRow.acknowledged_at.is_not(None))
+        )
+        return set(rows)
 
 
 def acknowledge(store: Store, event_ids: Sequence[int], by: str) -> list[int]:

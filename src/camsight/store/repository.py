@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from camsight.errors import NotFoundError
@@ -53,9 +53,14 @@ def bump_revision(session: Session, *, appended_only: bool = False) -> None:
         reset.value = str(revision)
 
 
-def tracks_revision(session: Session) -> int:
-    row = session.get(Meta, REVISION_KEY)
-    return int(row.value) if row is not None else 0
+_READ_REVISION = select(Meta.value).where(Meta.key == REVISION_KEY)
+
+
+def tracks_revision(db: Session | Connection) -> int:
+    """The tracks revision (0 before anything was stored), on a session or a plain connection."""
+    # A column, not the Meta object: read on every search (SearchEngine's IndexCache.get).
+    value = db.scalar(_READ_REVISION)
+    return int(value) if value is not None else 0
 
 
 def tracks_state(session: Session) -> tuple[int, int | None]:
@@ -259,6 +264,9 @@ def save_tracks(
                         vector=rec.embedding.astype("<f4").tobytes(),
                     )
                 )
+            if rec.reid is not None and rec.reid_model and rec.reid_model != rec.embedding_model:
+                vector = rec.reid.astype("<f4").tobytes()
+                session.add(TrackEmbedding(track_id=track.id, model=rec.reid_model, vector=vector))
             if thumbs[rec.local_id]:
                 session.execute(
                     insert(Thumbnail), [dict(track_id=track.id, **r) for r in thumbs[rec.local_id]]

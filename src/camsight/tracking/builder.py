@@ -10,10 +10,16 @@ import numpy as np
 from camsight.records.tracks import Crop, Observation, TrackRecord
 from camsight.sources.frame import Frame
 from camsight.tracking.appearance import normalise
-from camsight.tracking.crops import CropKeeper, crop_region, occlusion, quality, quality_bound
+from camsight.tracking.crops import CropKeeper, SampleKeeper, crop_region, occlusion, quality, quality_bound
 from camsight.tracking.kinematics import kinematics
 from camsight.tracking.tracker import TrackedBox
 from camsight.vision.detections import CARRIED, PERSON
+from camsight.vision.light import estimate_illuminant
+
+#: A person's view is sampled for attributes only when others cover less of its box than this.
+SAMPLE_MAX_OCCLUSION = 0.15
+#: Seconds a measurement of the frame's light is reused for.
+LIGHT_SECONDS = 2.0
 
 
 @dataclass
@@ -27,6 +33,7 @@ class _Open:
     #: Analysed frames (index, t) since the track's last box.
     unseen: list[tuple[int, float]] = field(default_factory=list)
     crops: CropKeeper = field(default_factory=CropKeeper)
+    samples: SampleKeeper = field(default_factory=SampleKeeper)
     carried: Counter[str] = field(default_factory=Counter)
     carried_track: dict[str, Counter[int]] = field(default_factory=dict)
     carriers: Counter[int] = field(default_factory=Counter)
@@ -110,10 +117,13 @@ class TrackBuilder:
         end_after: float,
         crops_per_track: int = 3,
         link: LinkSettings | None = None,
+        samples_per_track: int = 12,
     ) -> None:
         self.frame_size = frame_size
         self.end_after = end_after
         self.crops_per_track = crops_per_track
+        #: Views of each person kept over the whole track for attributes (0: none).
+        self.samples_per_track = samples_per_track
         self.link = link
         self._open: dict[tuple[str, int], _Open] = {}
         self._next_id = 1
@@ -122,6 +132,8 @@ class TrackBuilder:
         #: The objects in the last frame given to :meth:`update`: (local id, label, box, confidence),
         #: with the local id the stored track will have and the track's majority label so far.
         self.live: list[tuple[int, str, tuple[float, float, float, float], float]] = []
+        #: The light last measured (frame time, light), shared by the samples taken soon after.
+        self._light: tuple[float, tuple[float, float, float, float]] | None = None
 
     @property
     def open_tracks(self) -> int:
@@ -139,7 +151,11 @@ class TrackBuilder:
             if st is None and detected:
                 st = self._relink(b, frame.t, present, states)
             if st is None:
-                st = _Open(self._next_id, crops=CropKeeper(self.crops_per_track))
+                st = _Open(
+                    self._next_id,
+                    crops=CropKeeper(self.crops_per_track),
+                    samples=SampleKeeper(self.samples_per_track),
+                )
                 self._next_id += 1
             self._open[b.key] = st
             if b.earlier:
@@ -228,6 +244,8 @@ class TrackBuilder:
         for b, st, o in zip(boxes, states, occ, strict=True):
             if b.label in CARRIED:
                 continue
+            if b.label == PERSON and o < SAMPLE_MAX_OCCLUSION and st.samples.wants(frame.t):
+                self._offer_sample(frame, b, st)
             # Reading pixels for sharpness is the costly part: skip it when
             # even a perfectly sharp crop would not be kept.
             if not st.crops.worth(quality_bound(b.xyxy, b.confidence, float(o), self.frame_size), frame.t):
@@ -238,6 +256,27 @@ class TrackBuilder:
             x1, y1, x2, y2 = crop_region(b.xyxy, self.frame_size)
             image = frame.image[y1:y2, x1:x2].copy()
             st.crops.offer(Crop(frame.index, frame.t, b.xyxy, q, image, origin=(x1, y1)))
+
+    def _offer_sample(self, frame: Frame, b: TrackedBox, st: _Open) -> None:
+        """Keep a view of a person for attributes when the whole body is in the picture."""
+        w, h = self.frame_size
+        bx1, by1, bx2, by2 = b.xyxy
+        if by2 - by1 < 8 or bx2 - bx1 < 4:
+            return
+        # A box cut by the side of the frame is someone entering or leaving; one cut at the top
+        # or bottom still holds the body's proportions only if it is a whole standing figure.
+        if bx1 <= 1 or bx2 >= w - 1 or ((by1 <= 1 or by2 >= h - 1) and (by2 - by1) < 1.8 * (bx2 - bx1)):
+            return
+        # With a margin: what is beside the person tells the floor's and the wall's colours apart
+        # from their clothes'.
+        x1, y1, x2, y2 = crop_region(b.xyxy, self.frame_size, margin=0.1)
+        image = frame.image[y1:y2, x1:x2].copy()
+        # The light changes slowly: measured at most every LIGHT_SECONDS (5 ms a frame).
+        if self._light is None or abs(frame.t - self._light[0]) >= LIGHT_SECONDS:
+            ill = estimate_illuminant(frame.image)
+            self._light = (frame.t, (ill.white_level, *ill.gains))
+        light = self._light[1]
+        st.samples.add(Crop(frame.index, frame.t, b.xyxy, b.confidence, image, origin=(x1, y1), light=light))
 
     def _associate_carried(self, boxes: list[TrackedBox], states: list[_Open]) -> None:
         people = [i for i, b in enumerate(boxes) if b.label == PERSON]
@@ -273,6 +312,7 @@ class TrackBuilder:
                     label=label,
                     observations=st.observations,
                     crops=st.crops.crops,
+                    samples=st.samples.samples,
                     kinematics=kinematics(st.observations, label),
                     confidence=st.confidence_sum / st.detected_frames,
                     carrier_local_id=st.carriers.most_common(1)[0][0] if st.carriers else None,

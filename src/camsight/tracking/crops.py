@@ -98,3 +98,36 @@ class CropKeeper:
         self.crops.append(crop)
         self.crops.sort(key=lambda c: -c.quality)
         del self.crops[self.k :]
+
+
+class SampleKeeper:
+    """Keeps up to ``k`` views of one track spread evenly over its whole life.
+
+    Attributes read from many moments hold better than from a few best crops:
+    a shadow, a turned body or a passer-by spoils one frame, not the estimate.
+    A view is taken at most every ``gap`` seconds; when ``k`` are held, every
+    other one is dropped and the gap doubles, so the views stay spread over
+    the track however long it lasts, at a bounded memory cost.
+
+    >>> keeper = SampleKeeper(k=4, gap=1.0)
+    >>> for t in range(20):
+    ...     if keeper.wants(float(t)):
+    ...         keeper.add(Crop(t, float(t), (0, 0, 1, 1), 1.0, np.zeros((1, 1, 3), np.uint8)))
+    >>> [c.t for c in keeper.samples]
+    [0.0, 8.0, 16.0]
+    """
+
+    def __init__(self, k: int = 12, gap: float = 0.4) -> None:
+        self.k = k
+        self.gap = gap
+        self.samples: list[Crop] = []
+
+    def wants(self, t: float) -> bool:
+        """Whether a view at ``t`` would be kept (cheap: call before copying pixels)."""
+        return self.k > 0 and (not self.samples or t - self.samples[-1].t >= self.gap)
+
+    def add(self, crop: Crop) -> None:
+        self.samples.append(crop)
+        if len(self.samples) > self.k:
+            self.samples = self.samples[::2]
+            self.gap *= 2

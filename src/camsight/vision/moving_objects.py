@@ -41,7 +41,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from camsight.vision.detections import CLASSES, Detections
+from camsight.vision.detections import CLASSES, PERSON, VEHICLES, Detections
+
+#: Detector classes trusted over a moving blob's declared class.
+TRAFFIC = frozenset((PERSON, *VEHICLES))
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,10 @@ def merge(detections: Detections, blobs: Detections, iou: float = 0.3) -> Detect
 
     A blob is dropped when a detector box overlaps it with an IoU of ``iou``
     or more, or covers half of it or more: where both see something the
-    detector's class wins.
+    detector's class wins, if it is a person or a vehicle. A carried-object
+    box (a "suitcase") on a moving blob is the detector mistaking what it
+    sees from above: it takes the blob's class, so one car is not tracked
+    as a suitcase and stays one track of its class.
 
     >>> def boxes(*xyxy, label="car"):
     ...     return Detections(np.array(xyxy, np.float32), np.full(len(xyxy), 0.5, np.float32),
@@ -243,12 +249,19 @@ def merge(detections: Detections, blobs: Detections, iou: float = 0.3) -> Detect
     >>> found = merge(boxes([0, 0, 10, 10], label="truck"), boxes([1, 1, 11, 11], [50, 50, 60, 60]))
     >>> found.labels, found.xyxy[:, 0].tolist()
     (('truck', 'car'), [0.0, 50.0])
+    >>> merge(boxes([0, 0, 10, 10], label="suitcase"), boxes([1, 1, 11, 11])).labels
+    ('car',)
     """
     if len(blobs) == 0:
         return detections
     if len(detections) == 0:
         return blobs
     overlap, cover = _iou_and_cover(detections.xyxy, blobs.xyxy)
+    labels = list(detections.labels)
+    for i in np.flatnonzero(overlap.max(axis=1) >= iou):
+        if labels[i] not in TRAFFIC:
+            labels[i] = blobs.labels[int(overlap[i].argmax())]
+    detections = Detections(detections.xyxy, detections.confidence, tuple(labels))
     unmatched = ~((overlap >= iou) | (cover >= 0.5)).any(axis=0)
     if not unmatched.any():
         return detections

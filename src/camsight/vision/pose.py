@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,6 +350,29 @@ def _from_box(box: Box) -> dict[str, float]:
     lying = _ss(w / h, 0.9, 1.5)
     standing = (1.0 - lying) * _ss(h / w, 1.3, 2.0)
     return {"standing": standing, "sitting": max(0.0, 1.0 - lying - standing), "lying": lying}
+
+
+#: How long (seconds) a person's boxes must read as lying for the track to count as lying down.
+LYING_SECONDS = 1.0
+
+
+def lying_spell(times: Sequence[float], boxes: Sequence[Box], seconds: float = LYING_SECONDS) -> float:
+    """The highest lying score (box proportions) held for ``seconds`` in a row of detected boxes.
+
+    A track's best crops are mostly its upright part; someone who falls and lies still is
+    found by "lying" through this: the median lying score over every ``seconds`` window.
+
+    >>> lying_spell([0.0, 0.5, 1.0, 1.5], [(0, 0, 10, 30), (0, 0, 30, 15), (0, 0, 30, 14), (0, 0, 31, 15)])
+    1.0
+    """
+    scores = np.array([_from_box(b)["lying"] for b in boxes], np.float32)
+    t = np.asarray(times, np.float64)
+    best = 0.0
+    for i in range(len(t)):
+        j = int(np.searchsorted(t, t[i] + seconds, side="right"))
+        if t[j - 1] - t[i] >= seconds * 0.9:  # a full window, not a flicker
+            best = max(best, float(np.median(scores[i:j])))
+    return round(best, 3)
 
 
 def posture(pose: Pose | None, box: Box, min_score: float = MIN_SCORE) -> dict[str, float]:

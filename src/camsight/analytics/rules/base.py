@@ -39,7 +39,8 @@ class ObjectState:
     ``track_id`` is the track's local id in the source (the same id its
     stored track gets); ``detected`` is false when the box was held over a
     frame the motion gate skipped. ``lying`` is the posture score (0-1) of a
-    person, filled only when a rule needs posture.
+    person, filled only when a rule needs posture. ``top_down`` is set on a
+    camera that looks straight down (see ``moving_objects.top_down``).
     """
 
     track_id: int
@@ -48,12 +49,30 @@ class ObjectState:
     confidence: float
     detected: bool = True
     lying: float | None = None
+    top_down: bool = False
 
     @property
     def anchor(self) -> tuple[float, float]:
-        """The feet (bottom centre of the box): where the object stands on the ground."""
-        x1, _, x2, y2 = self.box
+        """Where the object is on the ground: its feet (bottom centre of the box).
+
+        Seen from straight above the bottom edge is just the object's rear (or
+        the frame's edge while it drives in), so there it is the box's centre.
+        """
+        x1, y1, x2, y2 = self.box
+        if self.top_down:
+            return ((x1 + x2) / 2.0, (y1 + y2) / 2.0)
         return ((x1 + x2) / 2.0, y2)
+
+    @property
+    def scale(self) -> float:
+        """The object's size for distance margins: its height, or its narrower side from above.
+
+        A car seen from above is as long as half the picture; its width is what
+        stays the same whichever way it drives.
+        """
+        if self.top_down:
+            return max(min(self.box[2] - self.box[0], self.box[3] - self.box[1]), 1.0)
+        return self.height
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -240,6 +259,16 @@ class Rule:
 
     def idle(self, t: float, at: datetime | None) -> list[EventChange]:
         """No frame has arrived (a live source stalled); ``t`` is the current source time."""
+        return []
+
+    def acknowledged(self, event: Event, t: float, at: datetime | None) -> list[EventChange]:
+        """Someone acknowledged ``event`` (still open) at source time ``t``.
+
+        Rules whose events are episodes (a zone occupied, a crowd) close the
+        episode here, so that what happens next (new objects entering) raises a
+        new event instead of updating one that was already dealt with. Others
+        keep the event as it is.
+        """
         return []
 
     def track_ended(self, record: TrackRecord, ctx_at: datetime | None, ctx_t: float) -> list[EventChange]:

@@ -32,6 +32,10 @@ class Crowd(Rule):
     ``details.count`` is the (smoothed) number of people *now*, updated as it
     changes; ``details.peak`` the most at once and ``details.distinct`` how
     many different tracks the episode has seen.
+
+    An acknowledged episode ends when it is acknowledged; while that crowd
+    stays, a new event is raised only when it grows beyond the count it had
+    then (new people joined). Once it clears, the rule is as new.
     """
 
     needs_candidates = True
@@ -46,6 +50,8 @@ class Crowd(Rule):
         self.last_held = float("-inf")
         self.event: Event | None = None
         self.peak = 0.0
+        #: The count when the last episode was acknowledged (None: none, or that crowd cleared).
+        self.acked_count: float | None = None
 
     @property
     def place(self) -> str:
@@ -117,8 +123,12 @@ class Crowd(Rule):
                 event.summary = f"crowd of {count:.0f} people in the {self.place} (peak {self.peak:.0f})"
                 changes.append(EventChange("update", event))
             return changes
+        if self.held_since is None:
+            self.acked_count = None
         if self.held_since is None or not self.active(ctx) or self.cooling("crowd", t):
             return changes
+        if self.acked_count is not None and round(count) <= round(self.acked_count):
+            return changes  # the crowd that was acknowledged, no bigger
         if t - self.held_since + EPS < self.config.min_seconds and not growth:
             return changes
         return self._start(ctx, count, threshold, ids, growth=growth)
@@ -165,6 +175,19 @@ class Crowd(Rule):
             return False
         earliest = min(n for s, n in self.smooth if t - s <= g.seconds)
         return count - earliest >= g.people
+
+    def acknowledged(self, event: Event, t: float, at: datetime | None) -> list[EventChange]:
+        if self.event is None or self.event.uid != event.uid:
+            return []
+        ended, self.event = self.event, None
+        self.acked_count = float(ended.details["count"])
+        # A next episode (the crowd grown) starts after the acknowledgement, not back with this one.
+        self.held_since = t
+        ended.details.update(peak=self.peak, acknowledged_t=round(t, 3))
+        change = self.end_event(ended, "crowd", t, at)
+        # More people joining is a new situation at once: no cooldown after an acknowledgement.
+        self._quiet_until.pop("crowd", None)
+        return [change]
 
     def finish(self, t: float, at: datetime | None) -> list[EventChange]:
         if self.event is None:

@@ -13,8 +13,9 @@ class CrossingTracker:
     """Finds line crossings of tracks' feet points, with hysteresis.
 
     A track's side of the line changes only once its feet are ``margin``
-    box heights past it, so a person standing on the line, whose box jitters
-    by a few pixels, is not counted again and again.
+    box heights (from above: box widths, see ``ObjectState.scale``) past it,
+    so a person standing on the line, whose box jitters by a few pixels, is
+    not counted again and again.
 
     >>> from camsight.analytics.geometry import Line
     >>> tracker = CrossingTracker(Line("gate", (0, 50), (100, 50), (0.0, 1.0), "both"))
@@ -37,7 +38,7 @@ class CrossingTracker:
         side = self.line.side(*p)
         self.seen[obj.track_id] = t
         self.last_point[obj.track_id] = p
-        if abs(side) < self.margin * obj.height:
+        if abs(side) < self.margin * obj.scale:
             return None
         last = self.anchor.get(obj.track_id)
         if last is None:
@@ -57,7 +58,7 @@ class CrossingTracker:
                 continue
             ax, ay = self.last_point.get(tid, self.anchor[tid])
             dist = ((ax - x) ** 2 + (ay - y) ** 2) ** 0.5
-            if dist <= 1.5 * obj.height and (best is None or dist < best[0]):
+            if dist <= 1.5 * obj.scale and (best is None or dist < best[0]):
                 best = (dist, tid)
         if best is None:
             return None

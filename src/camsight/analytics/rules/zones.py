@@ -76,6 +76,10 @@ class ZoneIntrusion(_ZoneRule):
     seen and ``details.peak`` the most at once. After an episode ends, its own
     objects coming back within the cooldown are the same situation; any other
     object entering starts a new event at once.
+
+    An acknowledged episode ends when it is acknowledged: the objects inside
+    then have been seen to, and raise nothing more while they stay; the next
+    object to enter starts a new event.
     """
 
     def __init__(self, *args: Any) -> None:
@@ -85,6 +89,8 @@ class ZoneIntrusion(_ZoneRule):
         self.last_inside = 0.0
         #: The tracks of the last ended episode: only they are kept quiet by the cooldown.
         self.ended_ids: set[int] = set()
+        #: Tracks inside when the last episode was acknowledged (kept while they stay inside).
+        self.acked_ids: set[int] = set()
 
     def _present(self, t: float) -> list[int]:
         """Tracks in the zone now (a miss shorter than the presence gap is not leaving) for min_seconds."""
@@ -103,6 +109,8 @@ class ZoneIntrusion(_ZoneRule):
         if qualified:
             self.last_inside = t
         present = self._present(t) if qualified else []
+        # Acknowledged objects stop being "already seen to" once they leave.
+        self.acked_ids &= {k for k in self.presence.since if self.presence.present(k, t)}
         event = self.event
         if event is not None:
             if not self.active(ctx) or t - self.last_inside > self.config.clear_seconds:
@@ -124,7 +132,21 @@ class ZoneIntrusion(_ZoneRule):
             return changes
         if self.cooling("zone", t) and set(present) <= self.ended_ids:
             return changes  # the objects of the episode that just ended, back within the cooldown
+        if set(present) <= self.acked_ids:
+            return changes  # nobody new since the acknowledgement
         return self._start(ctx, present, tracks)
+
+    def acknowledged(self, event: Event, t: float, at: datetime | None) -> list[EventChange]:
+        if self.event is None or self.event.uid != event.uid:
+            return []
+        ended, self.event = self.event, None
+        self.acked_ids = {k for k in self.presence.since if self.presence.present(k, t)}
+        ended.details["acknowledged_t"] = round(t, 3)
+        change = self.end_event(ended, "zone", t, at)
+        # Whoever enters next is a new situation, cooldown or not; those inside stay quiet.
+        self._quiet_until.pop("zone", None)
+        self.ended_ids = set()
+        return [change]
 
     def _start(
         self, ctx: FrameContext, present: list[int], tracks: dict[int, TrackHistory]

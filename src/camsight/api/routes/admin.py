@@ -25,7 +25,9 @@ from camsight.api.schemas import (
     AuditEntryOut,
     AuditVerifyOut,
     NewTokenOut,
+    NewUserOut,
     PageOf,
+    PasswordResetOut,
     RevokedTokensOut,
     TokenOut,
     UserOut,
@@ -47,7 +49,8 @@ _ROLES: dict[str, Any] = {"enum": [r.value for r in Role]}
 
 class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
+    #: None (or absent): the server makes a one-time password and answers it once.
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
     role: str = Field(min_length=1, max_length=16, json_schema_extra=_ROLES)
     #: None (or absent): every camera.
     cameras: list[Annotated[str, Field(max_length=128)]] | None = Field(default=None, max_length=1000)
@@ -78,27 +81,38 @@ def list_users(principal: UserAdmin, store: StoreDep, page: PageDep) -> PageOut:
     return page_out([u.to_dict() for u in page.slice(found)], len(found), page)
 
 
-@router.post("/users", response_model=UserOut, status_code=201, responses=errors(404, 409))
+@router.post("/users", response_model=NewUserOut, status_code=201, responses=errors(404, 409))
 def create_user(request: Request, body: UserIn, principal: UserAdmin, store: StoreDep) -> dict[str, Any]:
-    """Create a user; audited. New users must change the password by default."""
+    """Create a user; audited. New users must change the password by default.
+
+    Without ``password`` the server generates a one-time password, answered once as
+    ``one_time_password``; the user must change it at the first sign-in.
+    """
+    generated = users.generate_password() if body.password is None else None
     with store.session() as session:
         info = users.create_user(
             session,
             body.name,
-            body.password,
+            body.password or generated or "",
             body.role,
             by=principal.actor(client_ip(request)),
             cameras=body.cameras,
-            must_change_password=body.must_change_password,
+            must_change_password=body.must_change_password or generated is not None,
+            # A camera in the config that has not run yet is a camera too (as for the CLI).
+            known_cameras=request.app.state.config.cameras,
         )
-    return info.to_dict()
+    return info.to_dict() | ({"one_time_password": generated} if generated else {})
 
 
-@router.patch("/users/{name}", response_model=UserOut, responses=errors(404))
+@router.patch("/users/{name}", response_model=UserOut, responses=errors(404, 409))
 def update_user(
     request: Request, name: str, body: UserPatch, principal: UserAdmin, store: StoreDep
 ) -> dict[str, Any]:
-    """Change role, cameras, disabled and/or set a (temporary) password; each change audited."""
+    """Change role, cameras, disabled and/or set a (temporary) password; each change audited.
+
+    Disabling ends the user's sessions and stops their API tokens at once. 409 for disabling
+    or demoting the last enabled admin, or disabling oneself.
+    """
     by = principal.actor(client_ip(request))
     sent = body.model_fields_set
     with store.session() as session:
@@ -109,6 +123,7 @@ def update_user(
             role=body.role,
             cameras=body.cameras if "cameras" in sent else users.KEEP,
             disabled=body.disabled,
+            known_cameras=request.app.state.config.cameras,
         )
         if body.password is not None:
             info = users.set_password(
@@ -117,11 +132,41 @@ def update_user(
     return info.to_dict()
 
 
-@router.delete("/users/{name}", status_code=204, responses=errors(404))
+@router.delete("/users/{name}", status_code=204, responses=errors(404, 409))
 def delete_user(request: Request, name: str, principal: UserAdmin, store: StoreDep) -> Response:
+    """Remove a user with their sessions and tokens (their audit entries stay); audited.
+
+    409 for the last enabled admin, or oneself.
+    """
     with store.session() as session:
         users.delete_user(session, name, by=principal.actor(client_ip(request)))
     return Response(status_code=204)
+
+
+@router.post(
+    "/users/{name}/password-reset",
+    response_model=PasswordResetOut,
+    responses=errors(404, 409, s409="an admin resets others' passwords; one's own is changed instead"),
+)
+def reset_password(
+    request: Request,
+    name: Annotated[str, FastPath(min_length=1, max_length=64)],
+    principal: UserAdmin,
+    store: StoreDep,
+) -> dict[str, Any]:
+    """Give a user a new one-time password, in this answer only; audited.
+
+    The user's sessions end and they must choose their own password at the next sign-in;
+    their API tokens are left alone (revoke them under ``/users/{name}/tokens`` too when
+    the reset is because of a leak).
+    """
+    if name.strip().lower() == principal.name:
+        raise ApiError(
+            409, "reset other users' passwords here; change your own with POST /api/v1/auth/password"
+        )
+    with store.session() as session:
+        info, password = users.reset_password(session, name, by=principal.actor(client_ip(request)))
+    return {"user": info.to_dict(), "password": password}
 
 
 @router.get("/tokens", response_model=PageOf[TokenOut], responses=errors(404))

@@ -47,7 +47,7 @@ from camsight.media.track_clip import (
 from camsight.paths import recordings_dir
 from camsight.store.db import Store
 from camsight.store.events import CLIP_PADDING
-from camsight.store.models import ObservationRow, Source, Track
+from camsight.store.models import EventRow, ObservationRow, Source, Track
 from camsight.timeutil import aware
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,11 @@ def _track_subject(store: Store, principal: Principal, track_id: int) -> tuple[_
 
 def _event_subject(store: Store, principal: Principal, event_id: int) -> tuple[_Subject, Any]:
     row, camera, _uri = load_event(store, principal, event_id)
+    return event_subject(store, row, camera), row
+
+
+def event_subject(store: Store, row: EventRow, camera: str) -> _Subject:
+    """What an event's clip is of (its footage, window and tracks), the caller's access already checked."""
     source: Source | None = None
     track_ids: list[int] = []
     with store.sessions() as session:
@@ -154,7 +159,7 @@ def _event_subject(store: Store, principal: Principal, event_id: int) -> tuple[_
         source_id=row.source_id,
         track_ids=sorted(track_ids),
     )
-    return subject, row
+    return subject
 
 
 def _clip(request: Request, store: Store, subject: _Subject) -> ClipInfo:
@@ -297,16 +302,27 @@ def _filename(subject: _Subject, clip: ClipInfo) -> str:
     return f"camsight-{camera}-{subject.kind}-{subject.id}{when}.mp4"
 
 
-def _serve(
-    request: Request, store: Store, principal: Principal, subject: _Subject, download: bool
+def serve_clip(
+    request: Request,
+    store: Store,
+    actor: audit.Actor,
+    subject: _Subject,
+    download: bool,
+    *,
+    audit_extra: dict[str, Any] | None = None,
 ) -> FileResponse:
+    """The subject's clip as MP4 (Range supported).
+
+    A viewing is audited as ``actor``'s, its detail extended by ``audit_extra``.
+    """
     clip = _clip(request, store, subject)
     # A HEAD (a player or download manager asking the size) shows no footage: not a viewing.
     if request.method != "HEAD" and _starts_at_zero(request.headers.get("range")):
         detail: dict[str, Any] = {f"{subject.kind}_id": subject.id, "start_t": round(clip.start_t, 3)}
         detail["duration"] = round(clip.duration, 3)
+        detail.update(audit_extra or {})
         action = audit.Action.EXPORT if download else audit.Action.CLIP_VIEW
-        audit.record(store, principal.actor(client_ip(request)), action, target=subject.camera, detail=detail)
+        audit.record(store, actor, action, target=subject.camera, detail=detail)
     headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
     try:
         stat = clip.path.stat()
@@ -361,7 +377,7 @@ def track_clip(
     """The track's footage from 2 s before to 2 s after it (at most 120 s) as MP4; supports Range."""
     _check_export(principal, download)
     subject, _track = _track_subject(store, principal, track_id)
-    return _serve(request, store, principal, subject, download)
+    return serve_clip(request, store, principal.actor(client_ip(request)), subject, download)
 
 
 @router.head(
@@ -408,7 +424,7 @@ def event_clip(
     """The event's footage from 5 s before to 5 s after it (at most 120 s) as MP4; supports Range."""
     _check_export(principal, download)
     subject, _row = _event_subject(store, principal, event_id)
-    return _serve(request, store, principal, subject, download)
+    return serve_clip(request, store, principal.actor(client_ip(request)), subject, download)
 
 
 @router.head(

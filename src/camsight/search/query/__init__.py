@@ -1,7 +1,7 @@
 """Free text -> :class:`~camsight.search.query_model.ParsedQuery`.
 
-A small hand-written tokenizer and rule set, no NLP dependency, so every
-reading can be explained and tested:
+A small hand-written tokenizer and rule set (plus rapidfuzz for misspelt
+words), so every reading can be explained and tested:
 
 1. **Tokens**: words, numbers, clock times ("18:00", "6pm"), dates
    ("2026-11-20", "20/11/2026"), punctuation. Hyphens inside words split
@@ -14,14 +14,19 @@ reading can be explained and tested:
 4. **Phrases** (longest match first) become items: object classes
    ("woman", "van"), colours (any of ~1,100 names, see
    :mod:`camsight.search.colour_words`), garments with their body region,
-   carried items, posture, motion, heading, negation, conjunctions.
+   carried items, posture, motion, heading, negation, conjunctions. A word
+   found nowhere may be a misspelling: :mod:`.fuzzy` reads it as the nearest
+   vocabulary word under tight limits, listed in ``corrections``.
 5. **Rules** combine items: colour(s) + garment -> region colour terms,
    "in black" -> upper and lower black, "white van" -> vehicle body colour,
    "without a backpack" -> a negated term, "backpack or suitcase" -> one
    term with two alternatives.
 
 The stages live in submodules: :mod:`.tokens` (1), :mod:`.time_grammar` (2),
-:mod:`.words` (the vocabulary) and :mod:`.lexer` (3, 4), :mod:`.builder` (5).
+:mod:`.words` (the vocabulary), :mod:`.lexer` and :mod:`.fuzzy` (3, 4),
+:mod:`.builder` (5). A query with no class, term, camera or time is not
+:meth:`~camsight.search.query_model.ParsedQuery.analysable`: the engine then
+finds nothing and says why.
 
 Sex, age, ethnicity, body and face words are accepted and listed as
 *not analysed* (DESIGN.md); they never change which tracks match. A colour
@@ -119,7 +124,8 @@ def parse_query(
     tokens = tokenize(cleaned)
     numbered = frozenset(c.strip() for c in cameras if isinstance(c, str) and c.strip().isdigit())
     timing = TimeParser(tokens, now, numbered).parse()
-    items = Lexer(tokens, timing.consumed, cameras).lex()
+    lexer = Lexer(tokens, timing.consumed, cameras)
+    items = lexer.lex()
     builder = Builder()
     builder.run(items)
     since, until, time_of_day = timing.compose()
@@ -135,6 +141,8 @@ def parse_query(
         not_analysed=tuple(_dedupe(builder.not_analysed)),
         unknown=tuple(_dedupe(builder.unknown + timing.unknown)),
         notes=tuple(_dedupe(timing.notes + builder.notes)),
+        corrections=tuple(_dedupe(lexer.corrections)),
+        ignored=tuple(_dedupe(builder.ignored)),
     )
 
 

@@ -12,8 +12,10 @@ from camsight.records.facets import VEHICLE_LABELS
 from camsight.search.query.lexer import Item
 from camsight.search.query.words import (
     AND,
+    BOUNDARY,
     CARRIED,
     CLASS,
+    CLOTHING,
     COLOUR,
     COLOUR_WORD,
     COMMA,
@@ -22,13 +24,19 @@ from camsight.search.query.words import (
     GARMENT,
     MODIFIER,
     MOVE,
+    NEG,
+    NEG_WEAR,
     NOUN_KINDS,
     OR,
     SKIN_COLOURS,
+    STOP,
+    WITH,
     Entry,
 )
 from camsight.search.query_model import Term
 
+#: Item kinds that only join or scope other words ("the", "with", "and", "not").
+_GRAMMAR = frozenset({STOP, WITH, CLOTHING, AND, OR, NEG, NEG_WEAR, BOUNDARY, COLOUR_WORD, MOVE})
 _APPEARANCE = "appearance"
 _ACTIVITY = "activity"
 _PERSON_REGIONS = ("upper", "lower", "headwear")
@@ -45,6 +53,7 @@ class Builder:
         self.not_analysed: list[str] = []
         self.unknown: list[str] = []
         self.notes: list[str] = []
+        self.ignored: list[str] = []  # stop words, shown when nothing else was understood
         self.neg = False
         self.neg_words = ""
         self.sticky: str | None = None  # negation carried over "or"/"and" to the same kind of item
@@ -60,6 +69,8 @@ class Builder:
         i = 0
         while i < len(items):
             item = items[i]
+            if item.kind in _GRAMMAR and item.low:
+                self.ignored.append(item.low)
             handler = getattr(self, f"_on_{item.kind}", None)
             j = handler(items, i) if handler else i + 1
             i = j if j > i else i + 1

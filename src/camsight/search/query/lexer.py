@@ -1,7 +1,8 @@
 """Stages 3 and 4 of the query parser (cameras, phrases): tokens the time grammar left -> :class:`Item` list.
 
 Longest phrase first, against the vocabulary (:mod:`.words`), colour names
-and the known camera names.
+and the known camera names; a word found nowhere may be a misspelling of a
+vocabulary word (:mod:`.fuzzy`), and is read as that word when it is near enough.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from camsight.search.colour_words import basic_colours, is_common_colour
+from camsight.search.query.fuzzy import correct
 from camsight.search.query.tokens import MAX_QUERY_CHARS, Token, clean, tokenize
 from camsight.search.query.words import (
     AND,
@@ -51,6 +53,8 @@ class Lexer:
                 if key:
                     self.cameras.setdefault(key, name)
         self.items: list[Item] = []
+        #: Misspelt words read as vocabulary words, as "persn → person".
+        self.corrections: list[str] = []
 
     def lex(self) -> list[Item]:
         """The items, with a boundary where each time expression was."""
@@ -99,6 +103,14 @@ class Lexer:
             if nxt is not None and nxt.low in ("camera", "cam", "cameras", "cctv"):
                 j += 1
             return j
+        if item is None and not cam_len and tok.kind == "word":
+            # Not a word camsight knows: perhaps a misspelt one ("persn"). Read it as the
+            # vocabulary word, then look for phrases again ("backpak" -> "backpack").
+            fixed = correct(tok.low)
+            if fixed is not None:
+                phrase_len, item = self._phrase_at([Token("word", fixed, fixed), *run[1:]])
+                if item is not None:
+                    self.corrections.append(f"{tok.text} → {fixed}")
         if item is not None:
             if item.kind == CAMERA_WORD and self._unknown_camera(run):
                 return i + 2

@@ -82,6 +82,11 @@ export function localTime(iso) {
   return Number.isNaN(when.getTime()) ? iso : when.toLocaleString();
 }
 
+// "1 zone", "2 zones": a count with its noun in the right number.
+export function plural(count, one, many = `${one}s`) {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
 export function seconds(value) {
   if (value === null || value === undefined) return '';
   const s = Math.max(0, Number(value));

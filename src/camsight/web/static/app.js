@@ -1,20 +1,24 @@
 // The UI shell: who is signed in, the hash router (#/page?params), sign-in and password change.
 
-import { api, h, toast, errorBox, focusHeading } from './api.js';
+import { api, fill, h, toast, errorBox, focusHeading } from './api.js';
 import * as search from './search.js';
 import * as events from './events.js';
 import * as cameras from './cameras.js';
 import * as upload from './upload.js';
 import * as audit from './audit.js';
+import * as users from './users.js';
 
-const PAGES = { search, events, cameras, upload, audit };
+const PAGES = { search, events, cameras, upload, audit, users };
 // The page each role lands on: the first one it may use.
-const ORDER = ['search', 'events', 'cameras', 'upload', 'audit'];
+const ORDER = ['search', 'events', 'cameras', 'upload', 'audit', 'users'];
 
 export const session = { user: null, permissions: new Set() };
 export const can = (permission) => session.permissions.has(permission);
 
 let cleanup = null;
+// The one-time password just typed at sign-in, kept in memory only until the forced change that
+// follows, so the user is not asked for it twice (the server still checks it).
+let carried = null;
 // Which render is current: a page that finishes loading after the user moved on must not take over.
 let rendering = 0;
 
@@ -107,6 +111,7 @@ function renderSignIn(view) {
     try {
       await api('/auth/login', { method: 'POST', body: { name: data.get('name'), password: data.get('password') } });
       await loadMe();
+      carried = session.user && session.user.must_change_password ? data.get('password') : null;
       render();
     } catch (err) {
       message.textContent = err.message;
@@ -120,10 +125,12 @@ function renderSignIn(view) {
 function renderPasswordChange(view, forced) {
   showChrome();
   const message = h('p', { class: 'error', role: 'alert', hidden: true });
+  // Right after signing in with a one-time password, that password is the current one: not asked again.
+  const known = forced && carried !== null ? carried : null;
   const form = h('form', { class: 'card narrow', id: 'password-change' },
     h('h1', {}, forced ? 'Choose a new password' : 'Change password'),
     forced ? h('p', {}, 'This password was for one use only. Choose your own to go on.') : null,
-    h('label', {}, 'Current password', h('input', { name: 'current', type: 'password', autocomplete: 'current-password', required: true })),
+    known === null ? h('label', {}, 'Current password', h('input', { name: 'current', type: 'password', autocomplete: 'current-password', required: true })) : null,
     h('label', {}, 'New password', h('input', { name: 'new', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 })),
     h('label', {}, 'New password again', h('input', { name: 'again', type: 'password', autocomplete: 'new-password', required: true })),
     message,
@@ -138,13 +145,20 @@ function renderPasswordChange(view, forced) {
       return;
     }
     try {
-      await api('/auth/password', { method: 'POST', body: { current: data.get('current'), new: data.get('new') } });
+      await api('/auth/password', { method: 'POST', body: { current: known ?? data.get('current'), new: data.get('new') } });
+      carried = null;
       toast('Password changed');
       await loadMe();
       go('search');
     } catch (err) {
       message.textContent = err.message;
       message.hidden = false;
+      // Refused as the current password: ask for it, as on any other visit.
+      if (known !== null && err.code === 'wrong_password') {
+        carried = null;
+        renderPasswordChange(view, forced);
+        fill(view.querySelector('[role=alert]'), err.message).hidden = false;
+      }
     }
   });
   view.replaceChildren(form);
@@ -166,6 +180,7 @@ async function loadMe() {
 
 async function signOut() {
   try { await api('/auth/logout', { method: 'POST' }); } catch { /* signed out either way */ }
+  carried = null;
   session.user = null;
   session.permissions = new Set();
   location.hash = '';

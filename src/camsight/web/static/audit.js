@@ -1,8 +1,32 @@
 // Audit page (admins): the log, its chain check, and a CSV export.
 
-import { API, api, h, errorBox, localTime } from './api.js';
+import { API, api, h, errorBox, localTime, plural } from './api.js';
 
 const PAGE = 100;
+const COLUMNS = ['When', 'Who', 'Action', 'Target', 'Detail', 'From'];
+
+// One value of an entry's detail as words: lists joined by commas, nested fields as "name value".
+function valueText(value) {
+  if (value === null || value === undefined || value === '') return '—';
+  if (typeof value === 'boolean') return value ? 'yes' : 'no';
+  if (Array.isArray(value)) return value.length ? value.map(valueText).join(', ') : 'none';
+  // Times are stored in UTC (ISO 8601): shown in the reader's own time, like the When column.
+  if (typeof value === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(value)) return localTime(value);
+  if (typeof value === 'object') {
+    return Object.entries(value).map(([k, v]) => `${k.replace(/_/g, ' ')} ${valueText(v)}`).join(', ') || 'none';
+  }
+  return String(value);
+}
+
+// The detail as "key: value" lines a person reads, not the JSON the server stores.
+function detailLines(detail) {
+  if (!detail || typeof detail !== 'object') return detail ? [String(detail)] : [];
+  return Object.entries(detail).map(([key, value]) => h('div', {},
+    h('span', { class: 'detail-key' }, `${key.replace(/_/g, ' ')}: `), valueText(value)));
+}
+
+// A cell that names its column, so a phone can stack each entry as a card.
+const cell = (column, attrs, ...children) => h('td', { ...attrs, 'data-label': column }, ...children);
 
 export async function render(view, params) {
   const offset = Math.max(0, Number(params.get('offset')) || 0);
@@ -24,13 +48,14 @@ export async function render(view, params) {
     verdict, table);
   try {
     const page = await api('/audit', { query: { limit: PAGE, offset } });
-    table.replaceChildren(h('table', {},
-      h('caption', { class: 'muted small' }, `${page.total} entries, newest first`),
-      h('thead', {}, h('tr', {}, ['When', 'Who', 'Action', 'Target', 'Detail', 'From'].map((c) => h('th', { scope: 'col' }, c)))),
+    table.replaceChildren(h('table', { class: 'stack' },
+      h('caption', { class: 'muted small' }, `${plural(page.total, 'entry', 'entries')}, newest first`),
+      h('thead', {}, h('tr', {}, COLUMNS.map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, page.items.map((e) => h('tr', {},
-        h('td', {}, localTime(e.at)), h('td', {}, e.actor), h('td', {}, e.action), h('td', {}, e.target || ''),
-        h('td', { class: 'detail' }, e.detail && Object.keys(e.detail).length ? JSON.stringify(e.detail) : ''),
-        h('td', {}, e.ip || ''))))),
+        cell('When', {}, localTime(e.at)), cell('Who', {}, e.actor), cell('Action', {}, e.action),
+        cell('Target', {}, e.target || ''),
+        cell('Detail', { class: 'detail' }, detailLines(e.detail)),
+        cell('From', {}, e.ip || ''))))),
     h('div', { class: 'pager' },
       offset > 0 ? h('a', { href: `#/audit?offset=${Math.max(0, offset - PAGE)}` }, '← Newer') : null,
       offset + PAGE < page.total ? h('a', { href: `#/audit?offset=${offset + PAGE}` }, 'Older →') : null));

@@ -1,7 +1,8 @@
 // Cameras page: each camera's latest picture and health; for admins, adding and removing cameras
 // and an editor that draws zones, lines and privacy masks on the picture and saves them to the config.
 
-import { api, fill, h, toast, errorBox, localTime } from './api.js';
+import { api, fill, h, toast, errorBox, localTime, plural } from './api.js';
+import { openLive, closeLive } from './live.js';
 
 const KINDS = { zone: 'zones', line: 'lines', mask: 'masks' };
 const MIN_POINTS = { zone: 3, line: 2, mask: 3 };
@@ -14,8 +15,14 @@ function healthText(health) {
   const parts = [health.state];
   if (health.state === 'connected' || health.fps_in) parts.push(`${health.fps_in} fps in`, `${health.fps_analysed} analysed`, `lag ${health.lag_seconds} s`);
   if (health.last_frame_at) parts.push(`last frame ${localTime(health.last_frame_at)}`);
-  if (health.reconnects) parts.push(`${health.reconnects} reconnects`);
+  if (health.reconnects) parts.push(plural(health.reconnects, 'reconnect'));
   return parts.join(' · ');
+}
+
+// What the card's badge says (and its colour class): a disabled camera says so whatever its health.
+function cardState(camera) {
+  if (camera.enabled === false) return 'disabled';
+  return camera.health ? camera.health.state : 'files';
 }
 
 function snapshotUrl(camera) {
@@ -25,19 +32,22 @@ function snapshotUrl(camera) {
 
 function cameraCard(camera, ctx, reload) {
   const manage = ctx.can('manage_cameras');
-  const state = camera.health ? camera.health.state : 'files';
+  const state = cardState(camera);
   return h('li', { class: 'camera-card', dataset: { camera: camera.name } },
     h('img', { src: snapshotUrl(camera), alt: `latest picture from ${camera.name}`, loading: 'lazy', onerror: (e) => { e.target.replaceWith(h('span', { class: 'no-thumb' }, 'no picture yet')); } }),
     h('div', { class: 'meta' },
       h('strong', {}, camera.name),
-      h('span', { class: `badge state state-${state}` }, camera.enabled === false ? 'disabled' : state),
+      h('span', { class: `badge state state-${state}` }, state),
       h('span', { class: 'muted small health' }, healthText(camera.health)),
       h('span', { class: 'error small health-error', hidden: !(camera.health && camera.health.error) }, (camera.health && camera.health.error) || ''),
-      camera.url ? h('code', { class: 'small' }, camera.url) : null,
-      h('span', { class: 'small' },
-        `${Object.keys(camera.zones || {}).length} zones · ${Object.keys(camera.lines || {}).length} lines · `
-        + `${Object.keys(camera.masks || {}).length} masks · ${(camera.rules || []).length} rules`),
+      // A long path or URL is cut with an ellipsis to fit the card; the whole of it shows on hover.
+      camera.url ? h('code', { class: 'small source', title: camera.url }, camera.url) : null,
+      h('span', { class: 'small shapes' },
+        `${plural(Object.keys(camera.zones || {}).length, 'zone')} · ${plural(Object.keys(camera.lines || {}).length, 'line')} · `
+        + `${plural(Object.keys(camera.masks || {}).length, 'mask')} · ${plural((camera.rules || []).length, 'rule')}`),
       h('div', { class: 'actions' },
+        camera.kind === 'live' && camera.enabled !== false
+          ? h('button', { type: 'button', class: 'live-button', onclick: () => openLive(camera) }, 'Live') : null,
         manage ? h('a', { class: 'button', href: `#/cameras?edit=${encodeURIComponent(camera.name)}` }, 'Edit zones and masks') : null,
         ctx.can('view_events') ? h('a', { href: `#/events?camera=${encodeURIComponent(camera.name)}` }, 'Events') : null,
         manage && camera.in_config ? h('button', {
@@ -105,10 +115,10 @@ export async function render(view, params, ctx) {
     for (const camera of page.items) {
       const card = list.querySelector(`[data-camera="${CSS.escape(camera.name)}"]`);
       if (!card) continue;
-      const state = camera.health ? camera.health.state : 'files';
+      const state = cardState(camera);
       const badge = card.querySelector('.state');
       badge.className = `badge state state-${state}`;
-      badge.textContent = camera.enabled === false ? 'disabled' : state;
+      badge.textContent = state;
       card.querySelector('.health').textContent = healthText(camera.health);
       // Why a camera is failing (and when it is tried again) changes between refreshes too.
       const error = card.querySelector('.health-error');
@@ -122,7 +132,7 @@ export async function render(view, params, ctx) {
   if (ctx.can('manage_cameras')) view.append(addCameraForm(() => ctx.go('cameras')));
   // Health and pictures are live: refresh them while the page is open and visible.
   const timer = setInterval(() => { if (!document.hidden) reload(); }, REFRESH_MS);
-  return () => clearInterval(timer);
+  return () => { clearInterval(timer); closeLive(); };
 }
 
 // Points in the config may be pixels or 0-1; the editor works in 0-1 of the picture.

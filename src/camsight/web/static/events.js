@@ -1,7 +1,7 @@
 // Events page: filters, a timeline per camera, and the list with snapshot, clip and acknowledge;
 // legal holds (footage kept until released): placed from an event's card, listed and released below.
 
-import { api, fill, h, toast, errorBox, localTime, seconds } from './api.js';
+import { api, fill, h, toast, errorBox, localTime, plural, seconds } from './api.js';
 import { openPlayer } from './player.js';
 
 export const EVENT_TYPES = [
@@ -37,7 +37,7 @@ function timeline(items, onPick) {
   svg.setAttribute('viewBox', `0 0 1000 ${cams.length * rowH + 18}`);
   svg.setAttribute('class', 'timeline');
   svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', `Timeline of ${timed.length} events from ${localTime(new Date(t0).toISOString())}`);
+  svg.setAttribute('aria-label', `Timeline of ${plural(timed.length, 'event')} from ${localTime(new Date(t0).toISOString())}`);
   const x = (t) => 110 + ((t - t0) / (t1 - t0)) * 880;
   cams.forEach((cam, row) => {
     const text = document.createElementNS(ns, 'text');

@@ -5,7 +5,7 @@ import { openPlayer } from './player.js';
 
 const CHIP_LABEL = {
   class: 'object', attribute: 'looks', camera: 'camera', since: 'after', until: 'before',
-  time_of_day: 'time of day', not_analysed: 'not analysed', unknown: 'not understood',
+  time_of_day: 'time of day', not_analysed: 'not analysed', unknown: 'not understood', corrected: 'read as',
 };
 
 // Removes a chip's words from the query text; null when they are not there verbatim.
@@ -23,15 +23,36 @@ function when(hit) {
   return hit.recorded_start ? localTime(hit.recorded_start) : `at ${seconds(hit.start)}`;
 }
 
+// Each term once: the verdict, what was read (region, value, score; `detail`), and where it came from.
+export function explanationText(item) {
+  const score = item.score !== undefined && item.score !== null ? ` ${Math.round(item.score * 100)}%` : '';
+  return item.detail || `${item.words || item.term}${score}`;
+}
+
 function explanation(hit) {
   return h('ul', { class: 'why' }, hit.explanation.map((item) => h('li', {
     class: item.matched === false ? 'miss' : 'hit',
-    title: item.evidence || '',
+    title: item.words ? `“${item.words}”` : '',
   },
   item.matched === false ? '✗ ' : '✓ ',
-  `${item.words || item.term}`,
-  item.score !== undefined && item.score !== null ? ` ${Math.round(item.score * 100)}%` : '',
-  item.evidence ? h('span', { class: 'evidence' }, ` — ${item.evidence}`) : null)));
+  explanationText(item),
+  item.evidence ? h('span', { class: 'evidence' }, ` · ${item.evidence}`) : null)));
+}
+
+// One person's fragments grouped into this card: each segment plays on its own.
+function segmentList(hit, ctx, onMoreLike) {
+  if (!hit.segments || hit.segments.length < 2) return null;
+  return h('ol', { class: 'segments small', 'aria-label': `${hit.segments.length} segments` },
+    hit.segments.map((seg) => {
+      const label = typeof seg.start === 'number' ? `${seconds(seg.start)}–${seconds(seg.end)}` : localTime(seg.start);
+      const title = `${hit.label} on ${hit.camera}, segment ${label}`;
+      return h('li', {}, h('button', {
+        type: 'button', class: 'link small', dataset: { track: seg.track_id },
+        onclick: () => openPlayer({
+          kind: 'track', id: seg.track_id, title, canExport: ctx.can('export'), onMoreLike: () => onMoreLike(hit),
+        }),
+      }, label));
+    }));
 }
 
 function resultCard(hit, ctx, onMoreLike) {
@@ -49,6 +70,7 @@ function resultCard(hit, ctx, onMoreLike) {
       h('strong', {}, `${hit.label} · ${hit.camera}`),
       h('span', { class: 'muted small' }, when(hit)),
       hit.explanation.length ? explanation(hit) : null,
+      segmentList(hit, ctx, onMoreLike),
       h('button', { type: 'button', class: 'link small', onclick: () => onMoreLike(hit) }, 'More like this')));
 }
 
@@ -71,7 +93,7 @@ function chipKind(chip) {
 function chipList(result, query, rerun) {
   return h('ul', { class: 'chips', 'aria-label': 'How the search was understood' },
     mergedChips(result.chips).map((chip) => {
-      const removable = !['not_analysed', 'unknown'].includes(chip.kind);
+      const removable = !['not_analysed', 'unknown', 'corrected'].includes(chip.kind);
       return h('li', { class: `chip ${chip.kind}${chip.negated ? ' negated' : ''}` },
         h('span', { class: 'chip-kind' }, chipKind(chip)),
         ` ${chip.negated ? 'not ' : ''}${chip.text}`,
@@ -125,11 +147,14 @@ export async function render(view, params, ctx) {
     return null;
   }
   const summary = like
-    ? `Tracks that look like track ${like}`
+    ? `${result.hits.length} ${result.hits.length === 1 ? 'person looks' : 'people look'} like track ${like}, most alike first`
     : `${result.hits.length} result${result.hits.length === 1 ? '' : 's'} for “${result.interpretation}”`;
   fill(out, 
     h('p', { class: 'summary', id: 'result-summary' }, summary),
     like ? null : chipList(result, q, rerun),
+    like && result.reference ? h('div', { class: 'reference', 'aria-label': 'Compared with' },
+      h('p', { class: 'small muted' }, 'Compared with:'),
+      h('ul', { class: 'grid' }, resultCard(result.reference, ctx, moreLike))) : null,
     camera ? h('p', { class: 'small' }, `Only camera ${camera}. `,
       h('a', { href: `#/search?${new URLSearchParams({ q })}` }, 'Search every camera')) : null,
     ...(result.notes || []).map((note) => h('p', { class: 'muted small note' }, note)),

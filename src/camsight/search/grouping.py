@@ -1,0 +1,372 @@
+"""One search result per person: a person's consecutive tracks on one camera, grouped.
+
+A tracker loses people (occlusion, a missed detection, leaving and coming
+back), so one person is often several tracks. Tracks are linked into a chain
+when, on the same camera and of the same kind of object, one starts within
+:attr:`GroupingSettings.window` seconds after the other ends and
+
+- they look alike by the re-identification vector (``person-reidentification-
+  retail-0288``) above :attr:`GroupingSettings.reid_near` and the second starts
+  where the first could have walked to, or above :attr:`GroupingSettings.reid_far`
+  wherever it starts (a re-entry by another door);
+- or, without re-id vectors, their colour descriptors are above
+  :attr:`GroupingSettings.colour_near` and the positions fit.
+
+Each track has at most one predecessor and one successor; the most similar
+pairs are linked first. Thresholds were calibrated on PETS09 (``bench/grouping_eval.py``).
+
+>>> v = np.array([1.0, 0.0], np.float32)
+>>> a = TrackInfo(1, "cam", "person", 0.0, 4.0, (0, 0, 10, 40), (50, 0, 60, 40), v, None)
+>>> b = TrackInfo(2, "cam", "person", 5.0, 9.0, (55, 0, 65, 40), (90, 0, 100, 40), v, None)
+>>> group_tracks([a, b])
+{1: 1, 2: 1}
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, func, select
+
+from camsight.records.facets import VEHICLE_LABELS
+from camsight.store.db import Store
+from camsight.store.models import Camera, ObservationRow, Track, TrackEmbedding
+
+#: The re-id model whose vectors link tracks (``track_embeddings.model``).
+REID_MODEL = "person-reidentification-retail-0288"
+#: Tracks ranked per hit wanted: a person's fragments collapse into one hit.
+GROUP_SLACK = 3
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class GroupingSettings:
+    """When two tracks are one object (see the module docstring); calibrated on PETS09."""
+
+    #: Longest gap (seconds) between one track's end and the next one's start.
+    window: float = 60.0
+    #: Overlap allowed (seconds): the tracker may start a new id a frame before dropping the old.
+    overlap: float = 0.5
+    #: Box heights an object may be from where it was last seen, plus ``speed`` heights a second of
+    #: gap, up to ``max_reach``: after a long gap a person can be anywhere, and position says nothing.
+    reach: float = 1.0
+    speed: float = 1.5
+    max_reach: float = 3.0
+    #: Re-id cosine similarity that links nearby tracks, and tracks anywhere on the camera. For people
+    #: 300 px tall (Intel's one-by-one clip) different people score 0.33-0.57.
+    reid_near: float = 0.7
+    reid_far: float = 0.85
+    #: People shorter than this (pixels, at the link) give vague vectors from upscaled crops: on
+    #: PETS09 (60-150 px) different people reach 0.9 where the tracker swapped them, and a wrong link
+    #: hides a person from search (R@10 0.875 -> 0.81 at 0.6-0.8), so they need near-certain ones.
+    small_height: float = 160.0
+    reid_near_small: float = 0.92
+    reid_far_small: float = 0.95
+    #: Score lost per second of gap, so that of two candidates the nearer in time wins.
+    gap_cost: float = 0.01
+    #: Colour-descriptor similarity that links nearby tracks when one has no re-id vector.
+    colour_near: float = 0.99
+
+
+@dataclass(frozen=True)
+class TrackInfo:
+    """What grouping reads of a track: times on one clock, first and last boxes, vectors."""
+
+    track_id: int
+    #: Tracks are only grouped with tracks of the same key (camera, and source for files).
+    key: Any
+    label: str
+    start: float
+    end: float
+    first_box: Box
+    last_box: Box
+    reid: np.ndarray | None
+    colour: np.ndarray | None
+
+
+def _kind(label: str) -> str:
+    return "vehicle" if label in VEHICLE_LABELS and label != "bicycle" else label
+
+
+def _centre(box: Box) -> tuple[float, float, float]:
+    x1, y1, x2, y2 = box
+    return (x1 + x2) / 2, (y1 + y2) / 2, max(y2 - y1, 1.0)
+
+
+def link_score(a: TrackInfo, b: TrackInfo, s: GroupingSettings) -> float | None:
+    """How surely ``b`` continues ``a`` (higher: surer), or None when it cannot."""
+    gap = b.start - a.end
+    if a.key != b.key or _kind(a.label) != _kind(b.label) or gap < -s.overlap or gap > s.window:
+        return None
+    ax, ay, ah = _centre(a.last_box)
+    bx, by, bh = _centre(b.first_box)
+    distance = float(np.hypot(ax - bx, ay - by)) / ((ah + bh) / 2)
+    near = distance <= min(s.reach + s.speed * max(gap, 0.0), s.max_reach)
+    penalty = s.gap_cost * max(gap, 0.0)
+    if a.reid is not None and b.reid is not None:
+        sim = float(a.reid @ b.reid)
+        small = min(ah, bh) < s.small_height
+        near_t, far_t = (s.reid_near_small, s.reid_far_small) if small else (s.reid_near, s.reid_far)
+        if sim >= far_t or (near and sim >= near_t):
+            return sim + (0.1 if near else 0.0) - penalty
+        return None
+    if near and a.colour is not None and b.colour is not None and len(a.colour) == len(b.colour):
+        sim = float(a.colour @ b.colour)
+        if sim >= s.colour_near:
+            return sim - penalty
+    return None
+
+
+def group_tracks(tracks: Sequence[TrackInfo], settings: GroupingSettings | None = None) -> dict[int, int]:
+    """Track id -> group id (the group's first track id) for every track given."""
+    s = settings or GroupingSettings()
+    by_key: dict[Any, list[TrackInfo]] = defaultdict(list)
+    for t in tracks:
+        by_key[(t.key, _kind(t.label))].append(t)
+    pairs: list[tuple[float, int, int]] = []
+    for members in by_key.values():
+        members.sort(key=lambda t: t.start)
+        starts = np.array([t.start for t in members])
+        for i, a in enumerate(members):
+            # Only tracks starting inside the window after a's end can continue it.
+            hi = int(np.searchsorted(starts, a.end + s.window, side="right"))
+            for j in range(i + 1, hi):
+                score = link_score(a, members[j], s)
+                if score is not None:
+                    pairs.append((score, a.track_id, members[j].track_id))
+    parent = {t.track_id: t.track_id for t in tracks}
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    has_next: set[int] = set()
+    has_prev: set[int] = set()
+    for _, a_id, b_id in sorted(pairs, key=lambda p: -p[0]):
+        if a_id in has_next or b_id in has_prev or root(a_id) == root(b_id):
+            continue
+        has_next.add(a_id)
+        has_prev.add(b_id)
+        parent[root(b_id)] = root(a_id)
+    start = {t.track_id: t.start for t in tracks}
+    first: dict[int, int] = {}
+    for tid in parent:
+        r = root(tid)
+        if r not in first or start[tid] < start[first[r]]:
+            first[r] = tid
+    return {tid: first[root(tid)] for tid in parent}
+
+
+def load_tracks(store: Store, track_ids: Iterable[int] | None = None) -> list[TrackInfo]:
+    """The :class:`TrackInfo` of the store's tracks (or of ``track_ids``), in two queries and a scan."""
+    ids = None if track_ids is None else sorted(set(track_ids))
+    bounds = select(
+        ObservationRow.track_id,
+        func.min(ObservationRow.frame).label("first"),
+        func.max(ObservationRow.frame).label("last"),
+    ).group_by(ObservationRow.track_id)
+    if ids is not None:
+        bounds = bounds.where(ObservationRow.track_id.in_(ids))
+    b = bounds.subquery()
+    boxes_q = select(
+        ObservationRow.track_id,
+        ObservationRow.frame,
+        ObservationRow.x1,
+        ObservationRow.y1,
+        ObservationRow.x2,
+        ObservationRow.y2,
+        b.c.first,
+    ).join(
+        b,
+        and_(
+            ObservationRow.track_id == b.c.track_id,
+            (ObservationRow.frame == b.c.first) | (ObservationRow.frame == b.c.last),
+        ),
+    )
+    tracks_q = select(
+        Track.id,
+        Track.camera_id,
+        Track.source_id,
+        Track.label,
+        Track.start_t,
+        Track.end_t,
+        Track.start_at,
+        Track.end_at,
+        Track.appearance,
+    )
+    reid_q = select(TrackEmbedding.track_id, TrackEmbedding.vector).where(TrackEmbedding.model == REID_MODEL)
+    if ids is not None:
+        tracks_q = tracks_q.where(Track.id.in_(ids))
+        reid_q = reid_q.where(TrackEmbedding.track_id.in_(ids))
+    with store.engine.connect() as connection:
+        first_box: dict[int, Box] = {}
+        last_box: dict[int, Box] = {}
+        for row in connection.execute(boxes_q):
+            box = (row.x1, row.y1, row.x2, row.y2)
+            (first_box if row.frame == row.first else last_box)[row.track_id] = box
+        reid = {r.track_id: np.frombuffer(r.vector, "<f4") for r in connection.execute(reid_q)}
+        out = []
+        for r in connection.execute(tracks_q):
+            if r.id not in first_box:
+                continue
+            wall = r.start_at is not None and r.end_at is not None
+            out.append(
+                TrackInfo(
+                    track_id=r.id,
+                    # Wall-clock times compare across a camera's files; file offsets only within one.
+                    key=r.camera_id if wall else (r.camera_id, r.source_id),
+                    label=r.label,
+                    start=r.start_at.timestamp() if wall else r.start_t,
+                    end=r.end_at.timestamp() if wall else r.end_t,
+                    first_box=first_box[r.id],
+                    last_box=last_box.get(r.id, first_box[r.id]),
+                    reid=reid.get(r.id),
+                    colour=None if r.appearance is None else np.frombuffer(r.appearance, "<f4"),
+                )
+            )
+    return out
+
+
+@dataclass
+class _Groups:
+    revision: Any
+    of: dict[int, int]
+    members: dict[int, list[int]] = field(default_factory=dict)
+
+
+class TrackGroups:
+    """The store's track groups, recomputed when its tracks change; thread-safe."""
+
+    def __init__(self, store: Store, settings: GroupingSettings | None = None) -> None:
+        self.store = store
+        self.settings = settings or GroupingSettings()
+        self._cached: _Groups | None = None
+        self._lock = threading.Lock()
+
+    def get(self, revision: Any) -> _Groups:
+        """The groups for the tracks as of ``revision`` (the facet index's)."""
+        cached = self._cached
+        if cached is not None and cached.revision == revision:
+            return cached
+        with self._lock:
+            if self._cached is not None and self._cached.revision == revision:
+                return self._cached
+            of = group_tracks(load_tracks(self.store), self.settings)
+            members: dict[int, list[int]] = defaultdict(list)
+            for tid, gid in of.items():
+                members[gid].append(tid)
+            self._cached = _Groups(revision, of, dict(members))
+            return self._cached
+
+    def count(self, track_ids: Iterable[int], revision: Any) -> int:
+        """How many results (groups) ``track_ids`` make."""
+        of = self.get(revision).of
+        return len({of.get(int(t), int(t)) for t in track_ids})
+
+    def collapse(self, hits: Sequence[Any], revision: Any) -> list[Any]:
+        """Keep the best-ranked hit of each group, in order, with all its group's ``segments``.
+
+        ``hits`` are :class:`camsight.search.engine.Hit` (anything with ``track_id``,
+        ``start``, ``end`` and a ``segments`` list); a track grouped with no other keeps one
+        segment, itself.
+        """
+        groups = self.get(revision)
+        kept: dict[int, Any] = {}
+        for hit in hits:
+            gid = groups.of.get(hit.track_id, hit.track_id)
+            if gid not in kept:
+                kept[gid] = hit
+        if not kept:
+            return []
+        wanted = [tid for gid in kept for tid in groups.members.get(gid, [gid])]
+        times = _segment_times(self.store, wanted)
+        for gid, hit in kept.items():
+            ids = sorted(groups.members.get(gid, [hit.track_id]), key=lambda t: times.get(t, (0.0, 0.0))[0])
+            hit.segments = [
+                {"track_id": t, "start": times[t][1], "end": times[t][2]} for t in ids if t in times
+            ]
+        return list(kept.values())
+
+
+def _segment_times(store: Store, ids: list[int]) -> dict[int, tuple[float, float | str, float | str]]:
+    """Per track: a sort key, and its start and end as hits show them (file seconds, live ISO times)."""
+    out: dict[int, tuple[float, float | str, float | str]] = {}
+    query = (
+        select(Track.id, Track.start_t, Track.end_t, Track.start_at, Track.end_at, Camera.kind)
+        .join(Camera, Track.camera_id == Camera.id)
+        .where(Track.id.in_(ids))
+    )
+    with store.engine.connect() as connection:
+        for r in connection.execute(query):
+            key = r.start_at.timestamp() if r.start_at is not None else r.start_t
+            if r.kind == "live" and r.start_at is not None and r.end_at is not None:
+                out[r.id] = (key, r.start_at.isoformat(), r.end_at.isoformat())
+            else:
+                out[r.id] = (key, round(r.start_t, 3), round(r.end_t, 3))
+    return out
+
+
+#: Lowest re-id similarity a "more like this" result may have: below it people merely share dark
+#: clothes (different PETS09 people reach 0.6-0.8, one person's fragments 0.6-0.9).
+SIMILAR_REID = 0.6
+#: The same for the colour descriptor, when the reference has no re-id vector.
+SIMILAR_COLOUR = 0.8
+
+
+@dataclass(frozen=True)
+class Similar:
+    """Tracks like a reference, best first, above the cut-off of the vector used (``model``)."""
+
+    track_ids: np.ndarray
+    scores: np.ndarray
+    model: str
+    cutoff: float
+    candidates: int
+
+
+def similar_tracks(store: Store, track_id: int, *, same_camera: bool = False) -> Similar | None:
+    """Tracks whose re-id vector (else colour descriptor) is close to ``track_id``'s; None without one."""
+    with store.engine.connect() as connection:
+        ref = connection.execute(
+            select(Track.label, Track.camera_id, Track.appearance).where(Track.id == track_id)
+        ).one_or_none()
+        if ref is None:
+            return None
+        group = VEHICLE_LABELS if ref.label in VEHICLE_LABELS else (ref.label,)
+        mine = connection.execute(
+            select(TrackEmbedding.vector).where(
+                TrackEmbedding.track_id == track_id, TrackEmbedding.model == REID_MODEL
+            )
+        ).scalar_one_or_none()
+        if mine is not None:
+            query = (
+                select(Track.id, TrackEmbedding.vector)
+                .join(TrackEmbedding, TrackEmbedding.track_id == Track.id)
+                .where(TrackEmbedding.model == REID_MODEL)
+            )
+            target, model, cutoff = np.frombuffer(mine, "<f4"), REID_MODEL, SIMILAR_REID
+        elif ref.appearance is not None:
+            query = select(Track.id, Track.appearance).where(Track.appearance.is_not(None))
+            target, model, cutoff = np.frombuffer(ref.appearance, "<f4"), "colour", SIMILAR_COLOUR
+        else:
+            return None
+        query = query.where(Track.label.in_(group), Track.id != track_id)
+        if same_camera:
+            query = query.where(Track.camera_id == ref.camera_id)
+        rows = connection.execute(query).all()
+    width = len(target)
+    rows = [r for r in rows if len(r[1]) == width * 4]  # vectors of another size are not comparable
+    if not rows:
+        return Similar(np.zeros(0, np.int64), np.zeros(0, np.float32), model, cutoff, 0)
+    ids = np.array([r[0] for r in rows], np.int64)
+    sims = np.frombuffer(b"".join(r[1] for r in rows), "<f4").reshape(-1, width) @ target
+    order = np.argsort(-sims, kind="stable")
+    order = order[sims[order] >= cutoff]
+    return Similar(ids[order], sims[order].astype(np.float32), model, cutoff, len(ids))
