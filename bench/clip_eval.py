@@ -120,6 +120,9 @@ def main() -> None:
                 f"{q['q'][:34]:34} {fmt(m['r5'])} {fmt(m['r10'])} {fmt(m['ap'])} {m['full_ok']:>3}/{m['full']:<4}"
                 f"  {''.join(m['found']) or '-':6} {interp}"
             )
+        merged = merged_cards(data, camera, people, spec.get("fps", 10.0))
+        if merged:
+            print(f"cards holding several labelled people (grouping): {'; '.join(merged)}")
         scored = [r for r in rows if r["r10"] is not None]
         mean = {k: float(np.mean([r[k] for r in scored])) for k in ("r5", "r10", "ap")}
         full = sum(r["full"] for r in rows)
@@ -132,6 +135,21 @@ def main() -> None:
         print()
         attribute_check(data, people, spec.get("fps", 10.0))
     print("\ntargets: mean R@10 >= 0.90; full hits that satisfy every facet >= 0.90")
+
+
+def merged_cards(data: Path, camera: str, people: dict[str, dict], fps: float) -> list[str]:
+    """Results whose grouped segments belong to more than one labelled person (a wrong link)."""
+    proc = camsight("search", "person", "--camera", camera, "--limit", "200", "--json", "--data", str(data))
+    out = []
+    for hit in json.loads(proc.stdout):
+        segments = hit.get("segments") or []
+        who = set()
+        for seg in segments:
+            middle = round((seg["start"] + seg["end"]) / 2 * fps) + 1
+            who |= {p for p, info in people.items() if info["frames"][0] <= middle <= info["frames"][1]}
+        if len(who) > 1:
+            out.append(f"track {hit['track_id']}: {', '.join(sorted(who))}")
+    return out
 
 
 def attribute_check(data: Path, people: dict[str, dict], fps: float) -> None:

@@ -111,6 +111,11 @@ def main() -> None:
         print(
             f"default thresholds  precision {p:.3f} recall {r:.3f} (grouped pairs {g}, same-person pairs {s})"
         )
+        loose = replace(default, small_height=0.0)  # the thresholds for people >= 160 px, on everyone
+        p, r, g, s = pairwise(group_tracks(tracks, loose), truth)
+        print(
+            f"large-people rule  precision {p:.3f} recall {r:.3f} (grouped pairs {g}, same-person pairs {s})"
+        )
         colour_only = [replace(t, reid=None) for t in tracks]
         p, r, g, s = pairwise(group_tracks(colour_only, default), truth)
         print(
@@ -118,9 +123,17 @@ def main() -> None:
         )
         if args.sweep:
             for near, far, colour, reach in itertools.product(
-                (0.5, 0.6, 0.7), (0.75, 0.85, 0.95), (0.85, 0.9, 0.95), (2.0, 3.0, 5.0)
+                (0.5, 0.6, 0.7, 0.8, 0.9), (0.75, 0.85, 0.95), (0.85, 0.9, 0.95), (2.0, 3.0, 5.0)
             ):
-                s_ = replace(default, reid_near=near, reid_far=far, colour_near=colour, max_reach=reach)
+                s_ = replace(
+                    default,
+                    reid_near=near,
+                    reid_far=far,
+                    reid_near_small=near,
+                    reid_far_small=far,
+                    colour_near=colour,
+                    max_reach=reach,
+                )
                 p, r, _, _ = pairwise(group_tracks(tracks, s_), truth)
                 pc, rc, _, _ = pairwise(group_tracks(colour_only, s_), truth)
                 print(

@@ -85,3 +85,13 @@ else
   .venv/bin/camsight models pull "$attributes_model" \
     || echo "setup: warning: the person attributes model is not installed (camsight models pull $attributes_model)" >&2
 fi
+# The person re-identification model (one search result per person, "more like this"), the same
+# way; without it both fall back to the colour descriptor.
+reid_model=person-reidentification-retail-0288
+if [[ -f "$shared_models/openvino/$reid_model.xml" ]]; then
+  .venv/bin/camsight models pull "$reid_model" --from "$shared_models" \
+    || echo "setup: warning: the person re-identification model is not installed" >&2
+else
+  .venv/bin/camsight models pull "$reid_model" \
+    || echo "setup: warning: the person re-identification model is not installed (camsight models pull $reid_model)" >&2
+fi

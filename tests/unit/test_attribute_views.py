@@ -10,10 +10,11 @@ import pytest
 
 from camsight.analytics.attributes import AttributeExtractor, sample_colours
 from camsight.analytics.colour import colour_scores, colour_shares, without_background
-from camsight.records.tracks import Crop
+from camsight.records.tracks import Crop, Observation, TrackRecord
 from camsight.sources.frame import Frame
 from camsight.tracking.builder import TrackBuilder
 from camsight.tracking.crops import SampleKeeper
+from camsight.tracking.kinematics import kinematics
 from camsight.tracking.tracker import TrackedBox
 from camsight.vision.person_attributes import load_person_attributes
 
@@ -153,3 +154,39 @@ def test_missing_attributes_model_gives_one_warning(tmp_path: Path, monkeypatch,
     lines = [r.getMessage() for r in caplog.records if "person attributes model" in r.getMessage()]
     assert len(lines) == 2  # one for the direct call, one for the extractor (never repeated)
     assert "camsight models pull person-attributes-recognition-crossroad-0230" in lines[0]
+
+
+def model_answers(height: float, views: int, **scores: float) -> dict[str, float]:
+    base = dict.fromkeys(
+        (
+            "has_bag",
+            "has_backpack",
+            "has_hat",
+            "has_longsleeves",
+            "has_longpants",
+            "has_longhair",
+            "has_coat_jacket",
+        ),
+        0.05,
+    )
+    return {**base, **scores, "height_px": height, "views": float(views)}
+
+
+@pytest.mark.parametrize(
+    ("height", "views", "full"),
+    [(300.0, 8, True), (70.0, 8, False), (300.0, 1, False)],
+)
+def test_the_model_alone_makes_a_full_match_only_on_people_it_sees_well(height, views, full):
+    """Small people (the model is weak there) or a one-view fragment: its answer ranks, never decides."""
+    views_ = [person_view(t, (30, 30, 200), (15, 15, 15), (128, 128, 128)) for t in range(6)]
+    obs = [Observation(i, float(i), (4.0, 10.0, 44.0, 110.0), 0.9) for i in range(6)]
+    record = TrackRecord(1, "person", obs, [], kinematics(obs, "person"), 0.9, samples=views_)
+    extractor = AttributeExtractor(use_pose=False, person_model=False)
+    attrs = extractor.extract(
+        record, model_answers(height, views, has_bag=0.95, has_hat=0.9, has_longhair=0.9)
+    )
+    assert (attrs.carried["handbag"] >= 0.5) is full, attrs.carried
+    assert attrs.carried["handbag"] > 0.3  # it still ranks such people first
+    assert "attributes model 0.95" in attrs.evidence["carried:handbag"]
+    # A hat the model sees counts as far as it is trusted; the hair it calls long adds nothing.
+    assert (attrs.headwear_worn >= 0.5) is full, attrs.evidence["headwear:worn"]

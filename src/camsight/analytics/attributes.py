@@ -55,8 +55,9 @@ from camsight.vision.pose import (
 log = logging.getLogger(__name__)
 
 #: Head colours that are just as likely hair or skin as a hat or hood; they
-#: count for little as headwear evidence.
-HAIR_AND_SKIN = frozenset({"black", "brown", "grey", "orange", "pink", "yellow"})
+#: count for little as headwear evidence. Blue too: dark hair under cool light
+#: (the Intel indoor clip) reads blue as often as navy hats do.
+HAIR_AND_SKIN = frozenset({"black", "blue", "brown", "grey", "orange", "pink", "yellow"})
 HAIR_WEIGHT = 0.4
 #: Body heights a second: above this a person is running, below the walking
 #: floor (and with little net movement) standing still.
@@ -75,6 +76,8 @@ BACKGROUND_SHARE = {"headwear": 0.45, "upper": 0.1, "lower": 0.3}
 #: Person height in pixels (median over the views) below which the attributes model is weak
 #: evidence, and from which it is trusted fully (between: in proportion).
 MODEL_TRUSTED_PX = (100.0, 220.0)
+#: Views the model must read of a track to be trusted fully.
+MODEL_TRUSTED_VIEWS = 4
 #: Weight the model keeps on people smaller than ``MODEL_TRUSTED_PX[0]``.
 MODEL_MIN_WEIGHT = 0.25
 #: Long hair falls over the upper back: the upper body is then read this share of the box lower.
@@ -221,7 +224,7 @@ class AttributeExtractor:
             attrs.evidence[f"carried:{item}"] = f"{item} seen beside them in {frames} frames ({share:.0%})"
         if model is not None:
             for item, key in (("handbag", "has_bag"), ("backpack", "has_backpack")):
-                weighed = _weigh(model[key], reliance)
+                weighed = _weigh(model[key], _model_trust(model))
                 if weighed > attrs.carried.get(item, 0.0):
                     attrs.carried[item] = round(weighed, 3)
                     attrs.evidence[f"carried:{item}"] = (
@@ -332,18 +335,30 @@ def _headwear(
     return adjusted, round(worn, 3), why
 
 
-def _model_weight(model: dict[str, float] | None) -> float:
-    """How far the attributes model's answers are trusted for a person of its measured height."""
+def _model_trust(model: dict[str, float] | None) -> float:
+    """How far (0-1) the attributes model's answers are trusted: by the person's height, and by
+    how many views it read (one view of a fragment is one guess)."""
     if model is None:
         return 0.0
     lo, hi = MODEL_TRUSTED_PX
-    t = float(np.clip((model["height_px"] - lo) / (hi - lo), 0.0, 1.0))
-    return MODEL_MIN_WEIGHT + (1.0 - MODEL_MIN_WEIGHT) * t
+    tall = float(np.clip((model["height_px"] - lo) / (hi - lo), 0.0, 1.0))
+    return tall * float(np.clip((model["views"] - 1.0) / (MODEL_TRUSTED_VIEWS - 1.0), 0.0, 1.0))
 
 
-def _weigh(p: float, reliance: float) -> float:
-    """A model probability as evidence: in full when trusted, capped below a full match when weak."""
-    return float(reliance * p + (1.0 - reliance) * min(p, WEAK_CAP)) if reliance < 1.0 else p
+def _model_weight(model: dict[str, float] | None) -> float:
+    """The weight of the model's hat answer against the head's colours."""
+    if model is None:
+        return 0.0
+    return MODEL_MIN_WEIGHT + (1.0 - MODEL_MIN_WEIGHT) * _model_trust(model)
+
+
+def _weigh(p: float, trust: float) -> float:
+    """A model probability as evidence: in full when trusted, capped below a full match when not.
+
+    >>> _weigh(0.9, 1.0), _weigh(0.9, 0.0), _weigh(0.3, 0.0)
+    (0.9, 0.45, 0.3)
+    """
+    return float(min(p, WEAK_CAP + trust * (1.0 - WEAK_CAP)))
 
 
 def _model_views(record: TrackRecord) -> list[Crop]:

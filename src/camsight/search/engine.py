@@ -295,7 +295,7 @@ class SearchEngine:
                             "matched": None,
                         }
                     )
-        hits = self.groups.collapse(hits, index.revision)[:limit]
+        hits = self.groups.collapse(hits, index)[:limit]
         if query.not_analysed:
             notes.append(
                 "not analysed (camsight does not compute these, so they did not change the results): "
@@ -308,7 +308,7 @@ class SearchEngine:
             interpretation=query.describe(),
             hits=hits,
             candidates=len(candidates),
-            full_matches=self.groups.count(index.track_ids[candidates[full]], index.revision),
+            full_matches=self.groups.count(index.track_ids[candidates[full]], index),
             notes=notes,
         )
 
@@ -327,8 +327,8 @@ class SearchEngine:
         found = similar_tracks(self.store, track_id, same_camera=same_camera)
         if found is None:
             raise SearchError(f"track {track_id} has no appearance descriptor to compare")
-        revision = self.index_cache.get().revision
-        reference = self.groups.collapse(self._hits(np.array([track_id]), [([], 1.0, True)], None), revision)
+        index = self.index_cache.get()
+        reference = self.groups.collapse(self._hits(np.array([track_id]), [([], 1.0, True)], None), index)
         own = {s["track_id"] for s in reference[0].segments} if reference else {track_id}
         # The reference's own fragments are the same person, shown with it, not as look-alikes.
         keep = [i for i, t in enumerate(found.track_ids) if int(t) not in own][: limit * GROUP_SLACK]
@@ -352,7 +352,7 @@ class SearchEngine:
             ],
             None,
         )
-        hits = self.groups.collapse(hits, revision)[:limit]
+        hits = self.groups.collapse(hits, index)[:limit]
         group = VEHICLE_LABELS if label in VEHICLE_LABELS else (label,)
         return SearchResult(
             query=ParsedQuery(text=f"like track {track_id}", classes=group),

@@ -164,16 +164,17 @@ def group_tracks(tracks: Sequence[TrackInfo], settings: GroupingSettings | None 
     return {tid: first[root(tid)] for tid in parent}
 
 
-def load_tracks(store: Store, track_ids: Iterable[int] | None = None) -> list[TrackInfo]:
-    """The :class:`TrackInfo` of the store's tracks (or of ``track_ids``), in two queries and a scan."""
-    ids = None if track_ids is None else sorted(set(track_ids))
-    bounds = select(
-        ObservationRow.track_id,
-        func.min(ObservationRow.frame).label("first"),
-        func.max(ObservationRow.frame).label("last"),
-    ).group_by(ObservationRow.track_id)
-    if ids is not None:
-        bounds = bounds.where(ObservationRow.track_id.in_(ids))
+def load_tracks(store: Store, *, above: int = 0) -> list[TrackInfo]:
+    """The :class:`TrackInfo` of the store's tracks with ids above ``above``, in three queries."""
+    bounds = (
+        select(
+            ObservationRow.track_id,
+            func.min(ObservationRow.frame).label("first"),
+            func.max(ObservationRow.frame).label("last"),
+        )
+        .where(ObservationRow.track_id > above)
+        .group_by(ObservationRow.track_id)
+    )
     b = bounds.subquery()
     boxes_q = select(
         ObservationRow.track_id,
@@ -201,10 +202,10 @@ def load_tracks(store: Store, track_ids: Iterable[int] | None = None) -> list[Tr
         Track.end_at,
         Track.appearance,
     )
-    reid_q = select(TrackEmbedding.track_id, TrackEmbedding.vector).where(TrackEmbedding.model == REID_MODEL)
-    if ids is not None:
-        tracks_q = tracks_q.where(Track.id.in_(ids))
-        reid_q = reid_q.where(TrackEmbedding.track_id.in_(ids))
+    reid_q = select(TrackEmbedding.track_id, TrackEmbedding.vector).where(
+        TrackEmbedding.model == REID_MODEL, TrackEmbedding.track_id > above
+    )
+    tracks_q = tracks_q.where(Track.id > above)
     with store.engine.connect() as connection:
         first_box: dict[int, Box] = {}
         last_box: dict[int, Box] = {}
@@ -242,42 +243,55 @@ class _Groups:
 
 
 class TrackGroups:
-    """The store's track groups, recomputed when its tracks change; thread-safe."""
+    """The store's track groups, kept up to date with the search index; thread-safe.
+
+    When the index changes, only tracks new to it are read from the store (a live
+    camera adds tracks every few seconds); the grouping itself is recomputed in memory.
+    """
 
     def __init__(self, store: Store, settings: GroupingSettings | None = None) -> None:
         self.store = store
         self.settings = settings or GroupingSettings()
         self._cached: _Groups | None = None
+        self._infos: dict[int, TrackInfo] = {}
         self._lock = threading.Lock()
 
-    def get(self, revision: Any) -> _Groups:
-        """The groups for the tracks as of ``revision`` (the facet index's)."""
+    def get(self, index: Any) -> _Groups:
+        """The groups of the tracks of ``index`` (a :class:`camsight.search.index.FacetIndex`)."""
         cached = self._cached
-        if cached is not None and cached.revision == revision:
+        if cached is not None and cached.revision == index.revision:
             return cached
         with self._lock:
-            if self._cached is not None and self._cached.revision == revision:
+            if self._cached is not None and self._cached.revision == index.revision:
                 return self._cached
-            of = group_tracks(load_tracks(self.store), self.settings)
+            current = {int(t) for t in index.track_ids}
+            infos = {tid: info for tid, info in self._infos.items() if tid in current}
+            missing = current - infos.keys()
+            if missing:
+                for info in load_tracks(self.store, above=min(missing) - 1):
+                    if info.track_id in missing:
+                        infos[info.track_id] = info
+            self._infos = infos
+            of = group_tracks(list(infos.values()), self.settings)
             members: dict[int, list[int]] = defaultdict(list)
             for tid, gid in of.items():
                 members[gid].append(tid)
-            self._cached = _Groups(revision, of, dict(members))
+            self._cached = _Groups(index.revision, of, dict(members))
             return self._cached
 
-    def count(self, track_ids: Iterable[int], revision: Any) -> int:
+    def count(self, track_ids: Iterable[int], index: Any) -> int:
         """How many results (groups) ``track_ids`` make."""
-        of = self.get(revision).of
+        of = self.get(index).of
         return len({of.get(int(t), int(t)) for t in track_ids})
 
-    def collapse(self, hits: Sequence[Any], revision: Any) -> list[Any]:
+    def collapse(self, hits: Sequence[Any], index: Any) -> list[Any]:
         """Keep the best-ranked hit of each group, in order, with all its group's ``segments``.
 
         ``hits`` are :class:`camsight.search.engine.Hit` (anything with ``track_id``,
         ``start``, ``end`` and a ``segments`` list); a track grouped with no other keeps one
         segment, itself.
         """
-        groups = self.get(revision)
+        groups = self.get(index)
         kept: dict[int, Any] = {}
         for hit in hits:
             gid = groups.of.get(hit.track_id, hit.track_id)

@@ -366,7 +366,9 @@ def similar(
     same_camera: bool = False,
     limit: Annotated[int, Query(ge=1, le=MAX_HITS)] = 20,
 ) -> dict[str, Any]:
-    """Tracks that look like this one (clothing and body colours)."""
+    """People (or objects) that look like this track, one result each, most alike first, above a
+    similarity cut-off: by re-id vector when the track has one, else by colours. ``reference`` is
+    the track itself, with its picture and grouped segments."""
     _track_row(store, principal, track_id)
     # Ask for more when some cameras are hidden: hits on them are dropped afterwards.
     want = limit if principal.camera_scope() is None else min(1000, limit * 4)
