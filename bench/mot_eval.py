@@ -4,7 +4,11 @@ Indexes ../shared/data/pets09/vtest.avi at --fps native with the real CLI,
 exports MOT15 with `camsight export-mot`, and scores frames 1-400 against
 gt_dev.txt with motmetrics.
 
-    python bench/mot_eval.py [--backends default yolox ssd]
+    python bench/mot_eval.py [--backends default yolox ssd] [--fps native|5]
+
+At ``--fps 5`` (the CLI's default rate) camsight analyses every second frame;
+only the analysed frames are scored, and the stock trackers get those frames
+only, at that rate.
 
 ``default`` runs `camsight index vtest.avi --fps native` with no detector
 options, as a user would (the default detector, found in the models folder).
@@ -55,10 +59,26 @@ def load_mot(path: Path) -> np.ndarray:
     return rows[rows[:, 0] <= LAST_FRAME] if len(rows) else np.zeros((0, 10))
 
 
-def score(gt_path: Path, hyp_path: Path) -> dict[str, float]:
+def analysed_frames(fps: float | None) -> list[int]:
+    """The frames (1-based) of vtest.avi up to LAST_FRAME that analysis at ``fps`` looks at.
+
+    The CLI's own sampler picks them, from the container's frame rate.
+    """
+    import cv2
+
+    from camsight.sources.video_file import AnalysisRate
+
+    video = cv2.VideoCapture(str(VTEST))
+    native = video.get(cv2.CAP_PROP_FPS)
+    video.release()
+    rate = AnalysisRate(fps)
+    return [f for f in range(1, LAST_FRAME + 1) if rate.take((f - 1) / native)]
+
+
+def score(gt_path: Path, hyp_path: Path, frames: list[int] | None = None) -> dict[str, float]:
     gt, hyp = load_mot(gt_path), load_mot(hyp_path)
     acc = mm.MOTAccumulator(auto_id=False)
-    for frame in range(1, LAST_FRAME + 1):
+    for frame in frames or range(1, LAST_FRAME + 1):
         g, h = gt[gt[:, 0] == frame], hyp[hyp[:, 0] == frame]
         acc.update(
             g[:, 1].astype(int).tolist(),
@@ -83,11 +103,12 @@ def score(gt_path: Path, hyp_path: Path) -> dict[str, float]:
     return {n: float(summary[n].iloc[0]) for n in names}
 
 
-def stock_tracks(out_dir: Path) -> dict[str, Path]:
+def stock_tracks(out_dir: Path, frames: list[int] | None = None) -> dict[str, Path]:
     """Run the ``trackers`` package's stock BoT-SORT and ByteTrack on vtest.avi; MOT files by name.
 
     Both get the same person boxes of camsight's default detector on every
-    decoded frame (frame 1 is the first, as in the ground truth).
+    decoded frame (frame 1 is the first, as in the ground truth), or only on
+    ``frames`` (then at their rate).
     """
     import cv2
     import supervision as sv
@@ -98,6 +119,9 @@ def stock_tracks(out_dir: Path) -> dict[str, Path]:
     detector = create_detector("yolox", None, confidence=0.1)  # the default model, as the CLI finds it
     video = cv2.VideoCapture(str(VTEST))
     fps = video.get(cv2.CAP_PROP_FPS)
+    if frames is not None and len(frames) > 1:
+        fps *= (len(frames) - 1) / (frames[-1] - frames[0])  # the analysed frames' rate
+    take = set(frames) if frames is not None else None
     # frame_rate is the video's, not a tuning: the trackers scale their patience by it.
     trackers = {"BoT-SORT": BoTSORTTracker(frame_rate=fps), "ByteTrack": ByteTrackTracker(frame_rate=fps)}
     rows: dict[str, list[str]] = {name: [] for name in trackers}
@@ -107,6 +131,10 @@ def stock_tracks(out_dir: Path) -> dict[str, Path]:
         if not ok:
             break
         frame += 1
+        if take is not None and frame not in take:
+            if frame > max(take):
+                break
+            continue
         people = detector.detect(image).of("person")
         dets = sv.Detections(
             xyxy=people.xyxy.astype(np.float32).reshape(-1, 4),
@@ -146,8 +174,20 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["default", "ssd"])
     parser.add_argument("--config", type=Path, help="camsight config file for indexing")
     parser.add_argument("--no-stock", action="store_true", help="skip the stock trackers' rows")
+    parser.add_argument(
+        "--fps", default="native", help="analysis rate: 'native' or frames/s (default: native)"
+    )
     args = parser.parse_args()
     require_shared()
+    from camsight.errors import CamsightError
+    from camsight.sources.video_file import parse_fps
+
+    try:
+        fps = parse_fps(args.fps)
+    except CamsightError as exc:
+        parser.error(str(exc))
+    frames = analysed_frames(fps) if fps is not None else None
+    print(f"--fps {args.fps}: {len(frames or range(LAST_FRAME))} of frames 1-{LAST_FRAME} scored")
     print(f"{'tracker':18} {'MOTA':>6} {'IDF1':>6} {'recall':>6} {'prec':>6} {'IDsw':>5} {'FP':>5} {'FN':>5}")
     for backend in args.backends:
         with tempfile.TemporaryDirectory() as tmp:
@@ -158,7 +198,7 @@ def main() -> None:
                 "--camera",
                 "pets",
                 "--fps",
-                "native",
+                args.fps,
                 "--data",
                 str(data),
                 *backend_args(backend),
@@ -166,12 +206,12 @@ def main() -> None:
             )
             out = Path(tmp) / "pets.txt"
             camsight("export-mot", "--camera", "pets", "--data", str(data), str(out))
-            m = score(GT, out)
+            m = score(GT, out, frames)
         _print_row(f"camsight {backend}", m)
     if not args.no_stock:
         with tempfile.TemporaryDirectory() as tmp:
-            for name, path in stock_tracks(Path(tmp)).items():
-                _print_row(f"stock {name}", score(GT, path))
+            for name, path in stock_tracks(Path(tmp), frames).items():
+                _print_row(f"stock {name}", score(GT, path, frames))
     print(
         "targets: MOTA >= 0.83 and IDF1 >= 0.80 with the default detector, MOTA at least the stock BoT-SORT's"
     )

@@ -51,7 +51,11 @@ class TrackingConfig(StrictModel):
     ] = Field(default_factory=lambda: {"person": 0.6, "vehicle": 0.3, "bicycle": 0.4, "carried": 0.4})
     """Detection confidence that starts a track, per class group."""
     min_hits: Annotated[int, Field(ge=1, le=10)] = 2
-    """Detections in a row before a track is confirmed (its first boxes are kept once it is)."""
+    """Fewest detections in a row before a track is confirmed (its first boxes are kept once it
+    is)."""
+    confirm_seconds: Annotated[float, Field(ge=0, le=5)] = 0.25
+    """Seconds of detections in a row that confirm a track, at least min_hits of them: 3 frames
+    at 10 fps, 2 at 5 fps, never more than 4 (0: min_hits alone)."""
     appearance_weight: Annotated[float, Field(ge=0, le=10)] = 2.0
     """How much colour appearance counts against box overlap when matching."""
     appearance_memory: Annotated[float, Field(ge=0, lt=1)] = 0.8

@@ -80,6 +80,7 @@ class IndexSettings:
                 lost_seconds=t.lost_seconds,
                 activation=t.activation,
                 min_hits=t.min_hits,
+                confirm_seconds=t.confirm_seconds,
                 appearance_weight=t.appearance_weight,
                 appearance_memory=t.appearance_memory,
                 min_similarity=t.min_similarity,

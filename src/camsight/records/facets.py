@@ -32,6 +32,8 @@ POSTURES: tuple[str, ...] = ("standing", "sitting", "lying")
 MOTIONS: tuple[str, ...] = ("stationary", "walking", "running")
 HEADINGS: tuple[str, ...] = ("left", "right", "up", "down")
 CARRIED_ITEMS: tuple[str, ...] = ("backpack", "handbag", "suitcase", "umbrella")
+#: What a person rides or pushes along (``carried:bicycle``: a cyclist, a bicycle wheeled by hand).
+RIDDEN_ITEMS: tuple[str, ...] = ("bicycle",)
 #: Vehicle type facet values, and the detector labels behind each.
 VEHICLE_TYPES: dict[str, tuple[str, ...]] = {
     "car": ("car",),
@@ -58,6 +60,9 @@ def all_facets() -> tuple[str, ...]:
     keys += [f"motion:{m}" for m in MOTIONS]
     keys += [f"heading:{h}" for h in HEADINGS]
     keys += [f"vehicle:{v}" for v in VEHICLE_TYPES]
+    # Facets added later go last: a vector stored before them is then a prefix of this order,
+    # read with the new facets at 0 (see search.index).
+    keys += [f"carried:{i}" for i in RIDDEN_ITEMS]
     return tuple(keys)
 
 

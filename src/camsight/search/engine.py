@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from camsight.errors import CamsightError, NotFoundError
 from camsight.records.facets import COLOURS, FACET_INDEX, VEHICLE_LABELS
 from camsight.search.explain import explain_term, short_evidence, thresholds
-from camsight.search.grouping import GROUP_SLACK, TrackGroups, similar_tracks
+from camsight.search.grouping import GROUP_SLACK, TrackGroups, segment_time, similar_tracks
 from camsight.search.index import EmbeddingIndex, FacetIndex, IndexCache
 from camsight.search.query import parse_query
 from camsight.search.query_model import ParsedQuery, TimeOfDay
@@ -127,6 +127,10 @@ class SearchEngine:
         self.embedding_weight = embedding_weight
         #: One result per person: tracks grouped by re-id, time and place (cached per revision).
         self.groups = TrackGroups(store)
+        #: Pick one track per group before building hits, so only returned hits are read and
+        #: explained; False builds every ranked hit and then collapses them (the reference path
+        #: the tests compare this one with: same hits, order, groups and explanations).
+        self.group_before_hits = True
 
     # -- public API -------------------------------------------------------
 
@@ -261,41 +265,44 @@ class SearchEngine:
         # Full matches first, then by how many facets match, then by confidence.
         # A person's fragments collapse into one hit: rank more tracks than hits wanted.
         order = np.lexsort((-combined, -n_matched, ~full))[: limit * GROUP_SLACK]
-        hits = self._hits(
-            index.track_ids[candidates[order]],
-            [
-                (
-                    [
-                        {
-                            "term": t.label(),
-                            "words": t.words,
-                            "score": round(float(scores[j, i]), 3),
-                            "matched": bool(matched[j, i]),
-                            **explain_term(t, _facet_scores(index, t, candidates[i]), bool(matched[j, i])),
-                        }
-                        for j, t in enumerate(terms)
-                    ],
-                    float(combined[i]) if len(terms) or similarity is not None else 1.0,
-                    bool(full[i]),
+
+        def scored(i: int) -> tuple[list[dict], float, bool]:
+            """Row ``i`` of the candidates' explanation, score and whether it fully matched."""
+            explanation = [
+                {
+                    "term": t.label(),
+                    "words": t.words,
+                    "score": round(float(scores[j, i]), 3),
+                    "matched": bool(matched[j, i]),
+                    **explain_term(t, _facet_scores(index, t, candidates[i]), bool(matched[j, i])),
+                }
+                for j, t in enumerate(terms)
+            ]
+            if similarity is not None and not np.isnan(similarity[i]):
+                explanation.append(
+                    {
+                        "term": "visual similarity",
+                        "words": query.text,
+                        "score": round(float(similarity[i]), 3),
+                        "matched": None,
+                    }
                 )
-                for i in order
-            ],
-            query,
-        )
-        if similarity is not None:
-            position = {int(index.track_ids[candidates[i]]): i for i in order}
-            for hit in hits:
-                i = position[hit.track_id]
-                if not np.isnan(similarity[i]):
-                    hit.explanation.append(
-                        {
-                            "term": "visual similarity",
-                            "words": query.text,
-                            "score": round(float(similarity[i]), 3),
-                            "matched": None,
-                        }
-                    )
-        hits = self.groups.collapse(hits, index)[:limit]
+            score = float(combined[i]) if len(terms) or similarity is not None else 1.0
+            return explanation, score, bool(full[i])
+
+        hits: list[Hit] | None = None
+        if self.group_before_hits:
+            # One track per group first, then hits (rows read, explanations built) for those only.
+            chosen = order[self.groups.first_of_groups(candidates[order], index, limit)]
+            known: dict[int, tuple[float, float | str, float | str]] = {}
+            hits = self._hits(index.track_ids[candidates[chosen]], [scored(i) for i in chosen], query, known)
+            if len(hits) == len(chosen):
+                hits = self.groups.collapse(hits, index, known)
+            else:
+                hits = None  # a track was deleted after indexing: its group's next track stands in
+        if hits is None:
+            hits = self._hits(index.track_ids[candidates[order]], [scored(i) for i in order], query)
+            hits = self.groups.collapse(hits, index)[:limit]
         if query.not_analysed:
             notes.append(
                 "not analysed (camsight does not compute these, so they did not change the results): "
@@ -308,7 +315,7 @@ class SearchEngine:
             interpretation=query.describe(),
             hits=hits,
             candidates=len(candidates),
-            full_matches=self.groups.count(index.track_ids[candidates[full]], index),
+            full_matches=self.groups.count_rows(candidates[full], index),
             notes=notes,
         )
 
@@ -413,8 +420,14 @@ class SearchEngine:
         return raw.max(axis=0), (raw >= present[:, None] - 1e-6).any(axis=0), rank
 
     def _hits(
-        self, track_ids: np.ndarray, scored: list[tuple[list[dict], float, bool]], query: ParsedQuery | None
+        self,
+        track_ids: np.ndarray,
+        scored: list[tuple[list[dict], float, bool]],
+        query: ParsedQuery | None,
+        times: dict[int, tuple[float, float | str, float | str]] | None = None,
     ) -> list[Hit]:
+        """Hits of ``track_ids`` (skipping tracks deleted since indexing); fills ``times`` with
+        each track's :func:`~camsight.search.grouping.segment_time`, so grouping need not read it again."""
         if len(track_ids) == 0:
             return []
         ids = [int(t) for t in track_ids]
@@ -430,6 +443,10 @@ class SearchEngine:
                 continue
             track = rows[tid]
             live = track.camera_kind == "live"
+            if times is not None:
+                times[tid] = segment_time(
+                    track.start_t, track.end_t, track.start_at, track.end_at, track.camera_kind
+                )
             evidence = (track.attributes or {}).get("evidence", {})
             # Explanations of a query search follow its terms, in order. The evidence says where
             # the deciding facet's score came from, not the facet and score again.

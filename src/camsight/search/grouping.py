@@ -122,9 +122,19 @@ def link_score(a: TrackInfo, b: TrackInfo, s: GroupingSettings) -> float | None:
     return None
 
 
-def group_tracks(tracks: Sequence[TrackInfo], settings: GroupingSettings | None = None) -> dict[int, int]:
-    """Track id -> group id (the group's first track id) for every track given."""
+def group_tracks(
+    tracks: Sequence[TrackInfo],
+    settings: GroupingSettings | None = None,
+    scores: dict[tuple[int, int], float | None] | None = None,
+) -> dict[int, int]:
+    """Track id -> group id (the group's first track id) for every track given.
+
+    ``scores``: :func:`link_score` of pairs already scored with these settings, by track ids,
+    filled in as pairs are scored: regrouping after a few new tracks then scores only their pairs
+    (scoring every pair was most of the time), and the result is the same as without it.
+    """
     s = settings or GroupingSettings()
+    known: dict[tuple[int, int], float | None] = {} if scores is None else scores
     by_key: dict[Any, list[TrackInfo]] = defaultdict(list)
     for t in tracks:
         by_key[(t.key, _kind(t.label))].append(t)
@@ -136,7 +146,11 @@ def group_tracks(tracks: Sequence[TrackInfo], settings: GroupingSettings | None 
             # Only tracks starting inside the window after a's end can continue it.
             hi = int(np.searchsorted(starts, a.end + s.window, side="right"))
             for j in range(i + 1, hi):
-                score = link_score(a, members[j], s)
+                pair = (a.track_id, members[j].track_id)
+                if pair in known:
+                    score = known[pair]
+                else:
+                    score = known[pair] = link_score(a, members[j], s)
                 if score is not None:
                     pairs.append((score, a.track_id, members[j].track_id))
     parent = {t.track_id: t.track_id for t in tracks}
@@ -240,6 +254,9 @@ class _Groups:
     revision: Any
     of: dict[int, int]
     members: dict[int, list[int]] = field(default_factory=dict)
+    #: The group id of each row of the index (``of`` in index order), so that a search picks and
+    #: counts groups with array operations instead of a dict look-up per candidate.
+    row_group: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 class TrackGroups:
@@ -254,6 +271,10 @@ class TrackGroups:
         self.settings = settings or GroupingSettings()
         self._cached: _Groups | None = None
         self._infos: dict[int, TrackInfo] = {}
+        #: Ids of the tracks of the last index grouped: all read (those without observations too).
+        self._read: set[int] = set()
+        #: Link scores of the pairs of tracks scored so far (a track's info never changes).
+        self._scores: dict[tuple[int, int], float | None] = {}
         self._lock = threading.Lock()
 
     def get(self, index: Any) -> _Groups:
@@ -264,19 +285,27 @@ class TrackGroups:
         with self._lock:
             if self._cached is not None and self._cached.revision == index.revision:
                 return self._cached
-            current = {int(t) for t in index.track_ids}
+            current = set(index.track_ids.tolist())
             infos = {tid: info for tid, info in self._infos.items() if tid in current}
-            missing = current - infos.keys()
+            # Tracks already read, with or without observations: a track without any (never grouped)
+            # was read again on every change, so each new live track re-read the whole store.
+            missing = current - self._read
             if missing:
                 for info in load_tracks(self.store, above=min(missing) - 1):
                     if info.track_id in missing:
                         infos[info.track_id] = info
+            # The index's tracks were committed with their observations before it was built, so
+            # what load_tracks did not return for them has none: no need to read them again.
+            self._read = current
+            if len(infos) < len(self._infos):  # tracks deleted: forget their pairs
+                self._scores = {p: v for p, v in self._scores.items() if p[0] in infos and p[1] in infos}
             self._infos = infos
-            of = group_tracks(list(infos.values()), self.settings)
+            of = group_tracks(list(infos.values()), self.settings, self._scores)
             members: dict[int, list[int]] = defaultdict(list)
             for tid, gid in of.items():
                 members[gid].append(tid)
-            self._cached = _Groups(index.revision, of, dict(members))
+            row_group = _row_groups(index.track_ids, of)
+            self._cached = _Groups(index.revision, of, dict(members), row_group)
             return self._cached
 
     def count(self, track_ids: Iterable[int], index: Any) -> int:
@@ -284,12 +313,31 @@ class TrackGroups:
         of = self.get(index).of
         return len({of.get(int(t), int(t)) for t in track_ids})
 
-    def collapse(self, hits: Sequence[Any], index: Any) -> list[Any]:
+    def count_rows(self, rows: np.ndarray, index: Any) -> int:
+        """How many results (groups) the index rows ``rows`` make: :meth:`count` by row, vectorised."""
+        return len(np.unique(self.get(index).row_group[rows]))
+
+    def first_of_groups(self, rows: np.ndarray, index: Any, limit: int) -> np.ndarray:
+        """Positions in ``rows`` (index rows, best first) of each group's first row, at most ``limit``.
+
+        In order: what :meth:`collapse` keeps, known before hits are built, so that only the hits
+        returned are read and explained.
+        """
+        _, first = np.unique(self.get(index).row_group[rows], return_index=True)  # first occurrences
+        return np.sort(first)[:limit]
+
+    def collapse(
+        self,
+        hits: Sequence[Any],
+        index: Any,
+        known: dict[int, tuple[float, float | str, float | str]] | None = None,
+    ) -> list[Any]:
         """Keep the best-ranked hit of each group, in order, with all its group's ``segments``.
 
         ``hits`` are :class:`camsight.search.engine.Hit` (anything with ``track_id``,
         ``start``, ``end`` and a ``segments`` list); a track grouped with no other keeps one
-        segment, itself.
+        segment, itself. ``known``: :func:`segment_time` of tracks the caller has already read,
+        which are not read again.
         """
         groups = self.get(index)
         kept: dict[int, Any] = {}
@@ -300,7 +348,9 @@ class TrackGroups:
         if not kept:
             return []
         wanted = [tid for gid in kept for tid in groups.members.get(gid, [gid])]
-        times = _segment_times(self.store, wanted)
+        known = known or {}
+        times = _segment_times(self.store, [t for t in wanted if t not in known])
+        times.update((t, known[t]) for t in wanted if t in known)
         for gid, hit in kept.items():
             ids = sorted(groups.members.get(gid, [hit.track_id]), key=lambda t: times.get(t, (0.0, 0.0))[0])
             hit.segments = [
@@ -309,9 +359,24 @@ class TrackGroups:
         return list(kept.values())
 
 
+def _row_groups(track_ids: np.ndarray, of: dict[int, int]) -> np.ndarray:
+    """``of.get(t, t)`` for each of ``track_ids``, vectorised (a dict look-up per track was ms)."""
+    ids = np.asarray(track_ids, np.int64)
+    moved = [(t, g) for t, g in of.items() if t != g]  # only grouped fragments map elsewhere
+    if not moved or not len(ids):
+        return ids.copy()
+    keys, values = np.array(moved, np.int64).T
+    sorter = np.argsort(keys)
+    at = np.minimum(np.searchsorted(keys, ids, sorter=sorter), len(keys) - 1)
+    hit = keys[sorter[at]] == ids
+    return np.where(hit, values[sorter[at]], ids)
+
+
 def _segment_times(store: Store, ids: list[int]) -> dict[int, tuple[float, float | str, float | str]]:
     """Per track: a sort key, and its start and end as hits show them (file seconds, live ISO times)."""
     out: dict[int, tuple[float, float | str, float | str]] = {}
+    if not ids:
+        return out
     query = (
         select(Track.id, Track.start_t, Track.end_t, Track.start_at, Track.end_at, Camera.kind)
         .join(Camera, Track.camera_id == Camera.id)
@@ -319,12 +384,18 @@ def _segment_times(store: Store, ids: list[int]) -> dict[int, tuple[float, float
     )
     with store.engine.connect() as connection:
         for r in connection.execute(query):
-            key = r.start_at.timestamp() if r.start_at is not None else r.start_t
-            if r.kind == "live" and r.start_at is not None and r.end_at is not None:
-                out[r.id] = (key, r.start_at.isoformat(), r.end_at.isoformat())
-            else:
-                out[r.id] = (key, round(r.start_t, 3), round(r.end_t, 3))
+            out[r.id] = segment_time(r.start_t, r.end_t, r.start_at, r.end_at, r.kind)
     return out
+
+
+def segment_time(
+    start_t: float, end_t: float, start_at: Any, end_at: Any, camera_kind: str
+) -> tuple[float, float | str, float | str]:
+    """A track's sort key, and its start and end as a segment shows them (file seconds, live ISO times)."""
+    key = start_at.timestamp() if start_at is not None else start_t
+    if camera_kind == "live" and start_at is not None and end_at is not None:
+        return (key, start_at.isoformat(), end_at.isoformat())
+    return (key, round(start_t, 3), round(end_t, 3))
 
 
 #: Lowest re-id similarity a "more like this" result may have: below it people merely share dark

@@ -193,10 +193,17 @@ def _from_rows(revision: int, rows: Sequence[Any], cams: dict[str, int]) -> Face
     start_at = np.fromiter((r[3].timestamp() if r[3] else _NAN for r in rows), np.float64, n)
     end_at = np.fromiter((r[4].timestamp() if r[4] else _NAN for r in rows), np.float64, n)
     width = len(FACETS)
-    empty = bytes(width)
-    blob = b"".join((r[5] if r[5] is not None and len(r[5]) == width else empty) for r in rows)
+    # A shorter vector was stored before facets were appended to FACETS: the new ones read 0.
+    blob = b"".join(r[5] if r[5] is not None and len(r[5]) == width else _padded(r[5], width) for r in rows)
     facets = np.frombuffer(blob, np.uint8).reshape(n, width).T.copy() if n else np.zeros((width, 0), np.uint8)
     return FacetIndex(revision, track_ids, camera_ids, labels, start_at, end_at, facets, cams)
+
+
+def _padded(vector: bytes | None, width: int) -> bytes:
+    """A stored facet vector at ``width``: an older, shorter one padded with zeros; else none."""
+    if vector is None or not 0 < len(vector) < width:
+        return bytes(width)
+    return bytes(vector) + bytes(width - len(vector))
 
 
 def _camera_names(session: Session) -> dict[str, int]:

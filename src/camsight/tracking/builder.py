@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from camsight.records.facets import RIDDEN_ITEMS
 from camsight.records.tracks import Crop, Observation, TrackRecord
 from camsight.sources.frame import Frame
 from camsight.tracking.appearance import normalise
 from camsight.tracking.crops import CropKeeper, SampleKeeper, crop_region, occlusion, quality, quality_bound
 from camsight.tracking.kinematics import kinematics
-from camsight.tracking.tracker import TrackedBox
+from camsight.tracking.tracker import RIDER_OVERLAP, TrackedBox
 from camsight.vision.detections import CARRIED, PERSON
 from camsight.vision.light import estimate_illuminant
 
@@ -75,6 +76,32 @@ def carried_by(items: np.ndarray, people: np.ndarray, min_share: float = 0.5) ->
     best = score.argmax(axis=1)
     ok = np.isfinite(score[np.arange(len(items)), best])
     out[ok] = best[ok]
+    return out
+
+
+def ridden_by(vehicles: np.ndarray, people: np.ndarray, min_share: float = RIDER_OVERLAP) -> np.ndarray:
+    """For each bicycle box, the index of the person riding or pushing it, or -1.
+
+    A rider's box sits on the bicycle's (the tracker's rider test: the bicycle
+    covers ``min_share`` of the person box); one pushing it walks beside it,
+    which :func:`carried_by` sees. The person whose box the bicycle covers most wins.
+
+    >>> ridden_by(np.array([[0, 30, 40, 60]]), np.array([[10, 0, 30, 50], [100, 0, 120, 50]]))
+    array([0])
+    """
+    out = carried_by(vehicles, people)
+    if len(vehicles) == 0 or len(people) == 0:
+        return out
+    x1 = np.maximum(vehicles[:, None, 0], people[None, :, 0])
+    y1 = np.maximum(vehicles[:, None, 1], people[None, :, 1])
+    x2 = np.minimum(vehicles[:, None, 2], people[None, :, 2])
+    y2 = np.minimum(vehicles[:, None, 3], people[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = np.maximum((people[:, 2] - people[:, 0]) * (people[:, 3] - people[:, 1]), 1e-9)
+    share = inter / area[None, :]
+    best = share.argmax(axis=1)
+    on = share[np.arange(len(vehicles)), best] >= min_share
+    out[on] = best[on]
     return out
 
 
@@ -281,12 +308,18 @@ class TrackBuilder:
     def _associate_carried(self, boxes: list[TrackedBox], states: list[_Open]) -> None:
         people = [i for i, b in enumerate(boxes) if b.label == PERSON]
         items = [i for i, b in enumerate(boxes) if b.label in CARRIED]
-        if not people or not items:
+        # A bicycle is the person's too (carried:bicycle): "person with a bicycle" is a cyclist.
+        ridden = [i for i, b in enumerate(boxes) if b.label in RIDDEN_ITEMS]
+        if not people or not (items or ridden):
             return
-        owner = carried_by(
-            np.array([boxes[i].xyxy for i in items]), np.array([boxes[i].xyxy for i in people])
+        people_xyxy = np.array([boxes[i].xyxy for i in people])
+        owner = np.concatenate(
+            [
+                carried_by(np.array([boxes[i].xyxy for i in items]).reshape(-1, 4), people_xyxy),
+                ridden_by(np.array([boxes[i].xyxy for i in ridden]).reshape(-1, 4), people_xyxy),
+            ]
         )
-        for item_pos, person_pos in zip(items, owner, strict=True):
+        for item_pos, person_pos in zip(items + ridden, owner, strict=True):
             if person_pos < 0:
                 continue
             person = states[people[person_pos]]

@@ -36,7 +36,10 @@ is not analysed either; "a man in white" is clothing.
 Readings chosen where the words are ambiguous (all covered by tests):
 
 * "van", "truck", "lorry" -> class ``truck`` only (no extra term); "vehicle"
-  -> every vehicle class; "minivan" -> car or truck; "cyclist" -> bicycle.
+  -> every vehicle class; "minivan" -> car or truck.
+* "cyclist", "person with a bicycle", "man pushing a bike", "someone on a bike"
+  -> ``person`` with ``carried: bicycle`` (the bicycle is the person's facet,
+  not a second class); "bicycle" or "person or bicycle" alone stay classes.
 * Clothing, carried items and posture imply ``person`` when no class is named.
 * "bag" -> handbag or backpack or suitcase (one term); "shoulder bag",
   "tote", "purse" -> handbag. The colour of a carried item is not analysed

@@ -28,6 +28,8 @@ from camsight.search.query.words import (
     NEG_WEAR,
     NOUN_KINDS,
     OR,
+    RIDDEN_CLASSES,
+    RIDE_WORDS,
     SKIN_COLOURS,
     STOP,
     WITH,
@@ -95,6 +97,9 @@ class Builder:
             self._add_terms(_colour_terms(group, conj, entry.regions, noun.text), _APPEARANCE)
         elif noun.kind == CLASS and entry.human and len(group) == 1 and group[0].low in SKIN_COLOURS:
             self._add_class(entry, noun, na_text=words.lower())
+        elif noun.kind == CLASS and self._rides(entry, items, i):  # "a man with a red bike"
+            self._add_terms([((f"carried:{label}",), words) for label in entry.labels], _APPEARANCE)
+            self.not_analysed.append(f"{colour_text.lower()} ({noun.low} colour)")
         elif noun.kind == CLASS and set(entry.labels) <= set(VEHICLE_LABELS):
             self._add_class(entry, noun, reset=False)  # "red car or blue van": keep the "or"
             self._add_terms(_colour_terms(group, conj, ("body",), noun.text), _APPEARANCE)
@@ -162,7 +167,13 @@ class Builder:
         return i + 1
 
     def _on_class(self, items: list[Item], i: int) -> int:
-        self._add_class(items[i].entry, items[i])
+        entry = items[i].entry
+        if self._rides(entry, items, i):
+            # "man with a bike", "someone pushing a bicycle", "person without a bicycle": the
+            # person's facet (the builder links a bicycle to who rides or walks it).
+            self._add_terms([((f"carried:{label}",), items[i].text) for label in entry.labels], _APPEARANCE)
+            return i + 1
+        self._add_class(entry, items[i])
         return i + 1
 
     def _on_not_analysed(self, items: list[Item], i: int) -> int:
@@ -238,6 +249,15 @@ class Builder:
         return i + 1
 
     # -- helpers
+    def _rides(self, entry: Entry, items: list[Item], i: int) -> bool:
+        """Whether a bicycle word at ``i`` is something a person named before rides or pushes."""
+        if not (set(entry.labels) <= RIDDEN_CLASSES and "person" in self.classes):
+            return False
+        # "with a backpack or a bike": an alternative to the carried item before it.
+        after_carried = self.pending_or and bool(self.terms) and self.last_group == _APPEARANCE
+        after_carried = after_carried and all(f.startswith("carried:") for f in self.terms[-1].facets)
+        return after_carried or _ridden(items, i)
+
     def _reset_scope(self) -> None:
         self.sticky = None
         self.after_conj = False
@@ -331,6 +351,14 @@ class Builder:
             if term not in unique:
                 unique.append(term)
         return tuple(classes), tuple(unique)
+
+
+def _ridden(items: list[Item], i: int) -> bool:
+    """Whether the class at ``i`` follows "with", "without", "pushing", "riding", "on" (a/the)."""
+    k = i - 1
+    while k >= 0 and items[k].kind == STOP and items[k].low != "on":
+        k -= 1
+    return k >= 0 and (items[k].kind in (WITH, NEG) or items[k].low in RIDE_WORDS)
 
 
 def _colour_group(items: list[Item], i: int) -> tuple[list[Item], str, int]:

@@ -113,8 +113,13 @@ _add(
 )
 _add(
     Entry(CLASS, labels=("bicycle",)),
-    "bicycle, bicycles, bike, bikes, cyclist, cyclists, bicyclist, pushbike, push bike, e bike, ebike",
+    "bicycle, bicycles, bike, bikes, pushbike, push bike, e bike, ebike",
 )
+#: Items a person rides or pushes: after "with", "riding", "pushing", "on" they are a facet of the
+#: person (builder), not a second class: "person with a bicycle" is a cyclist, not "or a bicycle".
+RIDDEN_CLASSES = frozenset({"bicycle"})
+RIDE_WORDS = frozenset({"riding", "rides", "cycling", "on"})
+_person("cyclist, cyclists, bicyclist, bicyclists", terms=(("carried:bicycle",),))
 
 # Garments -> body regions ("dress" covers both). Plurals are found by lookup.
 _add(
