@@ -12,4 +12,5 @@ python3 -m venv "$tool" && "$tool/bin/pip" install -q --disable-pip-version-chec
 common=(-c requirements/constraints.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header "$@")
 "$tool/bin/uv" pip compile pyproject.toml "${common[@]}" -o requirements/runtime.lock
 "$tool/bin/uv" pip compile pyproject.toml --extra dev "${common[@]}" -o requirements/dev.lock
-echo "lock: requirements/runtime.lock and requirements/dev.lock refreshed; review 'git diff requirements/'" >&2
+"$tool/bin/uv" pip compile pyproject.toml --extra cluster "${common[@]}" -o requirements/cluster.lock
+echo "lock: requirements/runtime.lock, dev.lock and cluster.lock refreshed; review 'git diff requirements/'" >&2

@@ -2,6 +2,7 @@
 # Set up camsight in ./.venv on a fresh Debian machine (idempotent, quick when done).
 #   bash scripts/setup.sh         # runtime only
 #   bash scripts/setup.sh --dev   # plus test and benchmark tools
+#   bash scripts/setup.sh --cluster  # runtime plus Ray (camsight index --cluster)
 #
 # Python packages come from the lock files in requirements/ (exact versions and hashes), never
 # from whatever the registry serves today; scripts/lock.sh refreshes them (see the README).
@@ -12,6 +13,8 @@ dev=0
 [[ "${1:-}" == "--dev" ]] && dev=1
 lock=requirements/runtime.lock
 ((dev)) && lock=requirements/dev.lock
+# --cluster: the runtime plus Ray, for `camsight index --cluster` (the dev lock has Ray too).
+[[ "${1:-}" == "--cluster" ]] && lock=requirements/cluster.lock
 
 # opencv-python needs libGL and glib from the system.
 missing=()
