@@ -246,6 +246,22 @@ def store(tmp_path: Path) -> Iterator[Any]:
     s.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real PostgreSQL 18 with pgvector on 127.0.0.1 (tests/postgres.py), one per session."""
+    from postgres import Postgres
+
+    server = Postgres(tmp_path_factory.mktemp("postgres") / "server").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> str:
+    """The SQLAlchemy URL of a fresh, empty PostgreSQL database for this test."""
+    return postgres_server.new_database()
+
+
 def store_snapshot(data_dir: Path) -> dict[str, list[tuple]]:
     """Everything a user could see of a store, for before/after comparisons."""
     return {
