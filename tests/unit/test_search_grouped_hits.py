@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from camsight.records.attributes import TrackAttributes
 from camsight.records.tracks import Crop, Observation, TrackRecord
 from camsight.search import grouping
 from camsight.search.engine import SearchEngine
+from camsight.search.hit_rows import HitRowReader
 from camsight.search.query import parse_query
 from camsight.store import repository as repo
 from camsight.store.db import Store, open_store
@@ -121,9 +122,9 @@ def test_only_the_hits_returned_are_built(store: Store, monkeypatch: pytest.Monk
     for name, engine in (("fast", fast), ("plain", plain)):
         original = engine._hits
 
-        def spy(track_ids: Any, *args: Any, _name: str = name, _original: Any = original) -> Any:
+        def spy(track_ids: Any, *args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
             built[_name].append(len(track_ids))
-            return _original(track_ids, *args)
+            return _original(track_ids, *args, **kw)
 
         monkeypatch.setattr(engine, "_hits", spy)
     result = fast.search("person", limit=5)
@@ -142,6 +143,8 @@ def test_a_track_deleted_after_indexing_gives_the_same_results(store: Store) -> 
         for table in ("observations", "thumbnails", "track_embeddings"):
             connection.execute(text(f"DELETE FROM {table} WHERE track_id = :t"), {"t": gone})
         connection.execute(text("DELETE FROM tracks WHERE id = :t"), {"t": gone})
+    for engine in (fast, plain):  # a search racing the deletion, that had not read these rows yet
+        engine.hit_rows = HitRowReader(store)
     # The index of before the deletion, as a search racing it sees: the group's next track stands in.
     found = _same(fast, plain, "person", 10, index=index)
     assert gone not in {h["track_id"] for h in found["hits"]}
@@ -201,3 +204,41 @@ def test_regrouping_scores_only_the_new_pairs(store: Store, monkeypatch: pytest.
     assert scored and all(a in fresh_ids or b in fresh_ids for a, b in scored)
     monkeypatch.setattr(grouping, "link_score", real)
     assert again == grouping.group_tracks(old + new)
+
+
+def _count_statements(store: Store) -> list[str]:
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    return statements
+
+
+def test_hit_rows_are_read_once_per_index_lineage(store: Store) -> None:
+    """A repeated search reads no track rows again; a change that rebuilds the index does."""
+    engine = SearchEngine(store)
+    first = engine.search("person in grey", limit=20).to_dict()
+    statements = _count_statements(store)
+    again = engine.search("person in grey", limit=20).to_dict()
+    assert again["hits"] == first["hits"]
+    assert not [s for s in statements if "FROM tracks JOIN cameras" in s]
+    # Deleting a source (re-indexing it, or retention) rebuilds the index: its rows go, and
+    # rows are read again rather than served from before.
+    gone = {h["track_id"] for h in first["hits"] if h["camera"] == "gate"}
+    assert gone
+    with store.session() as session:
+        source = session.execute(text("SELECT id FROM sources WHERE uri LIKE '%gate%'")).scalar_one()
+    repo.discard_source(store, source)
+    statements.clear()
+    after = engine.search("person in grey", limit=20).to_dict()
+    assert [s for s in statements if "FROM tracks JOIN cameras" in s]
+    assert not gone & {h["track_id"] for h in after["hits"]}
+    assert not gone & {s["track_id"] for h in after["hits"] for s in h["segments"]}
+    assert after["hits"] == SearchEngine(store).search("person in grey", limit=20).to_dict()["hits"]
+
+
+def test_hit_row_cache_is_bounded(store: Store) -> None:
+    reader = HitRowReader(store, size=5)
+    ids = [int(t) for t in SearchEngine(store).index_cache.get().track_ids[:12]]
+    rows = reader.read(ids, lineage=1)
+    assert sorted(rows) == sorted(ids)
+    assert len(reader.cache) == 5
+    assert reader.read(ids[-3:], lineage=2).keys() == set(ids[-3:])  # another lineage: read again

@@ -14,18 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from camsight.errors import CamsightError, NotFoundError
 from camsight.records.facets import COLOURS, FACET_INDEX, VEHICLE_LABELS
 from camsight.search.explain import explain_term, short_evidence, thresholds
 from camsight.search.grouping import GROUP_SLACK, TrackGroups, segment_time, similar_tracks
+from camsight.search.hit_rows import HitRowReader
 from camsight.search.index import EmbeddingIndex, FacetIndex, IndexCache
+from camsight.search.nearest import NearestEmbeddings
 from camsight.search.query import parse_query
 from camsight.search.query_model import ParsedQuery, TimeOfDay
 from camsight.store.db import Store
-from camsight.store.models import Camera, ObservationRow, Source, Thumbnail, Track
+from camsight.store.models import Track
 from camsight.vision.detections import CLASSES
 
 MAX_LIMIT = 1000
@@ -131,6 +132,8 @@ class SearchEngine:
         #: explained; False builds every ranked hit and then collapses them (the reference path
         #: the tests compare this one with: same hits, order, groups and explanations).
         self.group_before_hits = True
+        #: Rows and pictures of hits, cached per index lineage.
+        self.hit_rows = HitRowReader(store)
 
     # -- public API -------------------------------------------------------
 
@@ -189,7 +192,13 @@ class SearchEngine:
             embedding_model = self.encoder.name
         visual = None
         if query_vector is not None and embedding_model:
-            visual = (self.index_cache.embeddings(embedding_model), query_vector)
+            # PostgreSQL: nearest-neighbour queries where they rank alike (search.nearest).
+            emb: EmbeddingIndex | NearestEmbeddings = (
+                NearestEmbeddings(self.index_cache, embedding_model)
+                if self.store.engine.dialect.name == "postgresql"
+                else self.index_cache.embeddings(embedding_model)
+            )
+            visual = (emb, query_vector)
         result = self.run(query, limit=limit, index=index, visual=visual)
         result.seconds = _time.perf_counter() - started
         return result
@@ -200,7 +209,7 @@ class SearchEngine:
         *,
         limit: int = 20,
         index: FacetIndex | None = None,
-        visual: tuple[EmbeddingIndex, np.ndarray] | None = None,
+        visual: tuple[EmbeddingIndex | NearestEmbeddings, np.ndarray] | None = None,
     ) -> SearchResult:
         """Search with an already parsed (or hand-built) query."""
         _check_limit(limit)
@@ -238,10 +247,18 @@ class SearchEngine:
         similarity = None
         if visual is not None and len(candidates):
             emb, qvec = visual
-            similarity = emb.scores(index.track_ids[candidates], qvec)
+            ids = index.track_ids[candidates]
+            if isinstance(emb, NearestEmbeddings):
+                # Ranked by similarity alone, the hits come from the limit * GROUP_SLACK nearest.
+                k = limit * GROUP_SLACK
+                similarity = emb.scores(ids, qvec, parsed=query, camera_ids=index.camera_names, k=k)
+            else:
+                similarity = emb.scores(ids, qvec)
             has = ~np.isnan(similarity)
             if has.any():
                 lo, hi = float(np.nanmin(similarity)), float(np.nanmax(similarity))
+                floor = getattr(emb, "floor", None)
+                lo = lo if floor is None else min(lo, floor)  # the nearest only: the farthest from the index
                 # Cosine ranges differ per model and query: rescale to [0, 1]
                 # over the candidates before mixing with attribute scores.
                 rel = np.where(has, (similarity - lo) / (hi - lo if hi > lo else 1.0), 0.0)
@@ -295,13 +312,15 @@ class SearchEngine:
             # One track per group first, then hits (rows read, explanations built) for those only.
             chosen = order[self.groups.first_of_groups(candidates[order], index, limit)]
             known: dict[int, tuple[float, float | str, float | str]] = {}
-            hits = self._hits(index.track_ids[candidates[chosen]], [scored(i) for i in chosen], query, known)
+            picked = index.track_ids[candidates[chosen]]
+            hits = self._hits(picked, [scored(i) for i in chosen], query, known, lineage=index.lineage)
             if len(hits) == len(chosen):
                 hits = self.groups.collapse(hits, index, known)
             else:
                 hits = None  # a track was deleted after indexing: its group's next track stands in
         if hits is None:
-            hits = self._hits(index.track_ids[candidates[order]], [scored(i) for i in order], query)
+            picked = index.track_ids[candidates[order]]
+            hits = self._hits(picked, [scored(i) for i in order], query, lineage=index.lineage)
             hits = self.groups.collapse(hits, index)[:limit]
         if query.not_analysed:
             notes.append(
@@ -331,12 +350,16 @@ class SearchEngine:
             label = connection.execute(select(Track.label).where(Track.id == track_id)).scalar_one_or_none()
         if label is None:
             raise NotFoundError(f"no track with id {track_id}")
-        found = similar_tracks(self.store, track_id, same_camera=same_camera)
+        index = self.index_cache.get()
+        own_hit = self._hits(np.array([track_id]), [([], 1.0, True)], None, lineage=index.lineage)
+        reference = self.groups.collapse(own_hit, index)
+        own = {s["track_id"] for s in reference[0].segments} if reference else {track_id}
+        # As many look-alikes as the hits can use, plus the reference's fragments dropped below:
+        # on PostgreSQL that is the k of a nearest-neighbour query, not a scan of every track.
+        wanted = limit * GROUP_SLACK + len(own)
+        found = similar_tracks(self.store, track_id, same_camera=same_camera, limit=wanted)
         if found is None:
             raise SearchError(f"track {track_id} has no appearance descriptor to compare")
-        index = self.index_cache.get()
-        reference = self.groups.collapse(self._hits(np.array([track_id]), [([], 1.0, True)], None), index)
-        own = {s["track_id"] for s in reference[0].segments} if reference else {track_id}
         # The reference's own fragments are the same person, shown with it, not as look-alikes.
         keep = [i for i, t in enumerate(found.track_ids) if int(t) not in own][: limit * GROUP_SLACK]
         what = "appearance (re-id)" if found.model != "colour" else "appearance (clothing/body colours)"
@@ -358,6 +381,7 @@ class SearchEngine:
                 for i in keep
             ],
             None,
+            lineage=index.lineage,
         )
         hits = self.groups.collapse(hits, index)[:limit]
         group = VEHICLE_LABELS if label in VEHICLE_LABELS else (label,)
@@ -377,14 +401,20 @@ class SearchEngine:
     def _mask(self, index: FacetIndex, query: ParsedQuery) -> np.ndarray:
         mask = np.ones(len(index), bool)
         if query.classes:
-            codes = [CLASSES.index(c) for c in query.classes if c in CLASSES]
-            mask &= np.isin(index.labels, codes)
+            # A look-up table per class code: np.isin sorted the whole column on every search.
+            # One spare entry at the end: code -1 (a label outside CLASSES) reads it, False.
+            wanted = np.zeros(len(CLASSES) + 1, bool)
+            wanted[[CLASSES.index(c) for c in query.classes if c in CLASSES]] = True
+            mask &= wanted[index.labels]
         if query.cameras:
             unknown = [c for c in query.cameras if c not in index.camera_names]
             if unknown:
                 known = ", ".join(sorted(index.camera_names)) or "none yet"
                 raise NotFoundError(f"no camera named {unknown[0]!r} (known cameras: {known})")
-            mask &= np.isin(index.camera_ids, [index.camera_names[c] for c in query.cameras])
+            ids = [index.camera_names[c] for c in query.cameras]
+            allowed = np.zeros(max(max(ids), int(index.camera_ids.max(initial=0))) + 1, bool)
+            allowed[ids] = True
+            mask &= allowed[index.camera_ids]
         with np.errstate(invalid="ignore"):
             if query.since is not None:
                 mask &= index.end_at >= query.since.timestamp()
@@ -425,23 +455,22 @@ class SearchEngine:
         scored: list[tuple[list[dict], float, bool]],
         query: ParsedQuery | None,
         times: dict[int, tuple[float, float | str, float | str]] | None = None,
+        *,
+        lineage: int | None = None,
     ) -> list[Hit]:
         """Hits of ``track_ids`` (skipping tracks deleted since indexing); fills ``times`` with
-        each track's :func:`~camsight.search.grouping.segment_time`, so grouping need not read it again."""
+        each track's :func:`~camsight.search.grouping.segment_time`, so grouping need not read it again.
+        ``lineage``: the index the ids come from (rows are cached per lineage, see :mod:`.hit_rows`)."""
         if len(track_ids) == 0:
             return []
         ids = [int(t) for t in track_ids]
-        # Read-only: a plain connection (no transaction to commit, no ORM session) keeps a busy
-        # server off the write path; the statements are built once (see _HIT_ROWS).
-        with self.store.engine.connect() as connection:
-            rows = {row.id: row for row in connection.execute(_HIT_ROWS, {"ids": ids}).all()}
-            thumbs = {th.track_id: th for th in connection.execute(_HIT_THUMBNAILS, {"ids": ids}).all()}
-            middle = _middle_observations(connection, [i for i in ids if i not in thumbs])
+        rows = self.hit_rows.read(ids, lineage=lineage)
         hits = []
         for tid, (explanation, score, full) in zip(ids, scored, strict=True):
             if tid not in rows:  # deleted since the index was built
                 continue
-            track = rows[tid]
+            found = rows[tid]
+            track = found.track
             live = track.camera_kind == "live"
             if times is not None:
                 times[tid] = segment_time(
@@ -454,12 +483,12 @@ class SearchEngine:
                 facet = item.get("facet")
                 if isinstance(facet, str) and facet in evidence:
                     item["evidence"] = short_evidence(facet, evidence[facet])
-            th = thumbs.get(tid)
+            th = found.thumbnail
             if th is not None:
                 frame, box = th.frame, [round(v, 1) for v in (th.x1, th.y1, th.x2, th.y2)]
                 thumb_path: str | None = str(self.store.media / th.path)
-            elif tid in middle:
-                o = middle[tid]
+            elif found.middle is not None:
+                o = found.middle
                 frame, box, thumb_path = o.frame, [round(v, 1) for v in (o.x1, o.y1, o.x2, o.y2)], None
             else:
                 frame, box, thumb_path = None, None, None
@@ -481,69 +510,6 @@ class SearchEngine:
                 )
             )
         return hits
-
-
-# The statements of a page of hits, built once: constructing them took as long as running them.
-# Columns, not ORM objects: building three entities per hit was a large part of a search's CPU
-# time under load, and nothing here changes them. The ids are one expanding parameter.
-_HIT_ROWS = (
-    select(
-        Track.id,
-        Track.label,
-        Track.start_t,
-        Track.end_t,
-        Track.start_at,
-        Track.end_at,
-        Track.attributes,
-        Camera.name.label("camera"),
-        Camera.kind.label("camera_kind"),
-        Source.uri,
-    )
-    .join(Camera, Track.camera_id == Camera.id)
-    .join(Source, Track.source_id == Source.id)
-    .where(Track.id.in_(bindparam("ids", expanding=True)))
-)
-_HIT_THUMBNAILS = select(
-    Thumbnail.track_id,
-    Thumbnail.frame,
-    Thumbnail.x1,
-    Thumbnail.y1,
-    Thumbnail.x2,
-    Thumbnail.y2,
-    Thumbnail.path,
-).where(Thumbnail.track_id.in_(bindparam("ids", expanding=True)), Thumbnail.rank == 0)
-_RANKED_OBSERVATIONS = (
-    select(
-        ObservationRow.track_id,
-        ObservationRow.frame,
-        ObservationRow.x1,
-        ObservationRow.y1,
-        ObservationRow.x2,
-        ObservationRow.y2,
-        func.row_number()
-        .over(partition_by=ObservationRow.track_id, order_by=ObservationRow.frame)
-        .label("rn"),
-        func.count().over(partition_by=ObservationRow.track_id).label("n"),
-    )
-    .where(ObservationRow.track_id.in_(bindparam("ids", expanding=True)))
-    .subquery()
-)
-# Row n // 2 + 1 (1-based) is element n // 2 of the frame-ordered list, as before.
-_MIDDLE_OBSERVATIONS = select(_RANKED_OBSERVATIONS).where(
-    _RANKED_OBSERVATIONS.c.rn == _RANKED_OBSERVATIONS.c.n // 2 + 1
-)
-
-
-def _middle_observations(connection: Connection | Session, track_ids: list[int]) -> dict[int, Any]:
-    """The middle observation (by frame) of each track, for hits without a thumbnail, in one query.
-
-    One windowed query rather than one per track loading all its observations: a page of
-    50 such hits was 50 queries and most of a search's time under load.
-    """
-    if not track_ids:
-        return {}
-    found = connection.execute(_MIDDLE_OBSERVATIONS, {"ids": track_ids}).all()
-    return {row.track_id: row for row in found}
 
 
 def _colour_share(index: FacetIndex, facet: str, rows: np.ndarray) -> np.ndarray:

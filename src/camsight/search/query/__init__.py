@@ -74,6 +74,8 @@ Example::
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime  # noqa: F401  (UTC: the parse_query doctest uses it)
 
@@ -123,7 +125,31 @@ def parse_query(
     cleaned = clean(text)
     if not cleaned.strip():
         raise QueryError("empty search query: type what to look for, e.g. 'person in a red jacket'")
-    now = _aware_now(now)
+    key = (text, tuple(c for c in cameras if isinstance(c, str)))
+    with _TIMELESS_LOCK:
+        cached = _TIMELESS.get(key)
+        if cached is not None:
+            _TIMELESS.move_to_end(key)
+            return cached
+    query, timeless = _parse(text, cleaned, _aware_now(now), cameras)
+    if timeless:
+        with _TIMELESS_LOCK:
+            _TIMELESS[key] = query
+            while len(_TIMELESS) > _TIMELESS_SIZE:
+                _TIMELESS.popitem(last=False)
+    return query
+
+
+# Parsing took a third of a search's CPU time under load, and a server answers the same few
+# queries again and again. A query without time words parses the same at any time, so its
+# parse is kept (ParsedQuery is immutable); one with time words ("yesterday") is parsed anew.
+_TIMELESS: OrderedDict[tuple[str, tuple[str, ...]], ParsedQuery] = OrderedDict()
+_TIMELESS_LOCK = threading.Lock()
+_TIMELESS_SIZE = 2048
+
+
+def _parse(text: str, cleaned: str, now: datetime, cameras: Sequence[str]) -> tuple[ParsedQuery, bool]:
+    """The parse of ``cleaned``, and whether it has no time expression (so ``now`` did not matter)."""
     tokens = tokenize(cleaned)
     numbered = frozenset(c.strip() for c in cameras if isinstance(c, str) and c.strip().isdigit())
     timing = TimeParser(tokens, now, numbered).parse()
@@ -133,7 +159,7 @@ def parse_query(
     builder.run(items)
     since, until, time_of_day = timing.compose()
     classes, terms = builder.finish()
-    return ParsedQuery(
+    query = ParsedQuery(
         text=text.strip(),
         classes=classes,
         terms=terms,
@@ -147,6 +173,9 @@ def parse_query(
         corrections=tuple(_dedupe(lexer.corrections)),
         ignored=tuple(_dedupe(builder.ignored)),
     )
+    timeless = not timing.consumed and not timing.unknown and not timing.notes
+    timeless = timeless and since is None and until is None and time_of_day is None
+    return query, timeless
 
 
 def _dedupe(values: Iterable[str]) -> list[str]:
