@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import DATA, ROOT, camsight
+from common import DATA, ROOT, camsight, cli_search
 
 DEFAULT_LABELS = ROOT / "bench" / "labels" / "one-by-one-person-detection.json"
 
@@ -93,26 +93,7 @@ def main() -> None:
         print(f"{'query':34} {'R@5':>5} {'R@10':>5} {'AP':>5} {'full ok':>8}  found  interpretation")
         rows = []
         for q in spec["queries"]:
-            proc = camsight(
-                "search",
-                q["q"],
-                "--camera",
-                camera,
-                "--limit",
-                str(args.limit),
-                "--json",
-                "--data",
-                str(data),
-            )
-            hits = json.loads(proc.stdout)
-            interp = next(
-                (
-                    ln.split(":", 1)[1].strip()
-                    for ln in proc.stderr.splitlines()
-                    if ln.startswith("looking for:")
-                ),
-                "",
-            )
+            hits, interp = cli_search(q["q"], camera, data, args.limit)
             m = score(hits, set(q["relevant"]), set(q.get("ignore", [])), people)
             rows.append(m)
             fmt = lambda v: "    -" if v is None else f"{v:5.2f}"  # noqa: E731

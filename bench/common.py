@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,3 +34,11 @@ def camsight(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real ``camsight`` command, as a user would."""
     exe = Path(sys.executable).with_name("camsight")
     return subprocess.run([str(exe), *args], check=check, capture_output=True, text=True)
+
+
+def cli_search(query: str, camera: str, data: Path, limit: int) -> tuple[list[dict], str]:
+    """``camsight search --json`` on one camera: its hits, and the interpretation it printed."""
+    proc = camsight("search", query, "--camera", camera, "--limit", str(limit), "--json", "--data", str(data))
+    lines = proc.stderr.splitlines()
+    interp = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("looking for:")), "")
+    return json.loads(proc.stdout), interp

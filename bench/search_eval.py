@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import GT, SHARED, VTEST, backend_args, camsight, require_shared
+from common import GT, SHARED, VTEST, backend_args, camsight, cli_search, require_shared
 
 EVAL = SHARED / "eval" / "search_dev.json"
 
@@ -96,26 +96,7 @@ def main() -> None:
             print(f"{'query':36} {'R@5':>5} {'R@10':>5} {'AP':>5}  found/relevant  interpretation")
             rows = []
             for q in spec["queries"]:
-                proc = camsight(
-                    "search",
-                    q["q"],
-                    "--camera",
-                    "pets",
-                    "--limit",
-                    str(args.limit),
-                    "--json",
-                    "--data",
-                    str(data),
-                )
-                hits = json.loads(proc.stdout)
-                interp = next(
-                    (
-                        ln.split(":", 1)[1].strip()
-                        for ln in proc.stderr.splitlines()
-                        if ln.startswith("looking for:")
-                    ),
-                    "",
-                )
+                hits, interp = cli_search(q["q"], "pets", data, args.limit)
                 m = score_query(hits, set(q["relevant"]), set(q.get("ignore", [])), gt, frames, spec["iou"])
                 rows.append(m)
                 print(

@@ -15,6 +15,8 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -297,3 +299,35 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+# --------------------------------------------------------------------------- camsight run
+
+
+@contextmanager
+def camsight_web(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Iterator[str]:
+    """``camsight run ARGS --port P`` as a user starts it; yields its base URL, stops it with Ctrl-C.
+
+    ``env`` is added to this process's environment (e.g. ``CAMSIGHT_ADMIN_PASSWORD``).
+    """
+    import signal
+    import sys
+
+    port = free_port()
+    exe = Path(sys.executable).with_name("camsight")
+    proc = subprocess.Popen(
+        [str(exe), "run", *args, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        wait_for(lambda: proc.poll() is not None or port_open(port), timeout)
+        assert proc.poll() is None, "camsight run exited"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -10,22 +10,19 @@ each explanation says what it read once.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import API_PASSWORD, CAMSIGHT, add_api_users, run_cli
+from conftest import API_PASSWORD, add_api_users, run_cli
 from fastapi.testclient import TestClient
 
 from camsight.api.app import create_app
 from camsight.config import Config
 from camsight.store.db import open_store
 from tests.browser import browser
-from tests.servers import free_port, port_open, wait_for
+from tests.servers import camsight_web
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -136,23 +133,8 @@ def test_without_jeans_does_not_match_a_person_in_jeans(pets: Path, shared_data:
 @pytest.fixture
 def server(pets: Path) -> Iterator[str]:
     """``camsight run`` on the indexed store, as a user starts it."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(CAMSIGHT), "run", "--data", str(pets), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "CAMSIGHT_ADMIN_PASSWORD": API_PASSWORD},
-    )
-    try:
-        wait_for(lambda: proc.poll() is not None or port_open(port), 60)
-        assert proc.poll() is None, "camsight run exited"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with camsight_web("--data", str(pets), env={"CAMSIGHT_ADMIN_PASSWORD": API_PASSWORD}) as url:
+        yield url
 
 
 def test_the_web_page_shows_corrections_and_each_reading_once(server: str) -> None:

@@ -9,18 +9,14 @@ deletes them; every step is in the audit log. The page is checked on a phone-siz
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.browser import browser
-from tests.conftest import CAMSIGHT
 from tests.integration.test_web_browser import no_sideways_scroll, shot, watch_for_problems
-from tests.servers import free_port, port_open, wait_for
+from tests.servers import camsight_web
 
 pytestmark = [pytest.mark.slow]
 
@@ -38,23 +34,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config = work / "site.yaml"
     # Cameras with no stream: nothing to analyse, but names the users can be given.
     config.write_text("cameras:\n  gate: {}\n  lobby: {}\n")
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(CAMSIGHT), "run", "--config", str(config), "--data", str(work / "data"), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "CAMSIGHT_ADMIN_PASSWORD": FIRST_PASSWORD},
-    )
-    try:
-        wait_for(lambda: proc.poll() is not None or port_open(port), 60)
-        assert proc.poll() is None, "camsight run exited"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    args = ("--config", str(config), "--data", str(work / "data"))
+    with camsight_web(*args, env={"CAMSIGHT_ADMIN_PASSWORD": FIRST_PASSWORD}) as url:
+        yield url
 
 
 def sign_in(page, base: str, name: str, password: str, new_password: str | None = None) -> None:

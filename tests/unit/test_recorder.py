@@ -7,8 +7,10 @@ import json
 import random
 import re
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -43,6 +45,16 @@ def root(tmp_path: Path) -> Path:
 def feed(rec: SegmentRecorder, path: Path, t0: datetime = T0, **options) -> int:
     """``feed_recorder`` with this file's start time."""
     return feed_recorder(rec, path, t0, **options)
+
+
+def demuxed(rec: SegmentRecorder, path: Path, gap: bool = False) -> Iterator[tuple[av.Packet, Any]]:
+    """Opens ``rec`` on ``path``'s video stream; then each packet with a dts, and the stream."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rec.open(stream, gap=gap)
+        for packet in container.demux(stream):
+            if packet.dts is not None:
+                yield packet, stream
 
 
 def rows(store) -> list[RecordingRow]:
@@ -119,17 +131,12 @@ def test_continuous_segments_start_at_keyframes_and_are_contiguous(store, root, 
 def test_packets_are_not_modified(store, root, clip):
     """The worker decodes the same packets it records: recording must leave them as they were."""
     rec = SegmentRecorder(store, "yard", root, RecordConfig(mode="continuous", segment_seconds=4))
-    with av.open(str(clip)) as container:
-        stream = container.streams.video[0]
-        rec.open(stream)
-        decoder_frames = 0
-        for packet in container.demux(stream):
-            if packet.dts is None:
-                continue
-            before = (packet.pts, packet.dts, packet.time_base, packet.stream.index, bytes(packet))
-            rec.packet(packet, T0 + timedelta(seconds=float(packet.pts * stream.time_base)))
-            assert (packet.pts, packet.dts, packet.time_base, packet.stream.index, bytes(packet)) == before
-            decoder_frames += len(stream.codec_context.decode(packet))
+    decoder_frames = 0
+    for packet, stream in demuxed(rec, clip):
+        before = (packet.pts, packet.dts, packet.time_base, packet.stream.index, bytes(packet))
+        rec.packet(packet, T0 + timedelta(seconds=float(packet.pts * stream.time_base)))
+        assert (packet.pts, packet.dts, packet.time_base, packet.stream.index, bytes(packet)) == before
+        decoder_frames += len(stream.codec_context.decode(packet))
     rec.close()
     assert decoder_frames > 400
 
@@ -138,17 +145,13 @@ def test_reconnect_starts_a_new_segment_marked_as_gap(store, root, clip):
     rec = SegmentRecorder(store, "yard", root, RecordConfig(mode="continuous", segment_seconds=60))
     feed(rec, clip, until=12)
     # The camera drops and comes back a minute later; its timestamps start again from zero.
-    with av.open(str(clip)) as container:
-        stream = container.streams.video[0]
-        rec.open(stream, gap=True)
-        assert rec.stats.current is None  # the first connection's segment is finished
-        for packet in container.demux(stream):
-            if packet.dts is None:
-                continue
-            t = float(packet.pts * stream.time_base)
-            if t >= 8:
-                break
-            rec.packet(packet, T0 + timedelta(seconds=60 + t))
+    for i, (packet, stream) in enumerate(demuxed(rec, clip, gap=True)):
+        if i == 0:
+            assert rec.stats.current is None  # the first connection's segment is finished
+        t = float(packet.pts * stream.time_base)
+        if t >= 8:
+            break
+        rec.packet(packet, T0 + timedelta(seconds=60 + t))
     rec.close()
     first, second = rows(store)
     assert not first.gap_before and second.gap_before
@@ -319,16 +322,11 @@ def test_write_errors_are_reported_and_recording_resumes(store, root, clip):
     root.mkdir(parents=True)
     (root / "yard").write_text("not a folder")  # segments cannot be created under it
     rec = SegmentRecorder(store, "yard", root, RecordConfig(mode="continuous", segment_seconds=60))
-    with av.open(str(clip)) as container:
-        stream = container.streams.video[0]
-        rec.open(stream)
-        for packet in container.demux(stream):
-            if packet.dts is None:
-                continue
-            t = float(packet.pts * stream.time_base)
-            if t >= 7 and (root / "yard").is_file():
-                (root / "yard").unlink()  # the disk is fixed
-            rec.packet(packet, T0 + timedelta(seconds=t))
+    for packet, stream in demuxed(rec, clip):
+        t = float(packet.pts * stream.time_base)
+        if t >= 7 and (root / "yard").is_file():
+            (root / "yard").unlink()  # the disk is fixed
+        rec.packet(packet, T0 + timedelta(seconds=t))
     rec.close()
     assert rec.stats.errors >= 2 and "cannot start segment" in rec.stats.last_error
     (row,) = rows(store)
@@ -359,24 +357,19 @@ def test_slices_of_one_picture_become_one_sample(store, root, tmp_path):
     clip = _sliced_clip(tmp_path / "sliced.mp4")
     rec = SegmentRecorder(store, "sliced", root, RecordConfig(mode="continuous", segment_seconds=60))
     fed = 0
-    with av.open(str(clip)) as container:
-        stream = container.streams.video[0]
-        rec.open(stream)
-        for packet in container.demux(stream):
-            if packet.dts is None:
-                continue
-            data, nals = bytes(packet), []
-            while data:  # MP4 samples are length-prefixed NAL units
-                size = int.from_bytes(data[:4], "big")
-                nals.append(data[: 4 + size])
-                data = data[4 + size :]
-            assert packet.is_keyframe is False or len(nals) >= 2
-            for nal in nals:
-                piece = av.Packet(nal)
-                piece.pts, piece.dts, piece.time_base = packet.pts, packet.dts, packet.time_base
-                piece.duration, piece.is_keyframe = packet.duration, packet.is_keyframe
-                rec.packet(piece, T0 + timedelta(seconds=float(packet.pts * stream.time_base)))
-            fed += 1
+    for packet, stream in demuxed(rec, clip):
+        data, nals = bytes(packet), []
+        while data:  # MP4 samples are length-prefixed NAL units
+            size = int.from_bytes(data[:4], "big")
+            nals.append(data[: 4 + size])
+            data = data[4 + size :]
+        assert packet.is_keyframe is False or len(nals) >= 2
+        for nal in nals:
+            piece = av.Packet(nal)
+            piece.pts, piece.dts, piece.time_base = packet.pts, packet.dts, packet.time_base
+            piece.duration, piece.is_keyframe = packet.duration, packet.is_keyframe
+            rec.packet(piece, T0 + timedelta(seconds=float(packet.pts * stream.time_base)))
+        fed += 1
     rec.close()
     (row,) = rows(store)
     assert not row.gap_before
@@ -474,22 +467,17 @@ def test_a_damaged_picture_of_a_reencoded_camera_is_dropped_not_the_segment(stor
     same segment and every other picture is in it."""
     rec = SegmentRecorder(store, "hall", root, RecordConfig(mode="continuous", segment_seconds=60))
     fed = 0
-    with av.open(str(vtest)) as container:
-        stream = container.streams.video[0]
-        rec.open(stream)
-        for packet in container.demux(stream):
-            if packet.dts is None:
-                continue
-            t = float(packet.pts * stream.time_base)
-            if t >= 6:
-                break
-            if fed == 20:  # a P picture, its bytes replaced by noise: the decoder refuses it
-                damaged = av.Packet(random.Random(7).randbytes(packet.size))
-                damaged.pts, damaged.dts, damaged.time_base = packet.pts, packet.dts, packet.time_base
-                damaged.duration, damaged.is_keyframe = packet.duration, packet.is_keyframe
-                packet = damaged
-            rec.packet(packet, T0 + timedelta(seconds=t))
-            fed += 1
+    for packet, stream in demuxed(rec, vtest):
+        t = float(packet.pts * stream.time_base)
+        if t >= 6:
+            break
+        if fed == 20:  # a P picture, its bytes replaced by noise: the decoder refuses it
+            damaged = av.Packet(random.Random(7).randbytes(packet.size))
+            damaged.pts, damaged.dts, damaged.time_base = packet.pts, packet.dts, packet.time_base
+            damaged.duration, damaged.is_keyframe = packet.duration, packet.is_keyframe
+            packet = damaged
+        rec.packet(packet, T0 + timedelta(seconds=t))
+        fed += 1
     rec.close()
     (row,) = rows(store)
     assert rec.stats.errors == 0, rec.stats.last_error

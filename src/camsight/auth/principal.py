@@ -28,30 +28,23 @@ class UserInfo:
     last_login_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: UserRow) -> UserInfo:
-        return cls(
-            id=row.id,
-            name=row.name,
-            role=row.role,
-            cameras=tuple(row.cameras) if row.cameras is not None else None,
-            disabled=bool(row.disabled),
-            must_change_password=bool(row.must_change_password),
-            created_at=row.created_at,
-            last_login_at=row.last_login_at,
-        )
+    def from_row(cls, row: UserRow | Any, prefix: str = "") -> UserInfo:
+        """From a ``UserRow``, or a query row holding its columns as ``<prefix><column>``
+        (secrets_store.lookup reads them beside a token's as ``owner_<column>``)."""
 
-    @classmethod
-    def from_columns(cls, row: Any) -> UserInfo:
-        """From a query row holding the user's columns as ``owner_<column>`` (secrets_store.lookup)."""
+        def col(name: str) -> Any:
+            return getattr(row, prefix + name)
+
+        cameras = col("cameras")
         return cls(
-            id=row.owner_id,
-            name=row.owner_name,
-            role=row.owner_role,
-            cameras=tuple(row.owner_cameras) if row.owner_cameras is not None else None,
-            disabled=bool(row.owner_disabled),
-            must_change_password=bool(row.owner_must_change_password),
-            created_at=row.owner_created_at,
-            last_login_at=row.owner_last_login_at,
+            id=col("id"),
+            name=col("name"),
+            role=col("role"),
+            cameras=tuple(cameras) if cameras is not None else None,
+            disabled=bool(col("disabled")),
+            must_change_password=bool(col("must_change_password")),
+            created_at=col("created_at"),
+            last_login_at=col("last_login_at"),
         )
 
     def to_dict(self) -> dict[str, Any]:

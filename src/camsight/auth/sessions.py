@@ -134,7 +134,7 @@ def peek(
     new_expiry = _expiry(row.created_at, now, idle, lifetime)
     if now - row.last_seen_at >= TOUCH_EVERY or new_expiry - row.expires_at >= TOUCH_EVERY:
         return None, True
-    return Principal(UserInfo.from_columns(row), "session", row.id, row.expires_at), False
+    return Principal(UserInfo.from_row(row, prefix="owner_"), "session", row.id, row.expires_at), False
 
 
 def revoke(session: Session, token: str, *, now: datetime | None = None) -> bool:

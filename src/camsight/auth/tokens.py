@@ -179,7 +179,7 @@ def peek(
         return None, False
     if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
         return None, True
-    return Principal(UserInfo.from_columns(row), "token", row.id, row.expires_at), False
+    return Principal(UserInfo.from_row(row, prefix="owner_"), "token", row.id, row.expires_at), False
 
 
 def _find(session: Session, ref: int | str, user: str | None) -> tuple[ApiTokenRow, str]:
