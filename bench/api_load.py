@@ -19,7 +19,11 @@ ratios of the single-client ones from the same run (the machine is shared and
 noisy: compare ratios and CPU per answer across runs, not absolute
 milliseconds).
 
+Live cameras store new tracks every few seconds, and each new revision of the tracks makes a
+search run again; ``--no-result-cache`` turns kept results off altogether.
+
     python bench/api_load.py [--clients 30] [--seconds 60] [--single-seconds 10] [--tracks 20000]
+                             [--no-result-cache]
 """
 
 from __future__ import annotations
@@ -68,10 +72,11 @@ def quantile(samples: list[float], q: float) -> float:
 class Service:
     """``camsight run`` in a subprocess with the two live cameras; stopped with SIGINT like Ctrl-C."""
 
-    def __init__(self, data: Path, port: int, log: Path) -> None:
+    def __init__(self, data: Path, port: int, log: Path, *, result_cache: bool = True) -> None:
         config = data.parent / "site.yaml"
         detector = f"detector: {{backend: yolox, model: {YOLOX}}}\n" if YOLOX.exists() else ""
-        config.write_text(detector)
+        kept = "" if result_cache else "api: {search_cache: 0}\n"
+        config.write_text(detector + kept)
         exe = Path(sys.executable).with_name("camsight")
         args = [str(exe), "run", "--data", str(data), "--config", str(config), "--port", str(port)]
         for name, clip in CLIPS.items():
@@ -210,6 +215,11 @@ def main() -> None:
     )
     parser.add_argument("--tracks", type=int, default=20_000, help="synthetic tracks stored before the start")
     parser.add_argument("--warmup", type=float, default=60.0, help="wait at most this long for the cameras")
+    parser.add_argument(
+        "--no-result-cache",
+        action="store_true",
+        help="api.search_cache: 0, so every answer is searched anew (the cost of searching itself)",
+    )
     args = parser.parse_args()
     missing = [str(p) for p in CLIPS.values() if not p.exists()]
     if missing:
@@ -227,14 +237,20 @@ def main() -> None:
             secret = tokens.create(session, USER, "load-bench", by=Actor.system()).secret
         store.close()
 
-        service = Service(data, _free_port(), Path(tmp) / "service.log")
+        service = Service(
+            data, _free_port(), Path(tmp) / "service.log", result_cache=not args.no_result_cache
+        )
         try:
             service.wait_ready()
             with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {secret}"}) as http:
                 for q in QUERIES:  # the index is built and every query parsed once before timing
                     http.get("/api/v1/search", params={"q": q}, timeout=120).raise_for_status()
                 states = wait_connected(http, args.warmup)
-            print(f"camsight run at {service.url}; live cameras {states}; {args.tracks:,} synthetic tracks")
+            kept = "off" if args.no_result_cache else "on (api.search_cache)"
+            print(
+                f"camsight run at {service.url}; live cameras {states}; {args.tracks:,} synthetic tracks; "
+                f"kept results {kept}"
+            )
             print(
                 f"{'phase':22} {'answers':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
                 f"{'max ms':>8} {'errors':>6} {'CPU ms':>8}"

@@ -235,7 +235,9 @@ def main() -> None:
             if users.find_user(session, USER) is None:
                 users.create_user(session, USER, PASSWORD, "operator", by=Actor.system())
             secret = tokens.create(session, USER, f"bench-{time.time_ns()}", by=Actor.system()).secret
-        app = create_app(Config(), store)
+        app = create_app(
+            Config.model_validate({"api": {"search_cache": 0}}), store
+        )  # time searches, not kept results
         with (
             ApiServer(app) as server,
             httpx.Client(

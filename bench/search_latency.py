@@ -16,6 +16,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,24 +42,42 @@ QUERIES = [
 EMBEDDING_DIM = 512
 
 
-def fill(store, n: int, embedded: int, cameras: int = 16, seed: int = 0) -> None:
-    """Insert ``n`` synthetic tracks in batches through the raw connection (fast)."""
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+#: The columns of :func:`synthetic_tracks`' rows, then the constant columns every synthetic track shares.
+TRACK_COLUMNS = (
+    "id",
+    "source_id",
+    "camera_id",
+    "local_id",
+    "label",
+    "start_t",
+    "end_t",
+    "start_at",
+    "end_at",
+    "facets",
+)
+CONSTANT_COLUMNS = (
+    ("first_frame", 1), ("last_frame", 2), ("num_observations", 2), ("confidence", 0.8), ("speed_px_s", 10),
+    ("speed_bh_s", 0.5), ("max_speed_px_s", 20), ("heading", "left"), ("displacement_px", 50), ("path_px", 60),
+    ("carried", "{}"), ("labels_seen", "{}"),
+)  # fmt: skip
+
+
+def synthetic_cameras(cameras: int = 16) -> list[tuple[tuple, tuple]]:
+    """(camera row, source row) per camera, in the column order of :func:`fill`'s inserts."""
+    return [
+        ((c + 1, f"cam{c + 1}", T0), (c + 1, c + 1, f"/synthetic/cam{c + 1}.mp4", f"fp{c}", T0, T0))
+        for c in range(cameras)
+    ]
+
+
+def synthetic_tracks(
+    n: int, embedded: int, cameras: int = 16, seed: int = 0, batch: int = 50_000
+) -> Iterator[tuple[list[tuple], list[tuple[int, bytes]]]]:
+    """Batches of ``n`` synthetic tracks (rows of :data:`TRACK_COLUMNS`) and the first ``embedded``
+    tracks' unit 512-d embeddings as ``(track id, float32 bytes)``."""
     rng = np.random.default_rng(seed)
-    t0 = datetime(2026, 11, 1, tzinfo=UTC)
-    with store.engine.begin() as conn:
-        for c in range(cameras):
-            conn.exec_driver_sql(
-                "INSERT INTO cameras (id, name, kind, created_at) VALUES (?, ?, 'file', ?)",
-                (c + 1, f"cam{c + 1}", t0),
-            )
-            conn.exec_driver_sql(
-                "INSERT INTO sources (id, camera_id, uri, fingerprint, status, settings_key, settings, width, "
-                "height, native_fps, frames_decoded, frames_analysed, frames_detected, started_at, "
-                "wallclock_start) VALUES (?, ?, ?, ?, 'complete', 'x', '{}', 1920, 1080, 25, 0, 0, 0, ?, ?)",
-                (c + 1, c + 1, f"/synthetic/cam{c + 1}.mp4", f"fp{c}", t0, t0),
-            )
     labels = np.array(["person"] * 7 + ["car"] * 2 + ["truck", "bus", "bicycle"])
-    batch = 50_000
     pal = np.array([0.30, 0.12, 0.12, 0.07, 0.03, 0.03, 0.05, 0.15, 0.03, 0.03, 0.07])  # colour priors
     pal /= pal.sum()
     next_id = 1
@@ -105,29 +124,50 @@ def fill(store, n: int, embedded: int, cameras: int = 16, seed: int = 0) -> None
                 str(lab[i]),
                 float(st[i]),
                 float(st[i] + dur[i]),
-                t0 + timedelta(seconds=float(st[i])),
-                t0 + timedelta(seconds=float(st[i] + dur[i])),
+                T0 + timedelta(seconds=float(st[i])),
+                T0 + timedelta(seconds=float(st[i] + dur[i])),
                 facets[i].tobytes(),
             )
             for i in range(m)
         ]
-        with store.engine.begin() as conn:
+        vectors: list[tuple[int, bytes]] = []
+        if start < embedded:
+            k = min(m, embedded - start)
+            vec = rng.standard_normal((k, EMBEDDING_DIM)).astype(np.float32)
+            vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+            vectors = [(int(ids[i]), vec[i].tobytes()) for i in range(k)]
+        yield rows, vectors
+        next_id += m
+
+
+def insert_cameras(store, cameras: int = 16) -> None:
+    """The synthetic cameras and one complete source each, through the raw connection (SQLite)."""
+    with store.engine.begin() as conn:
+        for camera, source in synthetic_cameras(cameras):
             conn.exec_driver_sql(
-                "INSERT INTO tracks (id, source_id, camera_id, local_id, label, start_t, end_t, start_at, "
-                "end_at, facets, first_frame, last_frame, num_observations, confidence, speed_px_s, "
-                "speed_bh_s, max_speed_px_s, heading, displacement_px, path_px, carried, labels_seen) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 2, 2, 0.8, 10, 0.5, 20, 'left', 50, 60, '{}', '{}')",
-                rows,
+                "INSERT INTO cameras (id, name, kind, created_at) VALUES (?, ?, 'file', ?)", camera
             )
-            if start < embedded:
-                k = min(m, embedded - start)
-                vec = rng.standard_normal((k, EMBEDDING_DIM)).astype(np.float32)
-                vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+            conn.exec_driver_sql(
+                "INSERT INTO sources (id, camera_id, uri, fingerprint, status, settings_key, settings, width, "
+                "height, native_fps, frames_decoded, frames_analysed, frames_detected, started_at, "
+                "wallclock_start) VALUES (?, ?, ?, ?, 'complete', 'x', '{}', 1920, 1080, 25, 0, 0, 0, ?, ?)",
+                source,
+            )
+
+
+def fill(store, n: int, embedded: int, cameras: int = 16, seed: int = 0) -> None:
+    """Insert ``n`` synthetic tracks in batches through the raw connection (fast; SQLite)."""
+    insert_cameras(store, cameras)
+    columns = ", ".join(TRACK_COLUMNS + tuple(c for c, _ in CONSTANT_COLUMNS))
+    values = ", ".join(["?"] * len(TRACK_COLUMNS) + [repr(v) for _, v in CONSTANT_COLUMNS])
+    for rows, vectors in synthetic_tracks(n, embedded, cameras, seed):
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(f"INSERT INTO tracks ({columns}) VALUES ({values})", rows)
+            if vectors:
                 conn.exec_driver_sql(
                     "INSERT INTO track_embeddings (track_id, model, vector) VALUES (?, 'synthetic', ?)",
-                    [(int(ids[i]), vec[i].tobytes()) for i in range(k)],
+                    vectors,
                 )
-        next_id += m
     with store.session() as session:
         repo.bump_revision(session)
 
@@ -156,7 +196,7 @@ def main() -> None:
                 f"filled {args.tracks:,} tracks ({args.embedded:,} with embeddings) in "
                 f"{time.perf_counter() - t:.1f} s"
             )
-        engine = SearchEngine(store)
+        engine = SearchEngine(store, result_cache=0)  # time the search itself, not a kept result
         t = time.perf_counter()
         index = engine.index_cache.get()
         print(f"index build from the database: {time.perf_counter() - t:.2f} s for {len(index):,} tracks")

@@ -41,7 +41,15 @@ FALL = DATA / "urfall" / "fall-01-cam0.mp4"
 YOLOX_ARGS = ("--detector", "yolox", "--model", str(YOLOX_MODEL))
 
 # Settings a developer may have exported; the tests choose their own.
-_ISOLATED_ENV = ("CAMSIGHT_CONFIG", "CAMSIGHT_MODELS", "CAMSIGHT_DATA", "CAMSIGHT_LOG", "COLUMNS", "LINES")
+_ISOLATED_ENV = (
+    "CAMSIGHT_CONFIG",
+    "CAMSIGHT_MODELS",
+    "CAMSIGHT_DATA",
+    "CAMSIGHT_LOG",
+    "CAMSIGHT_DATABASE_URL",
+    "COLUMNS",
+    "LINES",
+)
 
 
 # --------------------------------------------------------------------------- shared data
@@ -236,12 +244,66 @@ def db_query(data_dir: Path, sql: str, params: Sequence[object] = ()) -> list[tu
         con.close()
 
 
+@pytest.fixture(autouse=True)
+def _no_database_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's ``CAMSIGHT_DATABASE_URL`` must not send every test's store to their server."""
+    monkeypatch.delenv("CAMSIGHT_DATABASE_URL", raising=False)
+
+
+#: The databases a test marked ``both_databases`` runs on; the PostgreSQL half is marked ``postgres``.
+DATABASES = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests (or modules) marked ``both_databases`` that use the store run on SQLite and PostgreSQL."""
+    if "database" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize("database", DATABASES, indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the PostgreSQL server is marked ``postgres`` (``-m postgres`` runs them all)."""
+    for item in items:
+        if "postgres_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Any]:
-    """An empty, migrated store in ``tmp_path/data``, closed after the test."""
+def database(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` (the default) or ``postgres`` (tests marked ``both_databases`` get both)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated(postgres_server: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The name of a PostgreSQL database migrated to the newest revision, to copy stores from."""
+    from sqlalchemy.engine import make_url
+
     from camsight.store.db import open_store
 
-    s = open_store(tmp_path / "data")
+    url = postgres_server.new_database()
+    open_store(tmp_path_factory.mktemp("pg-migrated"), url=url).close()  # no connection may stay open
+    return make_url(url).database
+
+
+@pytest.fixture
+def database_url(database: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The URL ``open_store`` gets: None (the SQLite file) or a fresh PostgreSQL database, already
+    migrated (a server-side copy of a migrated one: migrating each took most of a test's time)."""
+    if database != "postgres":
+        yield None
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.new_database(template=request.getfixturevalue("postgres_migrated"))
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture
+def store(tmp_path: Path, database_url: str | None) -> Iterator[Any]:
+    """An empty, migrated store in ``tmp_path/data`` (on PostgreSQL when ``database`` says), closed after."""
+    from camsight.store.db import open_store
+
+    s = open_store(tmp_path / "data", url=database_url)
     yield s
     s.close()
 
@@ -257,9 +319,23 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: Any) -> str:
-    """The SQLAlchemy URL of a fresh, empty PostgreSQL database for this test."""
-    return postgres_server.new_database()
+def postgres_url(postgres_server: Any) -> Iterator[str]:
+    """The SQLAlchemy URL of a fresh, empty PostgreSQL database for this test (dropped after it)."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+def save_records(store: Any, camera: str, records: list[Any], wallclock_start: Any) -> None:
+    """Store ``records`` (TrackRecords) as one complete source of ``camera``, as indexing a file does."""
+    from camsight.store import repository as repo
+
+    plan = repo.plan_source(
+        store, camera=camera, uri=f"/video/{camera}.mp4", fingerprint=camera, settings_key="k",
+        settings={}, width=640, height=480, native_fps=10.0, duration=600.0, wallclock_start=wallclock_start,
+    )  # fmt: skip
+    repo.save_tracks(store, plan.source_id, plan.camera_id, records, {})
+    repo.finish_source(store, plan.source_id, "complete", {}, None)
 
 
 def store_snapshot(data_dir: Path) -> dict[str, list[tuple]]:

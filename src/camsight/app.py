@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -82,12 +83,20 @@ class Service:
         web: bool = True,
         quick_cameras: Mapping[str, str] | None = None,
         reload_seconds: float = RELOAD_SECONDS,
+        node: str | None = None,
+        node_url: str | None = None,
     ) -> None:
+        from camsight.service.nodes import Heartbeat, NodeContext
         from camsight.service.supervisor import Supervisor
 
         unknown = sorted(set(only or ()) - set(config.cameras))
         if unknown:
             raise ConfigError(f"--only: no camera named {unknown[0]!r} in the config")
+        elsewhere = [n for n in only or () if config.cameras[n].node != node]
+        if elsewhere:
+            owner = config.cameras[elsewhere[0]].node
+            runs_on = f"node {owner!r}" if owner else "a process without --node"
+            raise ConfigError(f"--only: camera {elsewhere[0]!r} runs on {runs_on} (its `node:`)")
         if config.alerts.sink_names():
             from camsight.alerts.dispatcher import check_sinks
             from camsight.alerts.links import EventLinks
@@ -96,6 +105,9 @@ class Service:
             # rather than the alert thread failing later.
             check_sinks(config.alerts)
             EventLinks.from_config(config, store.root)
+        #: This process as a node of several (``--node``): name, shared secret (required), settings.
+        self.node = NodeContext.for_process(node, config.nodes, node_url)
+        store.node = node
         self.config = config
         self.store = store
         self.config_path = config_path
@@ -107,11 +119,23 @@ class Service:
         self.config_problem: str | None = None
         self._file_stamp = _stamp(config_path)
         #: Cameras that will run: enabled, with a URL, and chosen by ``only`` (all when None).
-        self.live = [n for n, c in config.cameras.items() if c.url and c.enabled and (not only or n in only)]
+        self.live = [
+            n
+            for n, c in config.cameras.items()
+            if c.url and c.enabled and (not only or n in only) and c.node == node
+        ]
+        if node is not None:
+            nobody = sorted(n for n, c in config.cameras.items() if c.url and c.enabled and c.node is None)
+            if nobody:
+                log.warning(
+                    "cameras without `node:` run on no node (give each its node): %s", ", ".join(nobody)
+                )
         if not self.live and not web:
             raise ConfigError("no cameras to run: add `url:` to a camera in the config, or --camera NAME=URL")
         self.stop = threading.Event()
-        self.supervisor: Supervisor = Supervisor(config, store, cameras=list(only) if only else None)
+        self.supervisor: Supervisor = Supervisor(
+            config, store, cameras=list(only) if only else None, node=node
+        )
         from camsight.service.metrics import ServiceMetrics
 
         #: Prometheus metrics (docs/metrics.md), on the API server or their own listener (metrics.listen).
@@ -124,14 +148,21 @@ class Service:
         #: The one-time admin password made at the first start (None when an admin exists or it is set).
         self.one_time_password: str | None = None
         self.api: FastAPI | None = self._build_api() if web else None
+        #: The node's heartbeat in the shared database (None: not a node).
+        self.heartbeat: Heartbeat | None = None
+        if node is not None:
+            if node_url is None:
+                raise ConfigError("--node needs the URL the other nodes reach this one at (--node-url)")
+            self.heartbeat = Heartbeat(store, self.node, lambda: list(self.supervisor.cameras))
+            self.heartbeat.register()  # NodeConflict when a running process has this name
 
     @classmethod
     def open(cls, config: Config, data_dir: Path, *, config_path: Path, **options: Any) -> Service:
         """Open (create, migrate) the store in ``data_dir`` and build the service on it (``options``
         as for the constructor)."""
-        from camsight.store.db import open_store
+        from camsight.store.db import open_store, url_for
 
-        store = open_store(data_dir)
+        store = open_store(data_dir, url=url_for(config.store))
         try:
             return cls(config, store, config_path=config_path, **options)
         except BaseException:
@@ -154,6 +185,7 @@ class Service:
         )
         # Which cameras came from --camera is known now, before anyone edits the file by hand.
         api.state.config_file = ConfigFile.from_running(self.config_path, self.config)
+        api.state.node = self.node
         return api
 
     def serve(
@@ -176,6 +208,8 @@ class Service:
             self._start_metrics_listener(say)
             if self.api is not None:
                 self.supervisor.api_address = (host, port)  # the links in alerts point here by default
+            if self.heartbeat is not None:
+                self.heartbeat.start()
             self._worker.start()
             self._watcher.start()
             if self.api is None:
@@ -197,6 +231,11 @@ class Service:
         server = uvicorn.Server(server_config(self.api, host, port, log_level="warning", access_log=False))
         # Long responses (a live view) end when they see the server stopping, so Ctrl-C is not held up.
         self.api.state.server = server
+        # What start-up built (config, routes, schemas, the store's metadata) lives as long as the
+        # process: keep it out of the garbage collector's full passes, which walked all of it again
+        # and again under a stream of searches (the usual gc.freeze() of long-running servers).
+        gc.collect()
+        gc.freeze()
         shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         say(
             f"camsight: http://{shown}:{port}/ in a browser; API at /api/v1/ "
@@ -287,6 +326,9 @@ class Service:
             self._worker.join(STOP_SECONDS)
         if self.metrics_listener is not None:
             self.metrics_listener.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+            self.heartbeat = None
         self.store.close()
 
 

@@ -308,4 +308,3 @@ def test_index_a_model_that_fails_on_every_frame_is_one_line(tmp_path: Path, cli
     model = broken_yolox(tmp_path / "broken.onnx")
     proc = run_cli("index", clip, "--detector", "yolox", "--model", model, "--data", tmp_path / "d")
     assert_clean_failure(proc, model.name, "failed on a frame")
-

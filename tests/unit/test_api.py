@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 
 from camsight.api.app import create_app
 from camsight.auth import audit, tokens, users
@@ -18,12 +19,12 @@ from camsight.store.repository import get_or_create_camera
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The data folder every test starts from, built once: migrating a new store and hashing
-    five passwords (argon2, slow on purpose) for each test was most of this module's time."""
-    data = tmp_path_factory.mktemp("api-template") / "data"
-    store = open_store(data)
+# Every test that uses the store runs on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
+
+def _fill(data: Path, url: str | None = None) -> None:
+    store = open_store(data, url=url)
     try:
         with store.session() as session:
             get_or_create_camera(session, "lobby")
@@ -37,15 +38,39 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             users.create_user(session, "newbie", PASSWORD, "operator", by=by, must_change_password=True)
     finally:
         store.close()
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data folder every test starts from, built once: migrating a new store and hashing
+    five passwords (argon2, slow on purpose) for each test was most of this module's time."""
+    data = tmp_path_factory.mktemp("api-template") / "data"
+    _fill(data)
     return data
 
 
+@pytest.fixture(scope="module")
+def pg_template(postgres_server, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The same, as a PostgreSQL database (its name) that each test's database is copied from."""
+    url = postgres_server.new_database()
+    _fill(tmp_path_factory.mktemp("api-pg-template") / "data", url)
+    return make_url(url).database
+
+
 @pytest.fixture
-def store(template: Path, tmp_path: Path):
+def store(template: Path, tmp_path: Path, database: str, request: pytest.FixtureRequest):
     """A private copy of the template store (a test's changes stay its own)."""
-    store = open_store(shutil.copytree(template, tmp_path / "data"))
+    data = shutil.copytree(template, tmp_path / "data")
+    url, server = None, None
+    if database == "postgres":
+        (data / "camsight.db").unlink()
+        server = request.getfixturevalue("postgres_server")
+        url = server.new_database(request.getfixturevalue("pg_template"))
+    store = open_store(data, url=url)
     yield store
     store.close()
+    if server is not None and url is not None:
+        server.drop_database(url)
 
 
 @pytest.fixture

@@ -21,9 +21,19 @@ from camsight.errors import CamsightError
 from camsight.store.db import open_store
 from camsight.store.models import AuditLogRow, utcnow
 
+# The store fixture runs each test on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 
 def sql(store, statement, params=()):
-    """Tamper as an attacker would: plain sqlite3, behind camsight's back."""
+    """Tamper as an attacker would: plain sqlite3 (or psycopg), behind camsight's back."""
+    if store.dialect == "postgresql":
+        import psycopg
+
+        dsn = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn) as pg:
+            cursor = pg.execute(statement.replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
     con = sqlite3.connect(store.root / "camsight.db")
     try:
         rows = con.execute(statement, params).fetchall()
@@ -179,8 +189,8 @@ def test_deleted_head_record_is_noticed(store):
     assert not result.ok and result.broken_id == 2 and "head" in result.reason
 
 
-def _append_many(data_dir: str, who: str, n: int, barrier) -> None:
-    s = open_store(Path(data_dir))
+def _append_many(data_dir: str, url: str | None, who: str, n: int, barrier) -> None:
+    s = open_store(Path(data_dir), url=url)
     try:
         barrier.wait(60)  # start together, so the appends really race
         for i in range(n):
@@ -194,11 +204,15 @@ def _append_many(data_dir: str, who: str, n: int, barrier) -> None:
 @pytest.mark.slow
 def test_concurrent_appends_from_two_processes_keep_the_chain(store):
     # (Reading the head before taking the write lock fails this test within a few appends.)
+    # On PostgreSQL the children race for the advisory lock instead of SQLite's write lock.
+    url = None if store.dialect == "sqlite" else store.engine.url.render_as_string(hide_password=False)
     store.close()  # only the children write
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
     n = 100
-    procs = [ctx.Process(target=_append_many, args=(str(store.root), f"p{k}", n, barrier)) for k in range(2)]
+    procs = [
+        ctx.Process(target=_append_many, args=(str(store.root), url, f"p{k}", n, barrier)) for k in range(2)
+    ]
     for p in procs:
         p.start()
     for p in procs:

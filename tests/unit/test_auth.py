@@ -376,6 +376,7 @@ def test_old_sessions_are_pruned(store):
 # --------------------------------------------------------------------------- rate limit
 
 
+@pytest.mark.both_databases
 def test_rate_limit_per_name_at_an_address_with_growing_delays(store):
     policy = RateLimitPolicy(
         window=timedelta(minutes=15),
@@ -413,7 +414,8 @@ def test_rate_limit_per_name_at_an_address_with_growing_delays(store):
         assert exc.value.retry_after == 119
     # Stored in the database: a restart does not forget.
     store.engine.dispose()
-    reopened = open_store(store.root)
+    url = None if store.dialect == "sqlite" else store.engine.url.render_as_string(hide_password=False)
+    reopened = open_store(store.root, url=url)
     with reopened.session() as db:
         with pytest.raises(RateLimited):
             ratelimit.check(db, "alice", "10.0.0.1", now=at(7, 29), policy=policy)
@@ -435,6 +437,7 @@ def test_rate_limit_per_name_at_an_address_with_growing_delays(store):
     reopened.close()
 
 
+@pytest.mark.both_databases
 def test_rate_limit_per_address(store):
     policy = RateLimitPolicy(per_name=5, per_ip=20)
     t0 = utcnow()
@@ -479,6 +482,7 @@ def test_login_success_failure_and_audit(store):
 
 
 @pytest.mark.slow
+@pytest.mark.both_databases
 def test_login_is_rate_limited_and_recorded(store):
     add(store, "alice")
     policy = RateLimitPolicy(per_name=3, per_ip=100)

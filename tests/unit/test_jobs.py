@@ -38,6 +38,7 @@ def upload_copy(src: Path, root: Path, name: str | None = None) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.both_databases
 def test_index_job_runs_to_done(runner, store, tmp_path, clip_factory):
     clip = clip_factory(tmp_path / "gate.mp4", frames=40, fps=10, size=(320, 240))
     job = runner.submit_index(clip, "gate", by="olga", file="Gate clip.mp4")
@@ -198,6 +199,7 @@ def test_reindex_follows_config_changes(store, tmp_path, clip_factory):
         runner.stop()
 
 
+@pytest.mark.both_databases
 def test_list_is_newest_first_and_filtered_by_camera(store):
     runner = JobRunner(store, Config())  # not started: jobs stay queued
     ids = [runner.submit_index(Path(f"/x/{i}.mp4"), cam, by="olga").id for i, cam in enumerate("abab")]

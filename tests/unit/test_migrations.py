@@ -27,7 +27,7 @@ def test_reopening_is_idempotent(tmp_path):
     store = open_store(tmp_path / "data")
     with store.engine.connect() as conn:
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-    assert version == "0008"  # the newest migration (legal holds)
+    assert version == "0010"  # the newest migration (pgvector columns; a no-op on SQLite)
     store.close()
 
 

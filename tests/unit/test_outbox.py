@@ -31,6 +31,9 @@ from camsight.config import AlertsConfig, MqttConfig, RetryConfig, WebhookConfig
 from camsight.store.db import Store
 from camsight.store.models import Camera, EventRow, OutboxRow
 
+# The store fixture runs each test on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 
 

@@ -48,10 +48,14 @@ def _add_source(store, camera, records, wallclock=T0):
     repo.finish_source(store, plan.source_id, "complete", {}, None)
 
 
-def _store(tmp_path, camera="lobby", records=(), wallclock=T0):
-    store = open_store(tmp_path / "data")
+def _store(tmp_path, camera="lobby", records=(), wallclock=T0, url=None):
+    store = open_store(tmp_path / "data", url=url)
     _add_source(store, camera, records, wallclock)
     return store
+
+
+# The tests on the five-track store run on SQLite and on PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_databases
 
 
 def _colours(upper=None, lower=None):
@@ -59,7 +63,8 @@ def _colours(upper=None, lower=None):
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path, database_url):
+    """Five tracks on one camera; on SQLite and on PostgreSQL for tests marked both_databases."""
     records = [
         _record(1, "person", _colours({"red": 0.9}, {"blue": 0.8}), start=0),
         _record(2, "person", _colours({"red": 0.6}, {"black": 0.9}), start=10),
@@ -72,7 +77,7 @@ def store(tmp_path):
         ),
         _record(5, "car", TrackAttributes(colours={"body": {"red": 0.9}}, vehicle={"car": 1.0}), start=40),
     ]
-    s = _store(tmp_path, records=records)
+    s = _store(tmp_path, records=records, url=database_url)
     yield s
     s.close()
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import save_records
+from servers import wait_until
 from sqlalchemy import event, text
 
 from camsight.records.attributes import TrackAttributes
@@ -69,12 +71,7 @@ def _people(rng: np.random.Generator, people: int) -> list[TrackRecord]:
 
 
 def _add(store: Store, camera: str, records: list[TrackRecord]) -> None:
-    plan = repo.plan_source(
-        store, camera=camera, uri=f"/video/{camera}.mp4", fingerprint=camera, settings_key="k",
-        settings={}, width=640, height=480, native_fps=10.0, duration=600.0, wallclock_start=T0,
-    )  # fmt: skip
-    repo.save_tracks(store, plan.source_id, plan.camera_id, records, {})
-    repo.finish_source(store, plan.source_id, "complete", {}, None)
+    save_records(store, camera, records, T0)
 
 
 @pytest.fixture
@@ -242,3 +239,63 @@ def test_hit_row_cache_is_bounded(store: Store) -> None:
     assert sorted(rows) == sorted(ids)
     assert len(reader.cache) == 5
     assert reader.read(ids[-3:], lineage=2).keys() == set(ids[-3:])  # another lineage: read again
+
+
+def test_a_repeated_search_is_answered_from_the_kept_result_until_tracks_change(store: Store) -> None:
+    engine = SearchEngine(store)
+    first = engine.search("person in grey", limit=20)
+    statements = _count_statements(store)
+    again = engine.search("person in grey", limit=20)
+    assert again.hits is first.hits  # kept, not searched again
+    assert again.to_dict() | {"seconds": 0} == first.to_dict() | {"seconds": 0}
+    assert not [s for s in statements if "FROM tracks" in s]  # only the revision was read
+    # New tracks: the next search runs again and sees them.
+    _add(store, "yard", _people(np.random.default_rng(5), 20))
+    after = engine.search("person in grey", limit=500)
+    assert any(h.camera == "yard" for h in after.hits)
+    fresh = SearchEngine(store).search("person in grey", limit=500)
+    assert after.to_dict() | {"seconds": 0} == fresh.to_dict() | {"seconds": 0}
+
+
+def test_searches_with_time_words_or_no_cache_are_never_kept(store: Store) -> None:
+    engine = SearchEngine(store)
+    engine.search("person in grey yesterday", limit=5)
+    engine.search("person in grey after 18:00", limit=5)
+    assert not engine.results._results
+    engine.search("person in grey", limit=5)
+    engine.search("person in grey", limit=6)  # another limit is another result
+    assert len(engine.results._results) == 2
+    off = SearchEngine(store, result_cache=0)
+    a, b = off.search("person in grey", limit=5), off.search("person in grey", limit=5)
+    assert a.hits is not b.hits and not off.results._results
+
+
+def test_the_same_search_asked_at_once_is_made_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many clients asking the same thing as new tracks come in: one searches, the others wait for it."""
+    import threading
+
+    engine = SearchEngine(store)
+    engine.index_cache.get()
+    made: list[int] = []
+    release = threading.Event()
+    real = engine.run
+
+    def slow_run(*args: Any, **kw: Any) -> Any:
+        made.append(1)
+        release.wait(30)  # the others arrive while this search is being made
+        return real(*args, **kw)
+
+    monkeypatch.setattr(engine, "run", slow_run)
+    answers: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(engine.search("person in grey", limit=10)))
+        for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    wait_until(lambda: len(made) == 1 and len(engine.results._running) == 1, timeout=30)
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert len(made) == 1 and len(answers) == 6
+    assert all(a.hits is answers[0].hits for a in answers)

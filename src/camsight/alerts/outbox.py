@@ -258,18 +258,40 @@ def claim_next(
     own transaction and commit right after: the first statement is the
     conditional UPDATE, which takes SQLite's write lock before reading, so
     two processes cannot both claim the same head.
+
+    On PostgreSQL several deliverers (processes, nodes) claim at once without
+    waiting for each other: the head row is locked ``FOR UPDATE SKIP LOCKED``,
+    so a head another deliverer is claiming is skipped, not claimed twice,
+    and the sink keeps its order (nothing behind a claimed head is taken).
     """
     at = as_utc(now or utcnow())
-    claimed = session.execute(
-        update(OutboxRow)
-        .where(OutboxRow.id == _head_id(sink), OutboxRow.next_attempt_at <= at)
-        .values(next_attempt_at=at + timedelta(seconds=lease_s))
-        .returning(OutboxRow.id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if claimed is None:
-        return None
-    row = session.get_one(OutboxRow, claimed[0], populate_existing=True)
+    due = (OutboxRow.id == _head_id(sink), OutboxRow.status == PENDING, OutboxRow.next_attempt_at <= at)
+    lease = {"next_attempt_at": at + timedelta(seconds=lease_s)}
+    if session.get_bind().dialect.name == "postgresql":
+        # The status is checked again on the row's newest version once locked: a head delivered
+        # and committed since this statement's snapshot is not taken again.
+        head = session.scalar(select(OutboxRow.id).where(*due).with_for_update(skip_locked=True))
+        if head is None:
+            return None
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == head)
+            .values(**lease)
+            .execution_options(synchronize_session=False)
+        )
+        claimed_id = head
+    else:
+        claimed = session.execute(
+            update(OutboxRow)
+            .where(*due)
+            .values(**lease)
+            .returning(OutboxRow.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if claimed is None:
+            return None
+        claimed_id = claimed[0]
+    row = session.get_one(OutboxRow, claimed_id, populate_existing=True)
     return OutboxMessage(
         id=row.id,
         sink=row.sink,

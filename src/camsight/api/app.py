@@ -22,9 +22,11 @@ from camsight.api.errors import error_response, install_error_handlers
 from camsight.api.routes import admin, auth, cameras, clips, events, holds, live, tracks, uploads
 from camsight.api.routes import links as link_routes
 from camsight.api.routes import metrics as metrics_routes
+from camsight.api.routes import nodes as node_routes
 from camsight.api.schemas import document_errors
 from camsight.config import Config
 from camsight.service.jobs import JobRunner
+from camsight.service.nodes import NodeContext
 from camsight.store.db import Store
 from camsight.web.site import mount_site
 
@@ -135,15 +137,31 @@ def create_app(
     app.state.jobs = JobRunner(store, lambda: app.state.config)
     install_error_handlers(app)
 
+    # Which node this is, and the secret the nodes share (camsight run --node sets its own).
+    app.state.node = NodeContext.for_process(None, config.nodes)
+
     @app.get(f"{API_PREFIX}/health", tags=["health"])
     def health() -> dict[str, Any]:
-        """Liveness probe: no credentials, no details."""
-        return {"status": "ok"}
+        """Liveness probe: no credentials. With several nodes on the database, also each node's
+        state (``up``, ``down``, ``stopped``) by name, so any node shows which are down."""
+        out: dict[str, Any] = {"status": "ok"}
+        context: NodeContext = app.state.node
+        try:
+            states = context.states(store)
+        except Exception:  # the database is away: this process still lives
+            log.warning("cannot read the nodes' heartbeats", exc_info=True)
+            return out
+        if context.name is not None or states:
+            out["node"] = context.name
+            out["nodes"] = {n.name: n.state for n in states}
+        return out
 
     app.include_router(auth.router, prefix=API_PREFIX)
     app.include_router(metrics_routes.router)  # /metrics, where Prometheus looks; checks its own auth
     # Signed links from alerts: the link is the permission (one event's media, until it expires).
     app.include_router(link_routes.router, prefix=API_PREFIX)
+    # The node routes check a node signature (or, for /nodes, a user) themselves.
+    app.include_router(node_routes.router, prefix=API_PREFIX)
     protected = [Depends(current_principal)]
     routers = (tracks.router, events.router, cameras.router, admin.router, clips.router, uploads.router)
     for router in (*routers, holds.router, live.router):

@@ -390,6 +390,8 @@ class CameraOut(_Out):
     #: Admins only, with any password redacted.
     url: str | None
     health: HealthStateOut | None
+    #: The node that runs it (camsight run --node); null: no node.
+    node: str | None = None
     snapshot_url: str
     size: list[int] | None
     zones: dict[str, Any]

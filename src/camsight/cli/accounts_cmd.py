@@ -70,9 +70,10 @@ CamerasOpt = Annotated[
 
 @contextmanager
 def _store(data: Path | None, cfg: Config | None = None, *, create: bool = False) -> Iterator[Store]:
-    from camsight.store.db import open_store
+    from camsight.store.db import open_store, url_for
 
-    store = open_store(data or (cfg.data_dir if cfg else None), create=create)
+    url = url_for(cfg.store if cfg else None)
+    store = open_store(data or (cfg.data_dir if cfg else None), url=url, create=create)
     try:
         yield store
     finally:

@@ -83,6 +83,7 @@ def backup(
     """
     from camsight.config import choose_config
     from camsight.service.backup import create_backup
+    from camsight.store.db import url_for
 
     choice = choose_config(config, data)
     if choice.found:
@@ -97,6 +98,7 @@ def backup(
             uploads=cfg.uploads.folder,
             media=media,
             progress=report,
+            database_url=url_for(cfg.store),
         )
     m = result.manifest
     if json_out:
@@ -151,10 +153,13 @@ def restore(
     """
     from camsight.paths import default_data_dir
     from camsight.service.restore import restore_backup
+    from camsight.store.db import url_for
 
     folder = (data or default_data_dir()).expanduser()
+    # No --config here: the environment (CAMSIGHT_DATABASE_URL) says whether the store is a server.
+    url = url_for(None)
     with _progress() as report:
-        result = restore_backup(src, folder, force=force, progress=report)
+        result = restore_backup(src, folder, force=force, progress=report, database_url=url)
     m = result.manifest
     if json_out:
         out_console.print_json(

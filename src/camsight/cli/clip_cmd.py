@@ -50,14 +50,14 @@ def clip(
     # Imported here: main.py imports this module to register the command.
     from camsight.media.clip import export_clip, recording_mask
     from camsight.paths import recordings_dir
-    from camsight.store.db import open_store
+    from camsight.store.db import open_store, url_for
 
     when_start, when_end = when_option(start, "--start"), when_option(end, "--end")
     assert when_start is not None and when_end is not None
     if when_end <= when_start:
         fail(f"--end ({end}) must be after --start ({start})")
     cfg = command_config(config, data)
-    store = open_store(data or cfg.data_dir, create=False)
+    store = open_store(data or cfg.data_dir, url=url_for(cfg.store), create=False)
     try:
         root = recordings_dir(store.root, cfg.storage.recordings)
         cam_cfg = cfg.camera(camera)

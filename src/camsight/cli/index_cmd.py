@@ -62,6 +62,21 @@ def index(
     ] = None,
     force: Annotated[bool, typer.Option(help="Index again even if already indexed.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="Run on the Ray cluster whose head is at ADDRESS (host:port); needs "
+            "`bash scripts/setup.sh --cluster`. See docs/cluster.md.",
+        ),
+    ] = None,
+    chunk_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=10,
+            help="With --cluster: cut files into chunks of about this many seconds [default: 300].",
+        ),
+    ] = None,
 ) -> None:
     """Index video files: detect, track and store every person and vehicle.
 
@@ -103,6 +118,25 @@ def index(
         others = ", ".join(p.name for p in missing[1:4])
         more = f" (and {len(missing) - 1} more: {others})" if missing[1:] else ""
         raise SourceError(f"{missing[0]}: no such file{more}")
+    if chunk_seconds is not None and cluster is None:
+        fail("--chunk-seconds needs --cluster")
+    if cluster is not None:
+        from camsight.cli.cluster_index import index_on_cluster
+        from camsight.pipeline.chunks import CHUNK_SECONDS
+
+        index_on_cluster(
+            cluster,
+            paths,
+            camera=camera,
+            settings=settings,
+            config=cfg,
+            data=data,
+            chunk_seconds=chunk_seconds or CHUNK_SECONDS,
+            force=force,
+            recorded_at=when,
+            json_out=json_out,
+        )
+        return
     store = open_data(data, cfg)
     indexer = Indexer(store, settings, config=cfg)
     dispatcher = None
@@ -151,6 +185,19 @@ def index(
     if dispatcher is not None:
         dispatcher.close()
     store.close()
+    report_results(
+        results,
+        json_out,
+        failures,
+        "interrupted: what was finished is stored; run the same command again to finish"
+        if interrupted
+        else None,
+    )
+
+
+def report_results(results, json_out: bool, failures: list[str], interrupted: str | None) -> None:  # noqa: ANN001
+    """Print what indexing did (a summary, or ``--json``), each file's warnings and the failures;
+    exit 130 when ``interrupted`` (the sentence saying so), 1 when a file failed or was damaged."""
     if json_out:
         out_console.print_json(json.dumps([asdict(r) | {"speed": r.speed} for r in results]))
     else:
@@ -166,7 +213,7 @@ def index(
     for message in failures:
         print_error(message)
     if interrupted:
-        err_console.print("interrupted: what was finished is stored; run the same command again to finish")
+        err_console.print(interrupted)
         raise SystemExit(130)
     if failures or any(r.status == "damaged" for r in results):
         raise SystemExit(1)

@@ -18,7 +18,7 @@ from camsight.cli.index_cmd import export_mot, index, tracks
 from camsight.cli.models_cmd import models_app
 from camsight.cli.output import err_console, fail
 from camsight.cli.search_cmd import search
-from camsight.cli.service_cmd import cameras, config_check, doctor, run_service
+from camsight.cli.service_cmd import cameras, config_check, doctor, nodes, run_service
 from camsight.errors import CamsightError
 from camsight.logs import setup_logging
 
@@ -37,7 +37,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
 app.add_typer(holds_app, name="holds")
-for command in (index, tracks, search, events, ack, counts, cameras, doctor):
+for command in (index, tracks, search, events, ack, counts, cameras, nodes, doctor):
     app.command()(command)
 app.command("export-mot")(export_mot)
 app.command("run")(run_service)

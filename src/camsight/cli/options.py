@@ -80,6 +80,6 @@ def duration_option(value: str, option: str) -> timedelta:
 
 def open_data(data: Path | None, config: Config, *, create: bool = True) -> Store:
     """The store in ``--data``, else the data folder the config chose (see :func:`command_config`)."""
-    from camsight.store.db import open_store
+    from camsight.store.db import open_store, url_for
 
-    return open_store(data or config.data_dir, create=create)
+    return open_store(data or config.data_dir, url=url_for(config.store), create=create)

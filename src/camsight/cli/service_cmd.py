@@ -34,6 +34,24 @@ def run_service(
     host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the API.")] = 8080,
     web: Annotated[bool, typer.Option(help="Serve the HTTP API (behind accounts).")] = True,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node",
+            help="Run as node NAME of several sharing one database (store.url): only cameras whose "
+            "`node:` is NAME run here; needs CAMSIGHT_NODE_SECRET or nodes.secret_file. See docs/scaling.md.",
+            show_default=False,
+        ),
+    ] = None,
+    node_url: Annotated[
+        str | None,
+        typer.Option(
+            "--node-url",
+            help="URL the other nodes reach this node's API at (default: http://HOST:PORT; "
+            "give it when listening on 0.0.0.0).",
+            show_default=False,
+        ),
+    ] = None,
     data: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -61,6 +79,8 @@ def run_service(
             fail(f"--camera must be NAME=URL, got {item!r}")
         quick[name.strip()] = url.strip()
     cfg = with_quick_start_cameras(choice.config, quick)
+    if node is not None:
+        node_url = _node_url(node, node_url, host, port, web)
     service = Service.open(
         cfg,
         choice.data_dir,
@@ -68,13 +88,40 @@ def run_service(
         only=list(only) if only else None,
         web=web,
         quick_cameras=quick,
+        node=node,
+        node_url=node_url,
     )
     for name in service.live:
         err_console.print(f"camera {escape(name)}: {escape(redact_url(cfg.cameras[name].url or ''))}")
     err_console.print(f"data in {escape(str(service.store.root))}")
+    if node is not None:
+        err_console.print(f"node {escape(node)}, reached by the other nodes at {escape(node_url or '')}")
     err_console.print(f"config: {escape(str(choice.path))}")
     service.serve(host, port, say=lambda line: err_console.print(escape(line), soft_wrap=True))
     err_console.print("stopped")
+
+
+def _node_url(node: str, node_url: str | None, host: str, port: int, web: bool) -> str:
+    """Check ``--node`` and the URL the other nodes will use; a bad one is one ``error:`` line."""
+    from urllib.parse import urlsplit
+
+    from camsight.config.nodes import check_node_name
+
+    try:
+        check_node_name(node)
+    except ValueError as exc:
+        fail(f"--node: {exc}")
+    if not web:
+        fail("--node needs the API (--web): the other nodes fetch this node's footage through it")
+    if node_url is None:
+        if host in ("0.0.0.0", "::", ""):
+            fail("--node-url is needed when listening on all addresses: give the URL the other nodes use")
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
+    parts = urlsplit(node_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        fail(f"--node-url must be an http(s) URL such as http://10.0.0.2:8080, got {node_url!r}")
+    return node_url.rstrip("/")
 
 
 def cameras(
@@ -127,6 +174,38 @@ def cameras(
             str(it["reconnects"] if it["reconnects"] is not None else "-"),
             it["error"] or "",
         )
+    out_console.print(table)
+
+
+def nodes(
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The nodes sharing this database (camsight run --node): up, down or stopped, their cameras.
+
+    Example: camsight nodes --config /etc/camsight/config.yaml
+    """
+    from camsight.store.nodes import node_states
+
+    cfg = command_config(config, data)
+    store = open_data(data, cfg, create=False)
+    try:
+        items = [n.as_dict() for n in node_states(store, cfg.nodes.down_after_seconds)]
+    finally:
+        store.close()
+    if json_out:
+        out_console.print_json(json.dumps(items))
+        return
+    if not items:
+        err_console.print("no nodes: this database is used by one box (camsight run without --node)")
+        return
+    table = Table()
+    for col in ("node", "state", "url", "host", "last seen", "cameras"):
+        table.add_column(col, overflow="fold")
+    for it in items:
+        seen = f"{it['seconds_since_seen']} s ago"
+        add_row(table, it["name"], it["state"], it["url"], it["host"], seen, ", ".join(it["cameras"]))
     out_console.print(table)
 
 

@@ -93,6 +93,11 @@ from camsight.config.settings import (
     TrackingConfig,
     UploadsConfig,
 )
+from camsight.config.store import (
+    DATABASE_ENV,
+    StoreConfig,
+    database_url,
+)
 from camsight.config.zones import (
     COMPASS,
     PEOPLE,
@@ -112,6 +117,7 @@ from camsight.paths import CONFIG_ENV
 __all__ = [
     "COMPASS",
     "CONFIG_ENV",
+    "DATABASE_ENV",
     "DAYS",
     "DEFAULT_CLASSES",
     "DEFAULT_SEVERITY",
@@ -155,6 +161,7 @@ __all__ = [
     "SinkFilter",
     "StoppedVehicleRule",
     "StorageConfig",
+    "StoreConfig",
     "StrictModel",
     "TamperingRule",
     "TrackingConfig",
@@ -167,6 +174,7 @@ __all__ = [
     "ZoneIntrusionRule",
     "check_secret_env",
     "choose_config",
+    "database_url",
     "direction_degrees",
     "load_config",
     "parse_config",

@@ -32,6 +32,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from camsight.config.base import StrictModel
+from camsight.config.nodes import NodeName
 from camsight.config.rules import CrowdRule, RuleConfig, WrongWayRule
 from camsight.config.secrets import SecretEnv
 from camsight.config.zones import MAX_PIXELS, LineConfig, ZoneConfig
@@ -161,6 +162,10 @@ class CameraConfig(StrictModel):
     frozen_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """An unchanged picture for this long is reported as frozen."""
     enabled: bool = True
+    node: NodeName | None = None
+    """The node (``camsight run --node NAME``) that analyses and records this camera; its footage
+    stays there and other nodes fetch it. Unset: run by a process started without ``--node``
+    (one box), and by no node (see docs/scaling.md)."""
     record: RecordConfig = RecordConfig()
     masks: dict[str, ZoneConfig] = Field(default_factory=dict)
     """Privacy masks: blanked in everything users see or export, and excluded from analysis."""

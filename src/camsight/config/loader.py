@@ -19,6 +19,7 @@ from camsight.config.alerts import AlertsConfig
 from camsight.config.base import StrictModel
 from camsight.config.camera import CameraConfig
 from camsight.config.metrics import MetricsConfig
+from camsight.config.nodes import NodesConfig
 from camsight.config.rules import DEFAULT_SEVERITY
 from camsight.config.schedules import ScheduleConfig
 from camsight.config.settings import (
@@ -32,6 +33,7 @@ from camsight.config.settings import (
     TrackingConfig,
     UploadsConfig,
 )
+from camsight.config.store import StoreConfig
 from camsight.errors import ConfigError
 from camsight.paths import CONFIG_ENV, CONFIG_NAME, default_data_dir
 
@@ -52,11 +54,15 @@ class Config(StrictModel):
     cameras: dict[str, CameraConfig] = Field(default_factory=dict)
     alerts: AlertsConfig = AlertsConfig()
     storage: StorageConfig = StorageConfig()
+    store: StoreConfig = StoreConfig()
+    """The database: the SQLite file in the data folder (default) or a PostgreSQL server's URL."""
     uploads: UploadsConfig = UploadsConfig()
     api: ApiConfig = ApiConfig()
     """The HTTP API: allowed host names and trusted reverse proxies (read when it starts)."""
     metrics: MetricsConfig = MetricsConfig()
     """The Prometheus endpoint: on or off, token or no auth, on the API server or its own address."""
+    nodes: NodesConfig = NodesConfig()
+    """Several nodes on one shared database: heartbeats, when a node counts as down, their secret."""
 
     @field_validator("timezone")
     @classmethod

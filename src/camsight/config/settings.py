@@ -160,6 +160,12 @@ class ApiConfig(StrictModel):
     path behind a proxy included); the links in alerts start with it, and its host is allowed. Default:
     the address ``camsight run`` listens on."""
 
+    search_cache: Annotated[int, Field(ge=0, le=100_000)] = 256
+    """How many recent search results the API keeps, each valid only for the tracks it was made on
+    (any new, changed or deleted track makes searching run again); repeated searches (saved
+    searches, paging) are then answered without searching. Searches with time words are never
+    kept. 0 keeps none."""
+
     @field_validator("allowed_hosts")
     @classmethod
     def _hosts(cls, hosts: list[str]) -> list[str]:

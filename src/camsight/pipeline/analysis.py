@@ -91,6 +91,7 @@ class FrameAnalyzer:
         progress_fields: Callable[[], dict[str, int]] | None = None,
         on_event: Callable[[Event, str], None] | None = None,
         on_done: Callable[[Frame], None] | None = None,
+        sink: Callable[[list[TrackRecord]], None] | None = None,
     ) -> None:
         s = settings
         self.store = store
@@ -106,6 +107,9 @@ class FrameAnalyzer:
         self.progress_fields = progress_fields or (lambda: {})
         self.on_event = on_event
         self.on_done = on_done
+        #: Given, finished tracks (described) go to it instead of the store: a cluster worker
+        #: has no store and hands them back to the driver (see service.cluster).
+        self.sink = sink
         self.tracker = MultiClassTracker(target.analysis_fps, s.tracker)
         self.builder = TrackBuilder(
             target.frame_size,
@@ -287,8 +291,11 @@ class FrameAnalyzer:
             **self.progress_fields(),
         }
         tgt = self.target
-        repo.save_tracks(self.store, tgt.source_id, tgt.camera_id, records, fields)
-        self._save_events()
+        if self.sink is not None:
+            self.sink(records)
+        else:
+            repo.save_tracks(self.store, tgt.source_id, tgt.camera_id, records, fields)
+            self._save_events()
         timing["store"] += time.perf_counter() - t1
         self._last_flush = time.perf_counter()
 

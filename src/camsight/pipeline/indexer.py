@@ -312,20 +312,8 @@ class Indexer:
         with VideoFile(path) as video:
             info = video.info
             print_ = fingerprint(path)
-            plan = repo.plan_source(
-                self.store,
-                camera=camera,
-                uri=str(path.resolve()),
-                fingerprint=print_,
-                settings_key=settings_key,
-                settings=settings,
-                width=info.width,
-                height=info.height,
-                native_fps=info.fps,
-                duration=info.duration,
-                wallclock_start=recorded_at,
-                default_start=info.recorded_at,
-                force=force,
+            plan = plan_video(
+                self.store, path, camera, print_, info, settings_key, settings, recorded_at, force
             )
             if plan.source_id is None:
                 return IndexResult(str(path), camera, "skipped", message=plan.reason)
@@ -420,3 +408,33 @@ class Indexer:
             stage_seconds=timing,
             **counts_fields,
         )
+
+
+def plan_video(
+    store: Store,
+    path: Path,
+    camera: str,
+    print_: str,
+    info: Any,
+    settings_key: str,
+    settings: dict,
+    recorded_at: datetime | None,
+    force: bool,
+) -> repo.SourcePlan:
+    """:func:`repo.plan_source` for the video file ``path`` (``info``: its ``VideoFile.info``,
+    ``print_`` its fingerprint): whether and as which source it is indexed, by one box or a cluster."""
+    return repo.plan_source(
+        store,
+        camera=camera,
+        uri=str(path.resolve()),
+        fingerprint=print_,
+        settings_key=settings_key,
+        settings=settings,
+        width=info.width,
+        height=info.height,
+        native_fps=info.fps,
+        duration=info.duration,
+        wallclock_start=recorded_at,
+        default_start=info.recorded_at,
+        force=force,
+    )

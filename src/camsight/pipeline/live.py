@@ -151,9 +151,11 @@ class CameraWorker:
         """
         from camsight.pipeline.indexer import Indexer, IndexSettings
         from camsight.sources.live import LiveSettings, LiveSource
-        from camsight.store.db import open_store
+        from camsight.store.db import open_store, url_for
 
-        self._store = store = open_store(self.data_dir)
+        self._store = store = open_store(self.data_dir, url=url_for(self.config.store))
+        # Run by a node (camsight run --node): its sessions' media is here, as other nodes must know.
+        store.node = self.cam.node
         with store.session() as session:
             cam_row = repo.get_or_create_camera(session, self.camera, kind="live")
             camera_id = cam_row.id

@@ -6,8 +6,10 @@ score of each facet of the query, and whether it passed.
 
 from __future__ import annotations
 
+import threading
 import time as _time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -120,8 +122,11 @@ class SearchEngine:
     'person · upper: red'
     """
 
-    def __init__(self, store: Store, encoder: Any = None, embedding_weight: float = 0.3) -> None:
-        """``encoder``: an optional vision-language DualEncoder fused with the attributes."""
+    def __init__(
+        self, store: Store, encoder: Any = None, embedding_weight: float = 0.3, result_cache: int = 256
+    ) -> None:
+        """``encoder``: an optional vision-language DualEncoder fused with the attributes;
+        ``result_cache``: how many recent results to keep (:class:`RecentResults`; 0: none)."""
         self.store = store
         self.index_cache = IndexCache(store)
         self.encoder = encoder
@@ -134,6 +139,8 @@ class SearchEngine:
         self.group_before_hits = True
         #: Rows and pictures of hits, cached per index lineage.
         self.hit_rows = HitRowReader(store)
+        #: Whole results of recent searches, per index revision (see :class:`RecentResults`).
+        self.results = RecentResults(result_cache)
 
     # -- public API -------------------------------------------------------
 
@@ -185,8 +192,42 @@ class SearchEngine:
             overrides["until"] = until
         if classes:
             overrides["classes"] = _expand_classes(classes)
+        # Time words ("yesterday", "after 18:00") read against the clock: such a search is never reused.
+        timeless = query.since is None and query.until is None and query.time_of_day is None
         if overrides:
             query = replace(query, **overrides)
+        key = None
+        if timeless and query_vector is None and self.encoder is None and self.results.size:
+            key = (query, limit, index.revision, index.lineage)
+            cached = self.results.get(key)
+            if cached is not None:
+                return replace(cached, seconds=_time.perf_counter() - started)
+            if not self.results.lead(key):
+                # The same search is running in another thread: its answer is this one's.
+                cached = self.results.wait(key)
+                if cached is not None:
+                    return replace(cached, seconds=_time.perf_counter() - started)
+                key = None  # it failed: search here, and keep nothing
+        try:
+            result = self._search_parsed(query, text, limit, index, query_vector, embedding_model)
+            result.seconds = _time.perf_counter() - started
+            if key is not None:
+                self.results.put(key, result)
+        finally:
+            if key is not None:
+                self.results.done(key)  # after put: those waiting read the result
+        return result
+
+    def _search_parsed(
+        self,
+        query: ParsedQuery,
+        text: str,
+        limit: int,
+        index: FacetIndex,
+        query_vector: np.ndarray | None,
+        embedding_model: str | None,
+    ) -> SearchResult:
+        """:meth:`search` once the query is parsed: the visual part, then :meth:`run`."""
         if query_vector is None and self.encoder is not None:
             query_vector = self.encoder.embed_texts([text])[0]
             embedding_model = self.encoder.name
@@ -199,9 +240,7 @@ class SearchEngine:
                 else self.index_cache.embeddings(embedding_model)
             )
             visual = (emb, query_vector)
-        result = self.run(query, limit=limit, index=index, visual=visual)
-        result.seconds = _time.perf_counter() - started
-        return result
+        return self.run(query, limit=limit, index=index, visual=visual)
 
     def run(
         self,
@@ -510,6 +549,64 @@ class SearchEngine:
                 )
             )
         return hits
+
+
+class RecentResults:
+    """The results of recent searches, each valid for the index revision it was made on.
+
+    Search engines keep a request cache for the queries a busy server answers again and again
+    (several people on the same saved search, a page 2 that re-runs page 1's query). A result
+    depends only on the parsed query, the limit and the tracks (the index revision: any stored,
+    changed or deleted track makes a new one), so one made on the current revision is exactly what
+    searching again would give. Searches with time words, or a vision-language encoder, are not
+    kept. Callers treat results (and their hits) as read-only. ``size=0`` keeps nothing.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._results: OrderedDict[Hashable, SearchResult] = OrderedDict()
+        self._lock = threading.Lock()
+        #: Searches being made, so that the same search asked meanwhile waits for it: when new
+        #: tracks come in, 30 clients asking the same thing would otherwise all search at once.
+        self._running: dict[Hashable, threading.Event] = {}
+
+    def lead(self, key: Hashable) -> bool:
+        """True: make this search (then call :meth:`done`); False: another thread is making it."""
+        with self._lock:
+            if key in self._running:
+                return False
+            self._running[key] = threading.Event()
+            return True
+
+    def wait(self, key: Hashable, timeout: float = 60.0) -> SearchResult | None:
+        """Wait for the thread making this search; its result (None if it failed or kept nothing)."""
+        with self._lock:
+            running = self._running.get(key)
+        if running is not None:
+            running.wait(timeout)
+        return self.get(key)
+
+    def done(self, key: Hashable) -> None:
+        """The search of :meth:`lead` is over (kept with :meth:`put` first, or failed)."""
+        with self._lock:
+            running = self._running.pop(key, None)
+        if running is not None:
+            running.set()
+
+    def get(self, key: Hashable) -> SearchResult | None:
+        with self._lock:
+            found = self._results.get(key)
+            if found is not None:
+                self._results.move_to_end(key)
+            return found
+
+    def put(self, key: Hashable, result: SearchResult) -> None:
+        if not self.size:
+            return
+        with self._lock:
+            self._results[key] = result
+            while len(self._results) > self.size:
+                self._results.popitem(last=False)
 
 
 def _colour_share(index: FacetIndex, facet: str, rows: np.ndarray) -> np.ndarray:

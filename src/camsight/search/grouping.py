@@ -27,15 +27,17 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, func, select
 
 from camsight.records.facets import VEHICLE_LABELS
+from camsight.search.hit_rows import LineageCache
 from camsight.store.db import Store
 from camsight.store.models import Camera, ObservationRow, Track, TrackEmbedding
+from camsight.store.vectors import appearance_column, embedding_column, nearest
 
 #: The re-id model whose vectors link tracks (``track_embeddings.model``).
 REID_MODEL = "person-reidentification-retail-0288"
@@ -276,6 +278,8 @@ class TrackGroups:
         #: Link scores of the pairs of tracks scored so far (a track's info never changes).
         self._scores: dict[tuple[int, int], float | None] = {}
         self._lock = threading.Lock()
+        #: Segment times of tracks read for earlier results, per index lineage (see .hit_rows).
+        self._times: LineageCache[tuple[float, float | str, float | str]] = LineageCache()
 
     def get(self, index: Any) -> _Groups:
         """The groups of the tracks of ``index`` (a :class:`camsight.search.index.FacetIndex`)."""
@@ -349,7 +353,11 @@ class TrackGroups:
             return []
         wanted = [tid for gid in kept for tid in groups.members.get(gid, [gid])]
         known = known or {}
-        times = _segment_times(self.store, [t for t in wanted if t not in known])
+        lineage = getattr(index, "lineage", None)
+        times, missing = self._times.get_many((t for t in wanted if t not in known), lineage)
+        fresh = _segment_times(self.store, missing)
+        self._times.put_many(fresh, lineage)
+        times.update(fresh)
         times.update((t, known[t]) for t in wanted if t in known)
         for gid, hit in kept.items():
             ids = sorted(groups.members.get(gid, [hit.track_id]), key=lambda t: times.get(t, (0.0, 0.0))[0])
@@ -416,8 +424,15 @@ class Similar:
     candidates: int
 
 
-def similar_tracks(store: Store, track_id: int, *, same_camera: bool = False) -> Similar | None:
-    """Tracks whose re-id vector (else colour descriptor) is close to ``track_id``'s; None without one."""
+def similar_tracks(
+    store: Store, track_id: int, *, same_camera: bool = False, limit: int | None = None
+) -> Similar | None:
+    """Tracks whose re-id vector (else colour descriptor) is close to ``track_id``'s; None without one.
+
+    ``limit``: at most that many, the most alike. On PostgreSQL that is a nearest-neighbour
+    query on the vector's HNSW index (``candidates`` then counts the neighbours it returned);
+    elsewhere, and without a limit, every comparable track is scored.
+    """
     with store.engine.connect() as connection:
         ref = connection.execute(
             select(Track.label, Track.camera_id, Track.appearance).where(Track.id == track_id)
@@ -430,21 +445,43 @@ def similar_tracks(store: Store, track_id: int, *, same_camera: bool = False) ->
                 TrackEmbedding.track_id == track_id, TrackEmbedding.model == REID_MODEL
             )
         ).scalar_one_or_none()
-        if mine is not None:
-            query = (
-                select(Track.id, TrackEmbedding.vector)
-                .join(TrackEmbedding, TrackEmbedding.track_id == Track.id)
-                .where(TrackEmbedding.model == REID_MODEL)
-            )
-            target, model, cutoff = np.frombuffer(mine, "<f4"), REID_MODEL, SIMILAR_REID
-        elif ref.appearance is not None:
-            query = select(Track.id, Track.appearance).where(Track.appearance.is_not(None))
-            target, model, cutoff = np.frombuffer(ref.appearance, "<f4"), "colour", SIMILAR_COLOUR
-        else:
-            return None
-        query = query.where(Track.label.in_(group), Track.id != track_id)
-        if same_camera:
-            query = query.where(Track.camera_id == ref.camera_id)
+    if mine is not None:
+        target, model, cutoff = np.frombuffer(mine, "<f4"), REID_MODEL, SIMILAR_REID
+    elif ref.appearance is not None:
+        target, model, cutoff = np.frombuffer(ref.appearance, "<f4"), "colour", SIMILAR_COLOUR
+    else:
+        return None
+    camera = ref.camera_id if same_camera else None
+    if limit is not None and store.engine.dialect.name == "postgresql":
+        return _similar_nearest(store, track_id, target, model, cutoff, group, camera, limit)
+    found = _similar_scan(store, track_id, target, model, cutoff, group, camera)
+    if limit is not None:
+        found = replace(found, track_ids=found.track_ids[:limit], scores=found.scores[:limit])
+    return found
+
+
+def _similar_scan(
+    store: Store,
+    track_id: int,
+    target: np.ndarray,
+    model: str,
+    cutoff: float,
+    group: tuple[str, ...],
+    camera: int | None,
+) -> Similar:
+    """Every comparable track scored in numpy (SQLite's way, and the reference for PostgreSQL's)."""
+    if model == REID_MODEL:
+        query = (
+            select(Track.id, TrackEmbedding.vector)
+            .join(TrackEmbedding, TrackEmbedding.track_id == Track.id)
+            .where(TrackEmbedding.model == REID_MODEL)
+        )
+    else:
+        query = select(Track.id, Track.appearance).where(Track.appearance.is_not(None))
+    query = query.where(Track.label.in_(group), Track.id != track_id)
+    if camera is not None:
+        query = query.where(Track.camera_id == camera)
+    with store.engine.connect() as connection:
         rows = connection.execute(query).all()
     width = len(target)
     rows = [r for r in rows if len(r[1]) == width * 4]  # vectors of another size are not comparable
@@ -455,3 +492,31 @@ def similar_tracks(store: Store, track_id: int, *, same_camera: bool = False) ->
     order = np.argsort(-sims, kind="stable")
     order = order[sims[order] >= cutoff]
     return Similar(ids[order], sims[order].astype(np.float32), model, cutoff, len(ids))
+
+
+def _similar_nearest(
+    store: Store,
+    track_id: int,
+    target: np.ndarray,
+    model: str,
+    cutoff: float,
+    group: tuple[str, ...],
+    camera: int | None,
+    limit: int,
+) -> Similar:
+    """The ``limit`` nearest tracks by the HNSW index (PostgreSQL), those above the cut-off."""
+    column = embedding_column(REID_MODEL) if model == REID_MODEL else appearance_column()
+    where = "t.label IN :labels AND t.id != :me" + (
+        " AND t.camera_id = :camera" if camera is not None else ""
+    )
+    params = {"labels": group, "me": track_id, "camera": camera}
+    with store.engine.begin() as connection:
+        near = nearest(connection, column, target, limit, where=where, params=params, expanding=("labels",))
+    kept = [(i, s) for i, s in near if s >= cutoff]
+    return Similar(
+        np.array([i for i, _ in kept], np.int64),
+        np.array([s for _, s in kept], np.float32),
+        model,
+        cutoff,
+        len(near),
+    )

@@ -16,6 +16,10 @@ Two independent checks decide "only appended":
 - the number of tracks in the database must equal the index's tracks plus the
   ones fetched, which also catches a deletion that forgot to say so, and a
   track with a lower id committed late (possible with PostgreSQL sequences).
+
+On PostgreSQL camsight's own writers never commit ids out of order (they take
+``repository.lock_tracks`` before inserting), so the count check only costs a
+rebuild when some other writer did.
 """
 
 from __future__ import annotations

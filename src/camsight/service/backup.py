@@ -472,6 +472,31 @@ class BackupResult:
         return self.manifest.total_bytes
 
 
+def refuse_server_database(url: str | None, action: Literal["backup", "restore"]) -> None:
+    """BackupError saying what to use instead when the store is a database server, not the SQLite file.
+
+    A consistent copy of a server's database is its own tool's job (pg_dump takes one while
+    camsight keeps writing); copying media beside a dump taken at another moment would not be
+    one backup, so camsight does not pretend to do it.
+    """
+    if url is None or url.startswith("sqlite"):
+        return
+    from camsight.config.store import redact_url
+
+    shown = redact_url(url)
+    if action == "backup":
+        raise BackupError(
+            f"the store is the PostgreSQL database {shown}: back it up with pg_dump (e.g. pg_dump -Fc "
+            "-f camsight.dump DATABASE) and copy the data folder (media, recordings, keys) and the "
+            "config with your file backup; camsight backup copies only the embedded SQLite store"
+        )
+    raise BackupError(
+        f"the store is the PostgreSQL database {shown}: restore it with pg_restore and put the data "
+        "folder back with your file backup; camsight restore restores only backups of the embedded "
+        "SQLite store (unset store.url and CAMSIGHT_DATABASE_URL to restore one)"
+    )
+
+
 def check_dest(dest: Path, keep_out_of: list[Path]) -> None:
     """Refuse a ``DEST`` that exists, has no parent folder, or lies inside what is backed up."""
     if dest.exists() or dest.is_symlink():
@@ -495,13 +520,17 @@ def create_backup(
     media: bool = False,
     actor: Actor | None = None,
     progress: Progress | None = None,
+    database_url: str | None = None,
 ) -> BackupResult:
     """Back up ``data_dir`` (and ``config_path``, the config in force) into the new folder ``dest``.
 
     ``recordings`` and ``uploads`` are those folders as the config places them
     (default: inside ``data_dir``); they are copied with ``media``. The backup
     is recorded in the audit log as ``backup.create`` by ``actor``.
+    ``database_url``: the store's database when it is not the SQLite file; a
+    PostgreSQL store is refused with what to use instead (pg_dump).
     """
+    refuse_server_database(database_url, "backup")
     dest = Path(os.path.abspath(Path(dest).expanduser()))
     data_dir = Path(os.path.abspath(Path(data_dir).expanduser()))
     recordings = recordings_dir(data_dir, recordings)

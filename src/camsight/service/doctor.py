@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from camsight.config import ConfigChoice
+from camsight.config.store import database_url, redact_url
 from camsight.errors import CamsightError
 
 Status = Literal["ok", "warn", "fail"]
@@ -260,6 +261,14 @@ def _database(checks: _Checks, choice: ConfigChoice) -> None:
     from camsight.store.db import MIGRATIONS
 
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    try:
+        url = database_url(choice.config.store)
+    except ValueError as exc:
+        checks.add("database", "fail", str(exc), "set the variable, or fix store.url")
+        return
+    if url is not None and not url.startswith("sqlite"):
+        _server_database(checks, url, head)
+        return
     db = choice.data_dir / "camsight.db"
     if not db.is_file():
         checks.add(
@@ -284,6 +293,42 @@ def _database(checks: _Checks, choice: ConfigChoice) -> None:
             "warn",
             f"{db} at revision {current}, newest is {head}",
             "any camsight command that opens the store upgrades it (back up camsight.db first)",
+        )
+
+
+def _server_database(checks: _Checks, url: str, head: str | None) -> None:
+    """A PostgreSQL store: reachable, and at which revision (read without migrating)."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError
+
+    shown = redact_url(url)
+    engine = create_engine(url, connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        checks.add(
+            "database",
+            "fail",
+            f"cannot reach the PostgreSQL store at {shown}: {redact_url(reason)}",
+            "check store.url (or CAMSIGHT_DATABASE_URL), the password variable and that the server runs",
+        )
+        return
+    finally:
+        engine.dispose()
+    backups = "back it up with pg_dump (camsight backup covers only the SQLite store)"
+    if current == head:
+        checks.add("database", "ok", f"PostgreSQL at {shown}, at the newest revision ({head}); {backups}")
+    elif current is None:
+        checks.add("database", "ok", f"PostgreSQL at {shown}, empty: created at revision {head} on first use")
+    else:
+        checks.add(
+            "database",
+            "warn",
+            f"PostgreSQL at {shown} at revision {current}, newest is {head}",
+            f"any camsight command that opens the store upgrades it ({backups} first)",
         )
 
 

@@ -419,8 +419,14 @@ class JobRunner:
         """Mark the oldest queued job running and return its id (None when the queue is empty)."""
         with self.store.session() as session:
             while True:
+                # SKIP LOCKED (PostgreSQL; SQLite has one writer and ignores it): runners of several
+                # nodes take different jobs instead of queueing behind each other's claim.
                 job_id = session.scalar(
-                    select(JobRow.id).where(JobRow.state == "queued").order_by(JobRow.id).limit(1)
+                    select(JobRow.id)
+                    .where(JobRow.state == "queued")
+                    .order_by(JobRow.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
                 )
                 if job_id is None:
                     return None

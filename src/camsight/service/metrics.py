@@ -44,6 +44,7 @@ from camsight.paths import recordings_dir
 from camsight.pipeline.latency import LatencyHistogram, cumulative_buckets
 from camsight.store.db import Store
 from camsight.store.models import Camera, CameraStatusRow, EventRow, JobRow, OutboxRow, RecordingRow
+from camsight.store.nodes import node_states
 from camsight.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,13 @@ METRICS: tuple[MetricSpec, ...] = (
         (),
         "Size in bytes of the file system of the recordings folder.",
     ),
+    MetricSpec(
+        "camsight_node_up",
+        "gauge",
+        ("node",),
+        "1 while the node (camsight run --node) heartbeats into the shared database, 0 once it is "
+        "down or stopped; no samples on a single box.",
+    ),
 )
 
 _SPECS = {spec.name: spec for spec in METRICS}
@@ -234,6 +242,7 @@ class CamsightCollector(Collector):
             ("outbox", lambda s: self._outbox(s, config, families)),
             ("jobs", lambda s: self._jobs(s, families)),
             ("recordings", lambda s: self._recordings(s, config, families)),
+            ("nodes", lambda _s: self._nodes(config, families)),
         )
         with self.store.sessions() as session:
             for name, part in parts:
@@ -246,6 +255,10 @@ class CamsightCollector(Collector):
         yield from families.values()
 
     # ------------------------------------------------------------------ parts
+
+    def _nodes(self, config: Config, out: dict[str, Metric]) -> None:
+        for node in node_states(self.store, config.nodes.down_after_seconds):
+            _add(out, "camsight_node_up", [node.name], 1.0 if node.up else 0.0)
 
     def _cameras(self, session: Session, config: Config, out: dict[str, Metric]) -> None:
         live = sorted(n for n, c in config.cameras.items() if c.url)

@@ -38,6 +38,7 @@ from camsight.service.backup import (
     hash_file,
     os_reason,
     read_manifest,
+    refuse_server_database,
     table_counts,
     temp_folder_beside,
 )
@@ -165,11 +166,15 @@ def restore_backup(
     force: bool = False,
     actor: Actor | None = None,
     progress: Progress | None = None,
+    database_url: str | None = None,
 ) -> RestoreResult:
     """Restore the backup in ``src`` into ``data_dir`` (created if needed); see the module's notes.
 
     The restore is recorded in the restored audit log as ``backup.restore`` by ``actor``.
+    ``database_url``: the store's database when it is not the SQLite file; a PostgreSQL
+    store is refused with what to use instead (pg_restore).
     """
+    refuse_server_database(database_url, "restore")
     src = Path(os.path.abspath(Path(src).expanduser()))
     data_dir = Path(os.path.abspath(Path(data_dir).expanduser()))
     # The cheap refusals first (a damaged manifest, a folder in use), then every checksum, all before

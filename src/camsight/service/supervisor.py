@@ -85,11 +85,15 @@ def worker_main(
     config: Config | None = None
     local = threading.Event()
 
+    parent = os.getppid()
+
     def relay() -> None:
         # Short waits, ended before the process exits: a process that dies inside ``stop.wait()``
         # leaves a sleeper count behind, and the supervisor's ``stop.set()`` would wait for it forever.
         while not local.is_set():
-            if stop.wait(0.25):
+            # A supervisor killed outright (kill -9) cannot say stop: its workers stop when it is gone,
+            # rather than record on for a node every other node already shows as down.
+            if stop.wait(0.25) or os.getppid() != parent:
                 local.set()
 
     relaying = threading.Thread(target=relay, daemon=True)
@@ -106,7 +110,7 @@ def worker_main(
         trace = _scrub(traceback.format_exc(), secrets)[-MAX_TRACEBACK:]
         if not _send(report, (reason, trace)):
             # No supervisor to tell: the health and the log get it from here.
-            _record_failure(Path(data_dir), camera, reason)
+            _record_failure(Path(data_dir), camera, reason, config)
             log.error("camera worker failed", extra={"camera": camera, "reason": reason, "traceback": trace})
         sys.exit(1)
     finally:
@@ -145,12 +149,12 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
-def _record_failure(data_dir: Path, camera: str, reason: str) -> None:
+def _record_failure(data_dir: Path, camera: str, reason: str, config: Config | None = None) -> None:
     """Write ``failed`` and the reason into the camera's health, if the store can be opened at all."""
-    from camsight.store.db import open_store
+    from camsight.store.db import open_store, url_for
 
     try:
-        store = open_store(data_dir)
+        store = open_store(data_dir, url=url_for(config.store if config else None))
     except Exception:  # the supervisor writes it too, from what the pipe says
         return
     try:
@@ -185,7 +189,8 @@ class Supervisor:
 
     ``cameras`` limits which of the config's cameras run (``camsight run --only``);
     the config's other cameras stay off after :meth:`apply` too, while cameras
-    added later run.
+    added later run. ``node`` (``camsight run --node``) runs only the cameras whose
+    ``node:`` names it; without it, only cameras with no ``node:`` run.
     """
 
     def __init__(
@@ -194,6 +199,7 @@ class Supervisor:
         store: Store,
         *,
         cameras: list[str] | None = None,
+        node: str | None = None,
         restart_initial: float = RESTART_INITIAL,
         restart_max: float = RESTART_MAX,
     ) -> None:
@@ -202,7 +208,8 @@ class Supervisor:
         #: Seconds before the first restart of a failed worker, doubling up to ``restart_max``.
         self.restart_initial = restart_initial
         self.restart_max = restart_max
-        names = [n for n, c in config.cameras.items() if c.url and c.enabled]
+        self.node = node
+        names = [n for n, c in config.cameras.items() if c.url and c.enabled and c.node == node]
         self.cameras = [n for n in names if cameras is None or n in cameras]
         #: Cameras of the first config left out by ``cameras`` (enabled or not, with a url or not).
         self._excluded = frozenset(n for n in config.cameras if cameras is not None and n not in cameras)
@@ -248,7 +255,11 @@ class Supervisor:
         """
         with self._lock:
             old = self.config
-            wanted = [n for n, c in config.cameras.items() if c.url and c.enabled and n not in self._excluded]
+            wanted = [
+                n
+                for n, c in config.cameras.items()
+                if c.url and c.enabled and n not in self._excluded and c.node == self.node
+            ]
             shared_changed = _shared(old) != _shared(config)
             started: list[str] = []
             stopped: list[str] = []

@@ -12,13 +12,14 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from camsight.config.store import StoreConfig, database_url, normalise_url, redact_url
 from camsight.errors import StoreError
 from camsight.paths import DATA_ENV, default_data_dir
 
-__all__ = ["DATA_ENV", "Store", "default_data_dir", "migrate", "open_store"]
+__all__ = ["DATA_ENV", "Store", "default_data_dir", "migrate", "open_store", "url_for"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -30,10 +31,18 @@ class Store:
     root: Path
     engine: Engine
     sessions: sessionmaker[Session]
+    #: The node this process is (``camsight run --node NAME``): sources it makes are marked as
+    #: its own, so other nodes know where their media is. None: one box.
+    node: str | None = None
 
     @property
     def media(self) -> Path:
         return self.root / "media"
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``: where database-specific SQL (locks, queues) differs."""
+        return self.engine.dialect.name
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -78,6 +87,11 @@ def open_store(
     >>> store = open_store(Path("/tmp/camsight-doc"))  # doctest: +SKIP
     """
     root = Path(root) if root is not None else default_data_dir()
+    if url is None:
+        try:
+            url = database_url()  # CAMSIGHT_DATABASE_URL, for processes handed no config
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
     if not create and url is None and not (root / "camsight.db").is_file():
         raise StoreError(f"no camsight data in {root} (nothing indexed there yet; check --data)")
     try:
@@ -87,14 +101,46 @@ def open_store(
         raise StoreError(f"cannot use data directory {root}: {exc.strerror}") from None
     if not os.access(root, os.W_OK):
         raise StoreError(f"cannot use data directory {root}: not writable")
-    db_url = url or f"sqlite:///{root / 'camsight.db'}"
-    engine = create_engine(db_url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        db_url = normalise_url(url) if url else f"sqlite:///{root / 'camsight.db'}"
+        engine = _engine(db_url)
+    except (ValueError, ArgumentError, ImportError) as exc:
+        raise StoreError(f"cannot use database {redact_url(url or '')}: {_sentence(exc)}") from None
     try:
         if migrate_schema:
             migrate(engine)
-    except DatabaseError as exc:
+        elif engine.dialect.name != "sqlite":
+            with engine.connect():
+                pass  # an unreachable server is reported here, not at the first query
+    except DBAPIError as exc:
         engine.dispose()
-        raise StoreError(f"cannot open database in {root}: {exc.orig}") from None
+        where = f"in {root}" if engine.dialect.name == "sqlite" else f"at {redact_url(db_url)}"
+        raise StoreError(f"cannot open database {where}: {_sentence(exc.orig)}") from None
     return Store(root=root, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+
+
+def url_for(config: StoreConfig | None) -> str | None:
+    """The database URL a config's ``store:`` section selects (``CAMSIGHT_DATABASE_URL`` wins); None:
+    the SQLite file. StoreError (one sentence, no password) when it cannot be used."""
+    try:
+        return database_url(config)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    # pre_ping: a node outlives database restarts and failovers; a dead pooled connection is
+    # replaced instead of failing the next request. connect_timeout: an unreachable server is
+    # an error after seconds, not after the OS's TCP timeout.
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+
+
+def _sentence(exc: BaseException | None) -> str:
+    """The first line of an error, passwords redacted (psycopg's can span several lines)."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return redact_url(first.removeprefix("connection failed: ")).rstrip(".")

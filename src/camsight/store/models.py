@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from camsight.store.vectors import FloatVector
 from camsight.timeutil import utcnow
 
 
@@ -56,6 +57,8 @@ class Camera(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     kind: Mapped[str] = mapped_column(String(16), default="file")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: The node that runs this live camera now (``camsight run --node``); null: one box.
+    node: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     sources: Mapped[list[Source]] = relationship(back_populates="camera")
 
@@ -89,6 +92,8 @@ class Source(Base):
     wallclock_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: The node holding this source's media (file, recordings, thumbnails, snapshots); null: one box.
+    node: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     camera: Mapped[Camera] = relationship(back_populates="sources")
     tracks: Mapped[list[Track]] = relationship(
@@ -126,8 +131,8 @@ class Track(Base):
     carrier_local_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     carried: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     labels_seen: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
-    #: float32 colour descriptor (tracking.appearance), for "more like this".
-    appearance: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: float32 colour descriptor (tracking.appearance), for "more like this" (pgvector on PostgreSQL).
+    appearance: Mapped[bytes | None] = mapped_column(FloatVector, nullable=True)
     #: Wall-clock span: the source's start time plus start_t/end_t.
     start_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     end_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -158,8 +163,8 @@ class TrackEmbedding(Base):
 
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
     model: Mapped[str] = mapped_column(String(128), primary_key=True)
-    #: float32, L2-normalised.
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    #: float32, L2-normalised (pgvector on PostgreSQL, with an HNSW index per model: store.vectors).
+    vector: Mapped[bytes] = mapped_column(FloatVector)
 
 
 class Meta(Base):
@@ -511,3 +516,26 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class NodeRow(Base):
+    """A ``camsight run --node NAME`` process on the shared database: where it answers, and its heartbeat.
+
+    ``last_seen`` is written by the database's clock (every node compares against the same clock);
+    ``instance`` tells a second process started under the same name from the one running.
+    """
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Base URL the other nodes reach its API at (``http://host:port``).
+    url: Mapped[str] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(32))
+    instance: Mapped[str] = mapped_column(String(32))
+    #: The cameras it runs.
+    cameras: Mapped[list[str]] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Set when it stopped cleanly (it shows as stopped at once, not after the heartbeat times out).
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

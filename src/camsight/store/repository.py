@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from camsight.errors import NotFoundError
@@ -26,11 +26,29 @@ from camsight.store.models import (
     TrackEmbedding,
     utcnow,
 )
+from camsight.store.vectors import VectorColumn, appearance_column, embedding_column, ensure_indexes
 
 FINAL = ("complete", "damaged")
 REVISION_KEY = "tracks_revision"
 #: The last revision that did more than add tracks (search indexes must rebuild past it).
 RESET_KEY = "tracks_reset_revision"
+
+
+#: The PostgreSQL advisory lock that orders track writers (any constant unique to camsight).
+TRACKS_LOCK_KEY = 0x63616D5F74726B73  # "cam_trks"
+
+
+def lock_tracks(session: Session) -> None:
+    """Make other writers of tracks wait until this transaction ends (PostgreSQL; SQLite needs nothing).
+
+    Search indexes read new tracks by id ("above the highest id seen"). On PostgreSQL ids
+    come from a sequence and two transactions can commit them out of order: a reader
+    between the commits would step over the late, lower id. Taken before the first track
+    is inserted, this lock makes ids rise in commit order, as SQLite's single writer does;
+    it also keeps two writers from both reading revision N and both writing N + 1.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TRACKS_LOCK_KEY})
 
 
 def bump_revision(session: Session, *, appended_only: bool = False) -> None:
@@ -40,6 +58,7 @@ def bump_revision(session: Session, *, appended_only: bool = False) -> None:
     altered), so an index may append them instead of rebuilding. Any other
     change, and the first one recorded in a store, is a reset.
     """
+    lock_tracks(session)  # re-entrant: a no-op wait when save_tracks already holds it
     row = session.get(Meta, REVISION_KEY)
     revision = 1 if row is None else int(row.value) + 1
     if row is None:
@@ -161,6 +180,7 @@ def plan_source(
             native_fps=native_fps,
             duration=duration,
             wallclock_start=wallclock_start or default_start,
+            node=store.node,
         )
         session.add(src)
         session.flush()
@@ -182,6 +202,7 @@ def save_tracks(
     orphans in the source's folder, which a re-run clears.
     """
     records = list(records)
+    ensure_indexes(store.engine, _vector_kinds(records))
     media_dir = source_media_dir(store.media, source_id)
     thumbs: dict[int, list[dict]] = {}
     for rec in records:
@@ -205,6 +226,8 @@ def save_tracks(
             )
         thumbs[rec.local_id] = rows
     with store.session() as session:
+        if records:
+            lock_tracks(session)
         src = session.get(Source, source_id)
         clock = src.wallclock_start if src is not None else None
         for rec in records:
@@ -275,6 +298,19 @@ def save_tracks(
         if records:
             bump_revision(session, appended_only=True)
     return len(records)
+
+
+def _vector_kinds(records: list[TrackRecord]) -> set[tuple[VectorColumn, int]]:
+    """The (vector kind, dimension) pairs ``records`` store: each needs its index on PostgreSQL."""
+    kinds: set[tuple[VectorColumn, int]] = set()
+    for rec in records:
+        if rec.appearance is not None:
+            kinds.add((appearance_column(), len(rec.appearance)))
+        if rec.embedding is not None and rec.embedding_model:
+            kinds.add((embedding_column(rec.embedding_model), len(rec.embedding)))
+        if rec.reid is not None and rec.reid_model:
+            kinds.add((embedding_column(rec.reid_model), len(rec.reid)))
+    return kinds
 
 
 def _update_source(session: Session, source_id: int, fields: dict) -> None:

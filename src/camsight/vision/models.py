@@ -54,7 +54,7 @@ def resolve_model(
         return path
     directories = models_search_dirs()
     for directory in directories:
-        for place in ([directory / folder, directory] if folder else [directory]):
+        for place in [directory / folder, directory] if folder else [directory]:
             for name in filenames:
                 if (place / name).is_file():
                     return place / name

@@ -44,6 +44,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy import func, select
 
+from camsight.api import remote
 from camsight.api.deps import (
     PageDep,
     PageOut,
@@ -79,6 +80,7 @@ from camsight.media.camera_picture import MaskNotApplicable, camera_picture
 from camsight.store import events as store_events
 from camsight.store.db import Store
 from camsight.store.models import Camera, Source
+from camsight.store.nodes import NodeState, node_states
 from camsight.store.repository import camera_status
 
 log = logging.getLogger(__name__)
@@ -172,6 +174,8 @@ class _Stored:
     def __init__(self, store: Store) -> None:
         with store.sessions() as session:
             rows = session.execute(select(Camera.id, Camera.name, Camera.kind)).all()
+            #: Cameras run by a node (camsight run --node) -> that node.
+            self.node = {n: node for n, node in session.execute(select(Camera.name, Camera.node)) if node}
             with_files = set(
                 session.scalars(
                     select(Source.camera_id).where(~Source.fingerprint.startswith("live:")).distinct()
@@ -187,11 +191,25 @@ class _Stored:
         self.files = {name for cid, name, _kind in rows if cid in with_files}
         self.size = {name: sizes[cid] for cid, name, _kind in rows if cid in sizes}
         self.health = dict(camera_status(store))
+        self.store = store
+        self._nodes: dict[str, NodeState] | None = None
+
+    def node_state(self, name: str, config: Config) -> NodeState | None:
+        """The state of the node running camera ``name`` (None: no node runs it)."""
+        node = self.node.get(name)
+        if node is None:
+            return None
+        if self._nodes is None:
+            states = node_states(self.store, config.nodes.down_after_seconds)
+            self._nodes = {n.name: n for n in states}
+        return self._nodes.get(node)
 
     def listed(self, config: Config) -> list[str]:
         """Cameras of the config, and of the store those with indexed files (removed live ones are not)."""
         names = set(config.cameras)
         names |= {n for n, kind in self.kind.items() if kind == "file" or n in self.files}
+        # Every node's cameras, also those missing from this node's config file.
+        names |= set(self.node)
         return sorted(names)
 
 
@@ -208,6 +226,20 @@ def _health(status: Any) -> dict[str, Any] | None:
         else None,
         "reconnects": status.reconnects,
         "error": status.error,
+    }
+
+
+def _node_health(health: dict[str, Any] | None, node: NodeState | None) -> dict[str, Any] | None:
+    """A camera's health, said to be unknown while the node running it is down (its last
+    state in the database would otherwise look current)."""
+    if node is None or node.up:
+        return health
+    return {
+        **(health or {"fps_in": 0.0, "fps_analysed": 0.0, "lag_seconds": 0.0, "last_frame_at": None}),
+        "reconnects": (health or {}).get("reconnects"),
+        "state": f"node-{node.state}",
+        "error": f"node {node.name!r} that runs this camera is {node.state} "
+        f"(last seen {node.age_seconds:.0f} s ago)",
     }
 
 
@@ -233,7 +265,8 @@ def _item(name: str, config: Config, stored: _Stored, principal: Principal) -> d
         "enabled": cam.enabled if cam is not None else True,
         "in_config": cam is not None,
         "url": redact_url(cam.url) if admin and cam is not None and cam.url else None,
-        "health": _health(stored.health.get(name)),
+        "health": _node_health(_health(stored.health.get(name)), stored.node_state(name, config)),
+        "node": stored.node.get(name) or (cam.node if cam is not None else None),
         "snapshot_url": f"/api/v1/cameras/{quote(name, safe='')}/snapshot",
         "size": size,
         "zones": _shapes(cam.zones) if cam is not None else {},
@@ -280,7 +313,8 @@ def camera(request: Request, name: CameraName, principal: LiveViewer, store: Sto
 @router.get(
     "/cameras/{name}/snapshot",
     response_class=Response,
-    responses=errors(404, 409) | {200: {"content": {"image/jpeg": {}}, "description": "A JPEG picture."}},
+    responses=errors(404, 409, 503)
+    | {200: {"content": {"image/jpeg": {}}, "description": "A JPEG picture."}},
 )
 def snapshot(request: Request, name: CameraName, principal: LiveViewer, store: StoreDep) -> Response:
     """The camera's current picture (JPEG) with its privacy masks blanked.
@@ -290,6 +324,12 @@ def snapshot(request: Request, name: CameraName, principal: LiveViewer, store: S
     still on disk. 404 when there is neither.
     """
     _find(request, store, principal, name)
+    node = remote.holder(request, store, None, name)
+    if node is not None:
+        # Run by another node: its current picture is there (503 while that node is down).
+        path = f"{remote.NODE_PREFIX}/cameras/{quote(name, safe='')}/picture"
+        jpeg = remote.remote_picture(request, store, node, path, f"camera {name!r}'s picture")
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
     try:
         jpeg = camera_picture(store, name, _config(request).camera(name))
     except MaskNotApplicable as exc:

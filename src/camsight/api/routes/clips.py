@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
+from camsight.api import remote
 from camsight.api.deps import RowId, StoreDep, client_ip, require
 from camsight.api.errors import ApiError
 from camsight.api.routes.events import load_event
@@ -107,7 +108,17 @@ def _footage(camera: str, source: Source | None, anchor: datetime | None) -> Foo
 def _track_subject(store: Store, principal: Principal, track_id: int) -> tuple[_Subject, Track]:
     with store.sessions() as session:
         track, camera, source = load_track(session, principal, track_id)
-    subject = _Subject(
+    return _subject_of_track(track, camera, source), track
+
+
+def track_subject_of(store: Store, track_id: int) -> _Subject:
+    """What a track's clip is of, for another node asking (no user: that node checked the caller)."""
+    with store.sessions() as session:
+        return _subject_of_track(*load_track(session, None, track_id))
+
+
+def _subject_of_track(track: Track, camera: str, source: Source) -> _Subject:
+    return _Subject(
         kind="track",
         id=track.id,
         camera=camera,
@@ -119,7 +130,6 @@ def _track_subject(store: Store, principal: Principal, track_id: int) -> tuple[_
         source_id=source.id,
         track_ids=[track.id],
     )
-    return subject, track
 
 
 def _event_subject(store: Store, principal: Principal, event_id: int) -> tuple[_Subject, Any]:
@@ -163,7 +173,26 @@ def event_subject(store: Store, row: EventRow, camera: str) -> _Subject:
 
 
 def _clip(request: Request, store: Store, subject: _Subject) -> ClipInfo:
-    """The subject's clip (cached, or made now); errors become clear 4xx/503 answers, never a 500."""
+    """The subject's clip: made here, or fetched from the node that holds its footage (503 when that
+    node is down)."""
+    node = remote.holder(request, store, subject.source_id, subject.camera)
+    if node is None:
+        return local_clip(request, store, subject)
+    return remote.remote_clip(
+        request,
+        store,
+        node,
+        kind=subject.kind,
+        subject_id=subject.id,
+        footage=subject.footage,
+        window=subject.window,
+        camera_config=request.app.state.config.camera(subject.camera),
+    )
+
+
+def local_clip(request: Request, store: Store, subject: _Subject) -> ClipInfo:
+    """The subject's clip from this node's footage (cached, or made now); errors become clear 4xx/503
+    answers, never a 500."""
     config: Config = request.app.state.config
     what = f"{subject.kind} {subject.id}"
     try:

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
+from camsight.api import remote
 from camsight.api.deps import (
     PageDep,
     PageOut,
@@ -149,10 +150,14 @@ def ack_event(request: Request, event_id: RowId, principal: Acknowledger, store:
     return {"acknowledged": bool(fresh), "event": _event_out(row, camera, source, _track_ids(store, row))}
 
 
-@router.get("/events/{event_id}/snapshot", response_class=FileResponse, responses=errors(404))
-def snapshot(event_id: RowId, principal: EventViewer, store: StoreDep) -> FileResponse:
+@router.get("/events/{event_id}/snapshot", response_class=FileResponse, responses=errors(404, 503))
+def snapshot(request: Request, event_id: RowId, principal: EventViewer, store: StoreDep) -> Response:
     """The event's snapshot (JPEG)."""
-    row, _camera, _source = load_event(store, principal, event_id)
+    row, camera, _source = load_event(store, principal, event_id)
     if not row.snapshot:
         raise ApiError(404, f"event {event_id} has no snapshot")
+    # Raised on another node: the snapshot is on that node (503 while it is down).
+    node = remote.holder(request, store, row.source_id, camera)
+    if node is not None:
+        return remote.remote_media(request, store, node, row.snapshot, f"the snapshot of event {event_id}")
     return media_file(store, row.snapshot)

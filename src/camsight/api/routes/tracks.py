@@ -12,11 +12,12 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as FastPath
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from camsight.api import remote
 from camsight.api.deps import (
     MAX_QUERY,
     PageDep,
@@ -70,7 +71,11 @@ def engine_of_state(state: Any) -> SearchEngine:
     """The app's one engine (made on first use): it caches the facet index between requests."""
     with _ENGINE_LOCK:
         if getattr(state, "engine", None) is None:
-            state.engine = SearchEngine(state.store, embedding_weight=state.config.embeddings.weight)
+            state.engine = SearchEngine(
+                state.store,
+                embedding_weight=state.config.embeddings.weight,
+                result_cache=state.config.api.search_cache,
+            )
         return state.engine
 
 
@@ -266,15 +271,17 @@ def _search(
     return _result_out(result, principal, limit, offset)
 
 
-def load_track(session: Session, principal: Principal, track_id: int) -> tuple[Track, str, Source]:
-    """The track, its camera's name and its source; 404 if missing or on a camera the caller cannot see."""
+def load_track(session: Session, principal: Principal | None, track_id: int) -> tuple[Track, str, Source]:
+    """The track, its camera's name and its source; 404 if missing or on a camera the caller cannot see.
+
+    ``principal`` None: another node asks, which checked its caller already."""
     found = session.execute(
         select(Track, Camera.name, Source)
         .join(Camera, Camera.id == Track.camera_id)
         .join(Source, Source.id == Track.source_id)
         .where(Track.id == track_id)
     ).one_or_none()
-    if found is None or not can_see(principal, found[1]):
+    if found is None or (principal is not None and not can_see(principal, found[1])):
         # A hidden camera's track answers exactly like a missing one.
         raise ApiError(404, f"no track with id {track_id}")
     return found[0], found[1], found[2]
@@ -376,18 +383,26 @@ def similar(
     return _result_out(result, principal, limit)
 
 
-@router.get("/tracks/{track_id}/thumbnails/{rank}", response_class=FileResponse, responses=errors(404))
+@router.get("/tracks/{track_id}/thumbnails/{rank}", response_class=FileResponse, responses=errors(404, 503))
 def thumbnail(
-    track_id: RowId, rank: Annotated[int, FastPath(ge=0, le=100)], principal: Searcher, store: StoreDep
-) -> FileResponse:
+    request: Request,
+    track_id: RowId,
+    rank: Annotated[int, FastPath(ge=0, le=100)],
+    principal: Searcher,
+    store: StoreDep,
+) -> Response:
     """A thumbnail (JPEG) of the track; rank 0 is the best. Not audited (clip views are)."""
-    _track_row(store, principal, track_id)
     with store.sessions() as session:
+        track, camera, _source = load_track(session, principal, track_id)
         rel = session.execute(
             select(Thumbnail.path).where(Thumbnail.track_id == track_id, Thumbnail.rank == rank)
         ).scalar_one_or_none()
     if rel is None:
         raise ApiError(404, f"track {track_id} has no thumbnail {rank}")
+    # Another node's track: its thumbnails are on that node (503 while it is down).
+    node = remote.holder(request, store, track.source_id, camera)
+    if node is not None:
+        return remote.remote_media(request, store, node, rel, f"the thumbnails of track {track_id}")
     return media_file(store, rel)
 
 

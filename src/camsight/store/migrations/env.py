@@ -3,6 +3,7 @@
 from alembic import context
 
 from camsight.store.models import Base
+from camsight.store.vectors import include_object
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only when run by the alembic CLI
@@ -12,6 +13,7 @@ context.configure(
     connection=connection,
     target_metadata=Base.metadata,
     render_as_batch=True,  # SQLite can only ALTER through table copies
+    include_object=include_object,  # pgvector's per-model HNSW indexes are not in the models
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -39,6 +39,8 @@ function cameraCard(camera, ctx, reload) {
       h('strong', {}, camera.name),
       h('span', { class: `badge state state-${state}` }, state),
       h('span', { class: 'muted small health' }, healthText(camera.health)),
+      // Run by one of several nodes (camsight run --node): which one, as a node that is down explains.
+      camera.node ? h('span', { class: 'muted small node' }, `node ${camera.node}`) : null,
       h('span', { class: 'error small health-error', hidden: !(camera.health && camera.health.error) }, (camera.health && camera.health.error) || ''),
       // A long path or URL is cut with an ellipsis to fit the card; the whole of it shows on hover.
       camera.url ? h('code', { class: 'small source', title: camera.url }, camera.url) : null,
@@ -125,7 +127,7 @@ export async function render(view, params, ctx) {
       error.textContent = (camera.health && camera.health.error) || '';
       error.hidden = !error.textContent;
       const img = card.querySelector('img');
-      if (img && camera.health && camera.health.state !== 'stopped') img.src = snapshotUrl(camera);
+      if (img && camera.health && !['stopped', 'node-down', 'node-stopped'].includes(camera.health.state)) img.src = snapshotUrl(camera);
     }
   };
   await reload();
