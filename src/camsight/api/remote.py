@@ -43,10 +43,12 @@ def context_of(request: Request) -> NodeContext:
 def holder(request: Request, store: Store, source_id: int | None, camera: str) -> str | None:
     """The other node holding a source's (or, without one, a camera's) media; None when it is here."""
     with store.sessions() as session:
-        node = source_node(session, source_id, camera)
-    if node is None or node == context_of(request).name:
-        return None
-    return node
+        return elsewhere(request, source_node(session, source_id, camera))
+
+
+def elsewhere(request: Request, node: str | None) -> str | None:
+    """``node`` (the one holding some media) when it is another node than this one; None: here."""
+    return None if node is None or node == context_of(request).name else node
 
 
 def _unavailable(exc: NodeUnavailable) -> ApiError:

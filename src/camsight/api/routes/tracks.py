@@ -393,14 +393,15 @@ def thumbnail(
 ) -> Response:
     """A thumbnail (JPEG) of the track; rank 0 is the best. Not audited (clip views are)."""
     with store.sessions() as session:
-        track, camera, _source = load_track(session, principal, track_id)
+        _track, _camera, source = load_track(session, principal, track_id)
         rel = session.execute(
             select(Thumbnail.path).where(Thumbnail.track_id == track_id, Thumbnail.rank == rank)
         ).scalar_one_or_none()
     if rel is None:
         raise ApiError(404, f"track {track_id} has no thumbnail {rank}")
-    # Another node's track: its thumbnails are on that node (503 while it is down).
-    node = remote.holder(request, store, track.source_id, camera)
+    # Another node's track: its thumbnails are on that node (503 while it is down). The source row
+    # says which: no second look-up on the path every result page's pictures take.
+    node = remote.elsewhere(request, source.node)
     if node is not None:
         return remote.remote_media(request, store, node, rel, f"the thumbnails of track {track_id}")
     return media_file(store, rel)
