@@ -8,13 +8,15 @@ default) so searches have realistic work. An operator signs in with an API
 token, and then:
 
 1. one client searches alone for a while (the single-client baseline);
-2. ``--clients`` clients (30 by default) search at once, each sending its next
-   query as soon as the last one answered, for ``--seconds`` (60 by default).
+2. ``--clients`` clients (30 by default) search at once, each on its own connection and
+   sending its next query as soon as the last one answered, for ``--seconds`` (60 by default);
+   ``--one-pool`` has them share one httpx client instead (see :func:`phase`).
 
 Queries are search_latency.QUERIES (attribute, time and class queries), each
 client starting at a different one. Every search is audited, as in
 production. Printed: p50/p95/p99, requests/s and the service process's CPU milliseconds
-per answer (``CPU ms``; Linux) of both phases, and the loaded figures as
+per answer (``CPU ms``; Linux) and the benchmark's own (``client ms``: the clients share
+this machine's CPUs with the server) of both phases, and the loaded figures as
 ratios of the single-client ones from the same run (the machine is shared and
 noisy: compare ratios and CPU per answer across runs, not absolute
 milliseconds).
@@ -23,7 +25,7 @@ Live cameras store new tracks every few seconds, and each new revision of the tr
 search run again; ``--no-result-cache`` turns kept results off altogether.
 
     python bench/api_load.py [--clients 30] [--seconds 60] [--single-seconds 10] [--tracks 20000]
-                             [--no-result-cache]
+                             [--no-result-cache] [--one-pool]
 """
 
 from __future__ import annotations
@@ -111,9 +113,25 @@ class Service:
         self.log.close()
 
 
+def _http(url: str, secret: str, connections: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    headers = {"Authorization": f"Bearer {secret}"}
+    return httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits)
+
+
 async def _client(
-    http: httpx.AsyncClient, first: int, until: float, latencies: list[float], errors: list[str]
+    http: httpx.AsyncClient | tuple[str, str],
+    first: int,
+    until: float,
+    latencies: list[float],
+    errors: list[str],
 ) -> None:
+    """One client, its next query as soon as the last one is answered: on its own connection
+    (``http`` is the server's URL and the API token), or on a pool shared with the others."""
+    if isinstance(http, tuple):
+        async with _http(*http, connections=1) as own:
+            await _client(own, first, until, latencies, errors)
+        return
     i = first
     while time.perf_counter() < until:
         q = QUERIES[i % len(QUERIES)]
@@ -131,18 +149,28 @@ async def _client(
         latencies.append(ms)
 
 
-async def phase(url: str, secret: str, clients: int, seconds: float) -> tuple[list[float], float, list[str]]:
-    """``clients`` closed-loop searchers for ``seconds``: latencies (ms), elapsed seconds, errors."""
+async def phase(
+    url: str, secret: str, clients: int, seconds: float, *, one_pool: bool = False
+) -> tuple[list[float], float, list[str]]:
+    """``clients`` closed-loop searchers for ``seconds``: latencies (ms), elapsed seconds, errors.
+
+    Each client has its own httpx client and connection, as separate users' browsers and
+    scripts do. ``one_pool``: one httpx client with a pool of ``clients`` connections for all
+    (one program sending many requests at once); httpx's pool then costs the benchmark about
+    three times the server's CPU per request, on the same two cores, and its queue is measured
+    as the server's latency.
+    """
     latencies: list[float] = []
     errors: list[str] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=120, limits=limits
-    ) as http:
-        started = time.perf_counter()
-        until = started + seconds
-        await asyncio.gather(*(_client(http, k, until, latencies, errors) for k in range(clients)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    until = started + seconds
+    if one_pool:
+        async with _http(url, secret, clients) as http:
+            await asyncio.gather(*(_client(http, k, until, latencies, errors) for k in range(clients)))
+    else:
+        own = (url, secret)
+        await asyncio.gather(*(_client(own, k, until, latencies, errors) for k in range(clients)))
+    elapsed = time.perf_counter() - started
     return latencies, elapsed, errors
 
 
@@ -172,23 +200,32 @@ def process_cpu(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measured(service: Service, secret: str, clients: int, seconds: float) -> tuple[Any, ...]:
+def measured(
+    service: Service, secret: str, clients: int, seconds: float, *, one_pool: bool = False
+) -> tuple[Any, ...]:
     """:func:`phase` plus the service process's CPU milliseconds per answer (None without /proc).
 
     CPU per answer is less sensitive to a busy machine than latencies are (it still rises a
     little with contention): compare it across runs and changes.
     """
     before = process_cpu(service.proc.pid)
-    latencies, elapsed, errors = asyncio.run(phase(service.url, secret, clients, seconds))
+    client_before = time.process_time()
+    latencies, elapsed, errors = asyncio.run(phase(service.url, secret, clients, seconds, one_pool=one_pool))
+    client_ms = (time.process_time() - client_before) / max(len(latencies), 1) * 1000
     after = process_cpu(service.proc.pid)
     cpu_ms = (
         None if before is None or after is None or not latencies else (after - before) / len(latencies) * 1000
     )
-    return latencies, elapsed, errors, cpu_ms
+    return latencies, elapsed, errors, cpu_ms, client_ms
 
 
 def summary(
-    name: str, latencies: list[float], elapsed: float, errors: list[str], cpu_ms: float | None = None
+    name: str,
+    latencies: list[float],
+    elapsed: float,
+    errors: list[str],
+    cpu_ms: float | None = None,
+    client_ms: float | None = None,
 ) -> dict[str, float]:
     figures = {
         "p50": quantile(latencies, 0.50),
@@ -197,8 +234,9 @@ def summary(
         "rps": len(latencies) / elapsed,
     }
     cpu = f"{cpu_ms:8.2f}" if cpu_ms is not None else f"{'-':>8}"
+    cpu += f" {client_ms:9.2f}" if client_ms is not None else f" {'-':>9}"
     print(
-        f"{name:22} {len(latencies):7} {figures['rps']:8.1f} {figures['p50']:8.1f} {figures['p95']:8.1f} "
+        f"{name:30} {len(latencies):7} {figures['rps']:8.1f} {figures['p50']:8.1f} {figures['p95']:8.1f} "
         f"{figures['p99']:8.1f} {max(latencies):8.1f} {len(errors):6} {cpu}"
     )
     if errors:
@@ -219,6 +257,11 @@ def main() -> None:
         "--no-result-cache",
         action="store_true",
         help="api.search_cache: 0, so every answer is searched anew (the cost of searching itself)",
+    )
+    parser.add_argument(
+        "--one-pool",
+        action="store_true",
+        help="all clients share one httpx client and its connection pool (the benchmark's CPU grows)",
     )
     args = parser.parse_args()
     missing = [str(p) for p in CLIPS.values() if not p.exists()]
@@ -252,11 +295,15 @@ def main() -> None:
                 f"kept results {kept}"
             )
             print(
-                f"{'phase':22} {'answers':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-                f"{'max ms':>8} {'errors':>6} {'CPU ms':>8}"
+                f"{'phase':30} {'answers':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+                f"{'max ms':>8} {'errors':>6} {'CPU ms':>8} {'client ms':>9}"
             )
             one = summary("1 client", *measured(service, secret, 1, args.single_seconds))
-            many = summary(f"{args.clients} clients", *measured(service, secret, args.clients, args.seconds))
+            shape = "one pool" if args.one_pool else "own connections"
+            many = summary(
+                f"{args.clients} clients ({shape})",
+                *measured(service, secret, args.clients, args.seconds, one_pool=args.one_pool),
+            )
         finally:
             service.stop()
         print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -555,3 +556,57 @@ def test_openapi_declares_the_error_answers(app):
     search = next(p for p in doc["paths"]["/api/v1/search"]["get"]["parameters"] if p["name"] == "class")
     assert "minLength" in str(search["schema"])
     assert doc["paths"]["/api/v1/search"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+
+
+# --------------------------------------------------------------------------- kept answers
+
+
+def _walkers(first_id: int, colour: str) -> list[Any]:
+    """Three people walking past for a second each, wearing ``colour`` on top."""
+    import numpy as np
+
+    from camsight.records.attributes import TrackAttributes
+    from camsight.records.tracks import Crop, Observation, TrackRecord
+    from camsight.tracking.kinematics import kinematics
+
+    records = []
+    for k in range(3):
+        obs = [Observation(k * 10 + i + 1, k * 2.0 + i * 0.2, (40.0 * k, 20.0, 40.0 * k + 40, 120.0), 0.9)
+               for i in range(5)]  # fmt: skip
+        crop = Crop(obs[1].frame, obs[1].t, obs[1].box, 1.0, np.full((100, 40, 3), 128, np.uint8), (6, 10))
+        rec = TrackRecord(
+            first_id + k, "person", obs, [crop], kinematics(obs, "person"), 0.9, labels_seen={"person": 5}
+        )
+        rec.attributes = TrackAttributes(colours={"upper": {colour: 0.9}, "lower": {"black": 0.8}})
+        records.append(rec)
+    return records
+
+
+def test_a_kept_search_answer_is_rendered_once_per_camera_scope(app, store):
+    """Kept results are shared by every caller, their rendered JSON only by callers who see the
+    same cameras: a user limited to one camera never gets a page rendered for someone else."""
+    from datetime import UTC, datetime
+
+    from conftest import save_records
+
+    t0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    save_records(store, "lobby", _walkers(1, "red"), t0)
+    save_records(store, "gate", _walkers(1, "red"), t0)
+    olga, lena = client_for(app, "olga"), client_for(app, "lena")
+    first = olga.get("/api/v1/search", params={"q": "person in red"})
+    assert first.status_code == 200, first.text
+    assert {h["camera"] for h in first.json()["hits"]} == {"lobby", "gate"}
+    again = olga.get("/api/v1/search", params={"q": "person in red"})
+    assert again.content == first.content  # the same kept answer, byte for byte
+    assert again.headers["content-type"] == "application/json"
+    kept = [r for r in app.state.engine.results._results.values() if r.renderings]
+    assert kept, "the answer was not kept with its result"
+    scoped = lena.get("/api/v1/search", params={"q": "person in red"})
+    assert scoped.status_code == 200, scoped.text
+    assert {h["camera"] for h in scoped.json()["hits"]} == {"gate"}
+    # The other page of the same kept result is its own rendering.
+    page = olga.get("/api/v1/search", params={"q": "person in red", "limit": 2, "offset": 1})
+    assert [h["track_id"] for h in page.json()["hits"]] == [h["track_id"] for h in first.json()["hits"]][1:3]
+    # Each answer was audited, kept or not.
+    searches = audit.list_entries(store, action="search", limit=10).entries  # newest first
+    assert [e.actor for e in searches] == ["olga", "lena", "olga", "olga"]

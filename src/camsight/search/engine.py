@@ -82,6 +82,10 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
     #: "More like this": the track the results are compared with.
     reference: Hit | None = None
+    #: Callers' renderings of this result (the API's JSON per page), kept with it: a kept
+    #: result (:class:`RecentResults`) is answered again and again, and rendering it cost more
+    #: than finding it. Not part of the result's value.
+    renderings: dict[Hashable, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def parsed(self) -> dict[str, Any]:
         """How the query was understood, as plain data (``to_dict()["parsed"]`` without the hits)."""

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from camsight.api.deps import current_principal
+from camsight.api.deps import principal_of
 from camsight.api.errors import ApiError
 from camsight.service.metrics import ServiceMetrics, may_scrape
 
@@ -44,7 +44,7 @@ def metrics(request: Request) -> Response:
     if getattr(state, "metrics_elsewhere", False):
         raise ApiError(404, "metrics are served on their own address (metrics.listen in the config)")
     if cfg.auth == "token":
-        principal = current_principal(request)
+        principal = principal_of(request)
         why = may_scrape(principal)
         if why is not None:
             raise ApiError(403, why)
