@@ -92,11 +92,13 @@ class Service:
         unknown = sorted(set(only or ()) - set(config.cameras))
         if unknown:
             raise ConfigError(f"--only: no camera named {unknown[0]!r} in the config")
-        elsewhere = [n for n in only or () if config.cameras[n].node != node]
+        elsewhere = [n for n in only or () if config.node_of(n) != node]
         if elsewhere:
-            owner = config.cameras[elsewhere[0]].node
+            owner = config.node_of(elsewhere[0])
             runs_on = f"node {owner!r}" if owner else "a process without --node"
-            raise ConfigError(f"--only: camera {elsewhere[0]!r} runs on {runs_on} (its `node:`)")
+            raise ConfigError(
+                f"--only: camera {elsewhere[0]!r} runs on {runs_on} (its `node:`, or nodes.default)"
+            )
         if config.alerts.sink_names():
             from camsight.alerts.dispatcher import check_sinks
             from camsight.alerts.links import EventLinks
@@ -122,14 +124,12 @@ class Service:
         self.live = [
             n
             for n, c in config.cameras.items()
-            if c.url and c.enabled and (not only or n in only) and c.node == node
+            if c.url and c.enabled and (not only or n in only) and config.node_of(n) == node
         ]
-        if node is not None:
-            nobody = sorted(n for n, c in config.cameras.items() if c.url and c.enabled and c.node is None)
-            if nobody:
-                log.warning(
-                    "cameras without `node:` run on no node (give each its node): %s", ", ".join(nobody)
-                )
+        if node is not None and (nobody := config.unassigned_cameras()):
+            from camsight.config.nodes import unassigned_warning
+
+            log.warning("%s", unassigned_warning(nobody))
         if not self.live and not web:
             raise ConfigError("no cameras to run: add `url:` to a camera in the config, or --camera NAME=URL")
         self.stop = threading.Event()

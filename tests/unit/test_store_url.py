@@ -16,8 +16,6 @@ from sqlalchemy.engine import make_url
 from camsight.config import parse_config
 from camsight.config.store import StoreConfig, database_url, normalise_url, redact_url
 from camsight.errors import ConfigError, StoreError
-from camsight.service.backup import BackupError, create_backup
-from camsight.service.restore import restore_backup
 from camsight.store.db import open_store
 
 UNREACHABLE = "postgresql://cam:hunter2@127.0.0.1:1/camsight"
@@ -182,29 +180,3 @@ def test_a_command_on_an_unreachable_server_fails_in_one_line(tmp_path: Path) ->
         "error: cannot open database at postgresql+psycopg://cam:***@127.0.0.1:1/"
     )
     assert "hunter2" not in result.stderr + result.stdout and "Traceback" not in result.stderr
-
-
-# --------------------------------------------------------------------------- backup, restore, doctor
-
-
-def test_backup_and_restore_of_a_postgresql_store_say_what_to_use_instead(
-    tmp_path: Path, postgres_url: str
-) -> None:
-    store = open_store(tmp_path / "data", url=postgres_url)
-    store.close()
-    with pytest.raises(
-        BackupError, match=r"the store is the PostgreSQL database .*: back it up with pg_dump"
-    ):
-        create_backup(tmp_path / "backup", tmp_path / "data", database_url=postgres_url)
-    assert not (tmp_path / "backup").exists()
-    with pytest.raises(BackupError, match="restore it with pg_restore"):
-        restore_backup(tmp_path / "backup", tmp_path / "data", database_url=postgres_url)
-    result = run_cli(
-        "backup",
-        tmp_path / "b2",
-        "--data",
-        tmp_path / "data",
-        env=cli_env(CAMSIGHT_DATABASE_URL=postgres_url),
-    )
-    assert result.returncode != 0 and "back it up with pg_dump" in result.stderr
-    assert "Traceback" not in result.stderr

@@ -390,7 +390,8 @@ class CameraOut(_Out):
     #: Admins only, with any password redacted.
     url: str | None
     health: HealthStateOut | None
-    #: The node that runs it (camsight run --node); null: no node.
+    #: The node that runs it (camsight run --node; its ``node:`` or ``nodes.default``); null: no node
+    #: (with nodes in use, its health is then ``not-assigned``).
     node: str | None = None
     snapshot_url: str
     size: list[int] | None

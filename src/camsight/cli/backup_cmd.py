@@ -73,7 +73,8 @@ def backup(
 ) -> None:
     """Back up the data folder, also while `camsight run` or an index is writing to it.
 
-    Copies the database (a consistent snapshot, by SQLite's online backup), the
+    Copies the database (a consistent snapshot, by SQLite's online backup; a
+    PostgreSQL store is dumped by pg_dump, from PATH or CAMSIGHT_PG_DUMP), the
     config file in force and the keys in the data folder; with --media the
     footage too. A manifest lists every file with its sha256. DEST appears only
     when the backup is complete. The backup holds password hashes and keys:
@@ -137,9 +138,19 @@ def restore(
         typer.Option(
             "--force",
             help="Restore into a data folder that is not empty: its contents are moved aside "
-            "(to FOLDER.before-restore-TIME), never deleted.",
+            "(to FOLDER.before-restore-TIME), never deleted; and into a PostgreSQL database that "
+            "holds tables: they are moved to a schema camsight_before_restore_TIME.",
         ),
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="A config whose store: names the PostgreSQL database to restore into "
+            "(default: CAMSIGHT_DATABASE_URL, else CAMSIGHT_CONFIG's).",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Restore a backup into a data folder (--data; default: CAMSIGHT_DATA or the per-user folder).
@@ -148,16 +159,20 @@ def restore(
     then the restored database's row counts are compared with the manifest and
     its audit chain is verified. Stop `camsight run` on that folder first, and
     run this as the user the service runs as, so the files are that user's.
+    A backup of a PostgreSQL store goes into the database CAMSIGHT_DATABASE_URL
+    (or --config's store:) names, by pg_restore; stop every node first.
 
     Example: camsight restore /backups/camsight-2026-12-07 --data /var/lib/camsight
     """
+    from camsight.config import load_config
     from camsight.paths import default_data_dir
     from camsight.service.restore import restore_backup
     from camsight.store.db import url_for
 
     folder = (data or default_data_dir()).expanduser()
-    # No --config here: the environment (CAMSIGHT_DATABASE_URL) says whether the store is a server.
-    url = url_for(None)
+    # Not the data folder's config.yaml: that is what the restore replaces. The target database
+    # is named by the environment or a config given for it.
+    url = url_for(load_config(config).store)
     with _progress() as report:
         result = restore_backup(src, folder, force=force, progress=report, database_url=url)
     m = result.manifest

@@ -130,25 +130,32 @@ def cameras(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Each camera's health: connected, frames in and analysed per second, lag, last frame, errors."""
+    from camsight.config.nodes import unassigned_warning
     from camsight.store.repository import camera_status
 
-    store = open_data(data, command_config(config, data), create=False)
+    cfg = command_config(config, data)
+    store = open_data(data, cfg, create=False)
     try:
         rows = camera_status(store)
     finally:
         store.close()
+    # With nodes in use, a camera no node runs says so (it may never have been in the store at all).
+    unassigned = cfg.unassigned_cameras()
+    known = {name for name, _ in rows}
+    rows += [(name, None) for name in unassigned if name not in known]
     items = []
     for name, st in rows:
+        nobody = st is None and name in unassigned
         items.append(
             {
                 "camera": name,
-                "state": st.state if st else "never run",
+                "state": st.state if st else "not assigned" if nobody else "never run",
                 "fps_in": round(st.fps_in, 2) if st else None,
                 "fps_analysed": round(st.fps_analysed, 2) if st else None,
                 "lag_seconds": round(st.lag_seconds, 2) if st else None,
                 "last_frame_at": st.last_frame_at.isoformat() if st and st.last_frame_at else None,
                 "reconnects": st.reconnects if st else None,
-                "error": st.error if st else None,
+                "error": st.error if st else unassigned_warning([name]) if nobody else None,
                 "details": st.details if st else {},
                 "updated_at": st.updated_at.isoformat() if st else None,
             }
@@ -258,12 +265,17 @@ def config_check(
     Without a file it checks the config every command would use, and prints it.
     """
     from camsight.config import choose_config, load_config
+    from camsight.config.nodes import unassigned_warning
 
     if path is not None:
-        load_config(path)
+        checked = load_config(path)
         out_console.print(f"config OK ({escape(str(path))})")
-        return
-    choice = choose_config(None, data)
-    where = str(choice.path) if choice.found else f"built-in defaults; none at {choice.path}"
-    out_console.print(f"config OK ({escape(where)})")
-    out_console.print_json(choice.config.model_dump_json())
+    else:
+        choice = choose_config(None, data)
+        checked = choice.config
+        where = str(choice.path) if choice.found else f"built-in defaults; none at {choice.path}"
+        out_console.print(f"config OK ({escape(where)})")
+        out_console.print_json(checked.model_dump_json())
+    # Valid, but a camera would run nowhere: said, not refused (a node may be added later).
+    if nobody := checked.unassigned_cameras():
+        err_console.print(f"warning: {escape(unassigned_warning(nobody))}", soft_wrap=True)

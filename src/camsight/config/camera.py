@@ -164,8 +164,8 @@ class CameraConfig(StrictModel):
     enabled: bool = True
     node: NodeName | None = None
     """The node (``camsight run --node NAME``) that analyses and records this camera; its footage
-    stays there and other nodes fetch it. Unset: run by a process started without ``--node``
-    (one box), and by no node (see docs/scaling.md)."""
+    stays there and other nodes fetch it. Unset: run by ``nodes.default`` when that is set, else by
+    a process started without ``--node`` (one box) and by no node (see docs/scaling.md)."""
     record: RecordConfig = RecordConfig()
     masks: dict[str, ZoneConfig] = Field(default_factory=dict)
     """Privacy masks: blanked in everything users see or export, and excluded from analysis."""

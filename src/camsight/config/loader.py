@@ -112,6 +112,28 @@ class Config(StrictModel):
         """The named camera's block, if the config has one."""
         return self.cameras.get(name)
 
+    def node_of(self, name: str) -> str | None:
+        """The node that runs camera ``name``: its ``node:``, else ``nodes.default``; None: a process
+        started without ``--node`` runs it (one box)."""
+        cam = self.cameras.get(name)
+        if cam is None:
+            return None
+        return cam.node or self.nodes.default
+
+    def uses_nodes(self) -> bool:
+        """Whether cameras are shared out among nodes: some camera names a node, or a default is set."""
+        return self.nodes.default is not None or any(c.node for c in self.cameras.values())
+
+    def unassigned_cameras(self) -> list[str]:
+        """With nodes in use, the cameras (enabled, with a URL) that no node runs, in name order.
+
+        They have no ``node:`` and ``nodes.default`` is unset, so every ``camsight run --node``
+        leaves them out: said by the nodes at start, by ``camsight doctor`` and ``config check``.
+        """
+        if not self.uses_nodes():
+            return []
+        return sorted(n for n, c in self.cameras.items() if c.url and c.enabled and self.node_of(n) is None)
+
 
 def _key_lines(node: yaml.Node, prefix: tuple = (), origin: str = "<config>") -> dict[tuple, int]:
     """Map each key path in a YAML document to its 1-based line; a repeated key is an error."""

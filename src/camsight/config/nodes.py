@@ -1,7 +1,7 @@
 """The ``nodes:`` section: several ``camsight run --node NAME`` processes sharing one database.
 
-Each camera names the node that analyses and records it (``node:`` in its block);
-see docs/scaling.md. Every node heartbeats into the shared database, and one not
+Each camera names the node that analyses and records it (``node:`` in its block, else
+``nodes.default``); see docs/scaling.md. Every node heartbeats into the shared database, and one not
 seen for ``down_after_seconds`` shows as down everywhere.
 
 >>> NodesConfig().down_after_seconds
@@ -55,6 +55,10 @@ class NodesConfig(StrictModel):
     sign requests between nodes, never sent). ``CAMSIGHT_NODE_SECRET`` takes precedence."""
     fetch_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 60.0
     """How long a node waits for another node's footage (a clip is made there first)."""
+    default: NodeName | None = None
+    """The node that runs the cameras without a ``node:`` of their own. Unset: such a camera runs
+    on no node, only on a process started without ``--node`` (nodes and ``camsight doctor`` warn,
+    naming it, and the cameras list shows it ``not-assigned``)."""
 
     @model_validator(mode="after")
     def _timing(self) -> NodesConfig:
@@ -64,6 +68,24 @@ class NodesConfig(StrictModel):
                 "would flicker down between its heartbeats"
             )
         return self
+
+
+def unassigned_warning(cameras: list[str]) -> str:
+    """The one line said about cameras that no node runs (see ``Config.unassigned_cameras``).
+
+    >>> unassigned_warning(["yard", "gate"]).split(":")[0]
+    "no node runs cameras 'yard', 'gate'"
+    """
+    named = ", ".join(repr(c) for c in cameras)
+    if len(cameras) == 1:
+        return (
+            f"no node runs camera {named}: it has no `node:` and nodes.default is unset "
+            "(give it a `node:`, or set nodes.default)"
+        )
+    return (
+        f"no node runs cameras {named}: they have no `node:` and nodes.default is unset "
+        "(give each a `node:`, or set nodes.default)"
+    )
 
 
 def load_node_secret(config: NodesConfig, environ: dict[str, str] | None = None) -> str:

@@ -155,7 +155,7 @@ class CameraWorker:
 
         self._store = store = open_store(self.data_dir, url=url_for(self.config.store))
         # Run by a node (camsight run --node): its sessions' media is here, as other nodes must know.
-        store.node = self.cam.node
+        store.node = self.config.node_of(self.camera)
         with store.session() as session:
             cam_row = repo.get_or_create_camera(session, self.camera, kind="live")
             camera_id = cam_row.id

@@ -4,6 +4,7 @@ A backup is a folder (private to its owner: it holds password hashes and keys)::
 
     manifest.json        what is in it, and the size and sha256 of every other file
     data/camsight.db     the database, copied with SQLite's online backup API
+    data/camsight.pgdump or, for a PostgreSQL store, a pg_dump archive (see :mod:`.pg_backup`)
     data/<file>          the data folder's own files: keys (e.g. the link-signing key)
     data/secrets/ ...    and data/keys/, when the data folder has them
     data/media/ ...      with media: thumbnails, event snapshots, camera pictures
@@ -45,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import camsight
 from camsight.auth.audit import Action, Actor
@@ -54,8 +55,12 @@ from camsight.paths import recordings_dir, uploads_dir
 
 FORMAT = "camsight-backup"
 FORMAT_VERSION = 1
+#: A backup of a PostgreSQL store: a camsight that reads only version 1 says it cannot, not "damaged".
+FORMAT_VERSION_POSTGRES = 2
 MANIFEST = "manifest.json"
 DB_NAME = "camsight.db"
+#: A PostgreSQL store's database in a backup: a ``pg_dump --format=custom`` archive.
+DUMP_NAME = "camsight.pgdump"
 #: What SQLite keeps beside the database: never copied as files (the online backup reads them).
 DB_FILES = frozenset({DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal"})
 #: Folders of the data folder that hold keys and secrets: always backed up, like its own files.
@@ -111,13 +116,26 @@ class FileEntry(BaseModel):
         return value
 
 
+class PostgresInfo(BaseModel):
+    """In a backup's manifest: where its database came from and what dumped it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database: str
+    """The store's URL, password left out."""
+    server_version: str
+    """The server's PostgreSQL version, e.g. ``18.1``."""
+    pg_dump_version: str
+    """The ``pg_dump`` that made the archive (a ``pg_restore`` at least this new reads it)."""
+
+
 class Manifest(BaseModel):
     """``manifest.json``: what a backup holds and how to check it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     format: Literal["camsight-backup"]
-    format_version: Literal[1]
+    format_version: Literal[1, 2]
     camsight_version: str
     created_at: datetime
     source_data_dir: str
@@ -137,6 +155,8 @@ class Manifest(BaseModel):
     skipped: list[str]
     """What was left out, and why."""
     files: list[FileEntry]
+    postgres: PostgresInfo | None = None
+    """For a PostgreSQL store (format version 2): where the database came from, what dumped it."""
 
     @field_validator("files")
     @classmethod
@@ -146,12 +166,25 @@ class Manifest(BaseModel):
             if f.path in seen:
                 raise ValueError(f"{f.path} is listed twice")
             seen.add(f.path)
-        if f"data/{DB_NAME}" not in seen:
-            raise ValueError(f"data/{DB_NAME} is not listed")
         return files
 
+    @model_validator(mode="after")
+    def _database_listed(self) -> Manifest:
+        if (self.format_version == FORMAT_VERSION_POSTGRES) != (self.postgres is not None):
+            raise ValueError("postgres is given exactly in format version 2")
+        if self.database_file not in {f.path for f in self.files}:
+            raise ValueError(f"{self.database_file} is not listed")
+        return self
+
+    @property
+    def database_file(self) -> str:
+        """The database's file in the backup: the SQLite copy, or the pg_dump archive."""
+        return f"data/{DUMP_NAME}" if self.postgres is not None else f"data/{DB_NAME}"
+
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+        # A SQLite store's manifest stays as version 1 wrote it, so an older camsight reads it.
+        data = self.model_dump(mode="json", exclude={"postgres"} if self.postgres is None else None)
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     @property
     def total_bytes(self) -> int:
@@ -199,14 +232,11 @@ def read_manifest(src: Path) -> Manifest:
         data = json.loads(text)
     except ValueError as exc:
         raise BackupError(f"{path} is damaged: not JSON ({exc})") from None
-    if (
-        isinstance(data, dict)
-        and data.get("format") == FORMAT
-        and data.get("format_version") != FORMAT_VERSION
-    ):
+    known = (FORMAT_VERSION, FORMAT_VERSION_POSTGRES)
+    if isinstance(data, dict) and data.get("format") == FORMAT and data.get("format_version") not in known:
         raise BackupError(
             f"{path}: backup format version {data.get('format_version')!r} is not one this camsight "
-            f"reads ({FORMAT_VERSION}); restore it with the camsight that made it"
+            f"reads ({', '.join(map(str, known))}); restore it with the camsight that made it"
         )
     try:
         return Manifest.model_validate(data)
@@ -472,29 +502,9 @@ class BackupResult:
         return self.manifest.total_bytes
 
 
-def refuse_server_database(url: str | None, action: Literal["backup", "restore"]) -> None:
-    """BackupError saying what to use instead when the store is a database server, not the SQLite file.
-
-    A consistent copy of a server's database is its own tool's job (pg_dump takes one while
-    camsight keeps writing); copying media beside a dump taken at another moment would not be
-    one backup, so camsight does not pretend to do it.
-    """
-    if url is None or url.startswith("sqlite"):
-        return
-    from camsight.config.store import redact_url
-
-    shown = redact_url(url)
-    if action == "backup":
-        raise BackupError(
-            f"the store is the PostgreSQL database {shown}: back it up with pg_dump (e.g. pg_dump -Fc "
-            "-f camsight.dump DATABASE) and copy the data folder (media, recordings, keys) and the "
-            "config with your file backup; camsight backup copies only the embedded SQLite store"
-        )
-    raise BackupError(
-        f"the store is the PostgreSQL database {shown}: restore it with pg_restore and put the data "
-        "folder back with your file backup; camsight restore restores only backups of the embedded "
-        "SQLite store (unset store.url and CAMSIGHT_DATABASE_URL to restore one)"
-    )
+def server_url(url: str | None) -> str | None:
+    """``url`` when it names a database server (PostgreSQL), None for the SQLite file."""
+    return None if url is None or url.startswith("sqlite") else url
 
 
 def check_dest(dest: Path, keep_out_of: list[Path]) -> None:
@@ -528,15 +538,19 @@ def create_backup(
     (default: inside ``data_dir``); they are copied with ``media``. The backup
     is recorded in the audit log as ``backup.create`` by ``actor``.
     ``database_url``: the store's database when it is not the SQLite file; a
-    PostgreSQL store is refused with what to use instead (pg_dump).
+    PostgreSQL store is dumped with ``pg_dump`` (:mod:`camsight.service.pg_backup`),
+    in one snapshot, before the files are copied.
     """
-    refuse_server_database(database_url, "backup")
+    server = server_url(database_url)
     dest = Path(os.path.abspath(Path(dest).expanduser()))
     data_dir = Path(os.path.abspath(Path(data_dir).expanduser()))
     recordings = recordings_dir(data_dir, recordings)
     uploads = uploads_dir(data_dir, uploads)
     db = data_dir / DB_NAME
-    if not db.is_file():
+    if server is not None:
+        if not data_dir.is_dir():
+            raise BackupError(f"no camsight data folder {data_dir} (check --data)")
+    elif not db.is_file():
         raise BackupError(f"no camsight data in {data_dir} (no {DB_NAME}; check --data)")
     check_dest(dest, [data_dir, *((recordings, uploads) if media else ())])
     try:
@@ -548,7 +562,7 @@ def create_backup(
     except OSError as exc:
         raise BackupError(f"cannot write in {dest.parent}: {os_reason(exc)}") from None
     try:
-        manifest = _build(tmp, db, plan, data_dir, config_path, media, progress)
+        manifest = _build(tmp, db, server, plan, data_dir, config_path, media, progress)
         if dest.exists():
             raise BackupError(f"{dest} appeared while the backup was taken; it is left as it was")
         os.rename(tmp, dest)
@@ -558,13 +572,14 @@ def create_backup(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     result = BackupResult(dest, manifest)
-    _audit_backup(data_dir, result, actor or Actor.cli())
+    _audit_backup(data_dir, server, result, actor or Actor.cli())
     return result
 
 
 def _build(
     tmp: Path,
     db: Path,
+    server: str | None,
     plan: _Plan,
     data_dir: Path,
     config_path: Path | None,
@@ -572,16 +587,24 @@ def _build(
     progress: Progress | None,
 ) -> Manifest:
     (tmp / "data").mkdir(mode=0o700)
-    db_copy = tmp / "data" / DB_NAME
-    revision, counts = _copy_database(db, db_copy, progress)
-    os.chmod(db_copy, 0o600)
+    postgres: PostgresInfo | None = None
+    if server is None:
+        db_copy = tmp / "data" / DB_NAME
+        revision, counts = _copy_database(db, db_copy, progress)
+        os.chmod(db_copy, 0o600)
+    else:
+        from camsight.service.pg_backup import dump_database
+
+        db_copy = tmp / "data" / DUMP_NAME
+        dumped = dump_database(server, db_copy, progress)
+        revision, counts, postgres = dumped.revision, dumped.counts, dumped.info
     meter = Meter("files", sum(size for _, _, size in plan.files) + db_copy.stat().st_size, progress)
     # The database copy is hashed like any file (it is in the manifest like any file).
     try:
         db_size, db_hash = hash_file(db_copy, meter)
     except OSError as exc:
         raise BackupError(f"cannot read back the database copy: {os_reason(exc)}") from None
-    entries = [FileEntry(path=f"data/{DB_NAME}", size=db_size, sha256=db_hash, mode=0o600)]
+    entries = [FileEntry(path=f"data/{db_copy.name}", size=db_size, sha256=db_hash, mode=0o600)]
     vanished = 0
     for src, rel, _size in plan.files:
         dst = tmp / rel
@@ -612,7 +635,8 @@ def _build(
         skipped.append(f"{vanished} file(s) deleted while the backup was taken (retention)")
     manifest = Manifest(
         format=FORMAT,
-        format_version=FORMAT_VERSION,
+        format_version=FORMAT_VERSION if postgres is None else FORMAT_VERSION_POSTGRES,
+        postgres=postgres,
         camsight_version=camsight.__version__,
         created_at=datetime.now(UTC),
         source_data_dir=str(data_dir),
@@ -640,7 +664,7 @@ def _build(
     return manifest
 
 
-def _audit_backup(data_dir: Path, result: BackupResult, actor: Actor) -> None:
+def _audit_backup(data_dir: Path, server: str | None, result: BackupResult, actor: Actor) -> None:
     """``backup.create`` in the live store, without touching its schema."""
     from camsight.auth import audit
     from camsight.store.db import open_store
@@ -649,7 +673,7 @@ def _audit_backup(data_dir: Path, result: BackupResult, actor: Actor) -> None:
         return  # a database older than the audit log: nothing to record into
     m = result.manifest
     try:
-        store = open_store(data_dir, create=False, migrate_schema=False)
+        store = open_store(data_dir, url=server, create=False, migrate_schema=False)
         try:
             audit.record(
                 store,

@@ -68,6 +68,8 @@ def run_checks(choice: ConfigChoice, *, host: str = "127.0.0.1", port: int = 808
     checks.guard("video", lambda: _video(checks))
     checks.guard("data folder", lambda: _data_folder(checks, choice))
     checks.guard("database", lambda: _database(checks, choice))
+    if choice.config.uses_nodes():
+        checks.guard("nodes", lambda: _nodes(checks, choice))
     checks.guard("port", lambda: _port(checks, host, port))
     return checks.items
 
@@ -307,6 +309,7 @@ def _server_database(checks: _Checks, url: str, head: str | None) -> None:
     try:
         with engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
+            server_major = (connection.dialect.server_version_info or (0,))[0]
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
         checks.add(
@@ -318,7 +321,8 @@ def _server_database(checks: _Checks, url: str, head: str | None) -> None:
         return
     finally:
         engine.dispose()
-    backups = "back it up with pg_dump (camsight backup covers only the SQLite store)"
+    _backup_tools(checks, server_major)
+    backups = "back it up with camsight backup"
     if current == head:
         checks.add("database", "ok", f"PostgreSQL at {shown}, at the newest revision ({head}); {backups}")
     elif current is None:
@@ -330,6 +334,50 @@ def _server_database(checks: _Checks, url: str, head: str | None) -> None:
             f"PostgreSQL at {shown} at revision {current}, newest is {head}",
             f"any camsight command that opens the store upgrades it ({backups} first)",
         )
+
+
+def _nodes(checks: _Checks, choice: ConfigChoice) -> None:
+    """With cameras shared out among nodes: which node runs how many, and those that no node runs."""
+    from collections import Counter
+
+    from camsight.config.nodes import unassigned_warning
+
+    cfg = choice.config
+    live = [n for n, c in cfg.cameras.items() if c.url and c.enabled]
+    per_node = Counter(node for n in live if (node := cfg.node_of(n)) is not None)
+    shown = ", ".join(f"{node} {count}" for node, count in sorted(per_node.items())) or "none"
+    nobody = cfg.unassigned_cameras()
+    if nobody:
+        checks.add("nodes", "warn", f"cameras per node: {shown}; {unassigned_warning(nobody)}")
+        return
+    default = f" (nodes.default: {cfg.nodes.default})" if cfg.nodes.default else ""
+    checks.add("nodes", "ok", f"cameras per node: {shown}{default}")
+
+
+def _backup_tools(checks: _Checks, server_major: int) -> None:
+    """``camsight backup`` of a PostgreSQL store needs a pg_dump at least as new as the server."""
+    from camsight.service.backup import BackupError
+    from camsight.service.pg_backup import PG_DUMP_ENV, find_tool
+
+    fix = (
+        f"install the PostgreSQL {server_major} client tools (or newer), or set {PG_DUMP_ENV} to their "
+        "pg_dump (pg_restore beside it)"
+    )
+    try:
+        dump, restore = find_tool("pg_dump"), find_tool("pg_restore")
+    except BackupError as exc:
+        checks.add("backup tools", "warn", f"camsight backup cannot run: {exc}", fix)
+        return
+    if dump.major < server_major:
+        checks.add(
+            "backup tools",
+            "warn",
+            f"{dump.path} is pg_dump {dump.version}, older than the server (PostgreSQL {server_major}): "
+            "camsight backup refuses it",
+            fix,
+        )
+        return
+    checks.add("backup tools", "ok", f"pg_dump {dump.version} ({dump.path}) and pg_restore {restore.version}")
 
 
 def _port(checks: _Checks, host: str, port: int) -> None:

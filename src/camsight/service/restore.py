@@ -9,6 +9,12 @@ only then does the copy become the data folder. A data folder that is not
 empty is refused unless ``force``, and then its contents are moved aside (to
 ``<folder>.before-restore-<time>``), never deleted.
 
+A backup of a PostgreSQL store is restored into the database the store URL names
+(``CAMSIGHT_DATABASE_URL``, or the config's ``store:``) with ``pg_restore``, before the
+counts and the audit chain are checked; a database that already holds tables is
+refused unless ``force`` (its contents then go to another schema), and any later
+failure puts the database back as it was (:mod:`camsight.service.pg_backup`).
+
 >>> restore_backup(Path("/backups/camsight-2026-12-07"), Path("/srv/camsight-new"))  # doctest: +SKIP
 """
 
@@ -21,12 +27,14 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from camsight.auth.audit import Action, Actor, VerifyResult
 from camsight.errors import CamsightError
 from camsight.paths import CONFIG_NAME
 from camsight.service.backup import (
     DB_NAME,
+    DUMP_NAME,
     MANIFEST,
     BackupError,
     FileEntry,
@@ -38,10 +46,13 @@ from camsight.service.backup import (
     hash_file,
     os_reason,
     read_manifest,
-    refuse_server_database,
+    server_url,
     table_counts,
     temp_folder_beside,
 )
+
+if TYPE_CHECKING:
+    from camsight.service.pg_backup import RestoreTarget
 
 
 @dataclass(frozen=True)
@@ -171,16 +182,22 @@ def restore_backup(
     """Restore the backup in ``src`` into ``data_dir`` (created if needed); see the module's notes.
 
     The restore is recorded in the restored audit log as ``backup.restore`` by ``actor``.
-    ``database_url``: the store's database when it is not the SQLite file; a PostgreSQL
-    store is refused with what to use instead (pg_restore).
+    ``database_url``: the store's database when it is not the SQLite file: a backup of a
+    PostgreSQL store is restored into it (an empty one, unless ``force``).
     """
-    refuse_server_database(database_url, "restore")
+    server = server_url(database_url)
     src = Path(os.path.abspath(Path(src).expanduser()))
     data_dir = Path(os.path.abspath(Path(data_dir).expanduser()))
-    # The cheap refusals first (a damaged manifest, a folder in use), then every checksum, all before
-    # anything is written.
+    # The cheap refusals first (a damaged manifest, a folder or database in use), then every
+    # checksum, all before anything is written.
     manifest = read_manifest(src)
+    _check_kind(manifest, server)
     busy = _check_target(data_dir, src, force)
+    database = None
+    if manifest.postgres is not None and server is not None:
+        from camsight.service.pg_backup import check_target
+
+        database = check_target(server, manifest.postgres, force)
     verify_backup(src, progress, manifest)
     mount = data_dir.is_dir() and os.path.ismount(data_dir)
     try:
@@ -195,12 +212,26 @@ def restore_backup(
         raise BackupError(f"cannot write in {data_dir.parent}: {os_reason(exc)}") from None
     try:
         config = _copy_in(src, tmp, manifest, progress)
-        counts = _check_counts(tmp, manifest)
-        audit_result, notes = _verify_and_record(tmp, src, manifest, actor or Actor.cli())
+        if database is None:
+            counts = _check_counts(_sqlite_counts(tmp), manifest)
+        else:
+            from camsight.service.pg_backup import restore_database, restored_counts
+
+            # From the copy just checked again, not the backup (which could change meanwhile).
+            restore_database(database, tmp / DUMP_NAME)
+            (tmp / DUMP_NAME).unlink()  # the data folder of a PostgreSQL store holds no database
+            counts = _check_counts(restored_counts(database.target), manifest)
+        audit_result, notes = _verify_and_record(tmp, src, manifest, actor or Actor.cli(), server)
         moved = _swap_in(tmp, data_dir, busy, mount)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if database is not None:
+            from camsight.service.pg_backup import undo_restore
+
+            undo_restore(database)  # nothing restored: the database as it was, too
         raise
+    if database is not None:
+        notes += _database_notes(manifest, database)
     notes += _notes(manifest, data_dir)
     return RestoreResult(
         data_dir=data_dir,
@@ -237,16 +268,36 @@ def _copy_in(src: Path, tmp: Path, manifest: Manifest, progress: Progress | None
     return config
 
 
-def _check_counts(tmp: Path, manifest: Manifest) -> dict[str, int]:
-    """The copy's rows per table, which must be the manifest's."""
+def _check_kind(manifest: Manifest, server: str | None) -> None:
+    """Refuse a backup of one kind of store restored as the other (camsight does not convert)."""
+    from camsight.config.store import redact_url
+
+    if manifest.postgres is None and server is not None:
+        raise BackupError(
+            f"this backup is of the embedded SQLite store, and the store is now the PostgreSQL database "
+            f"{redact_url(server)}; unset store.url and CAMSIGHT_DATABASE_URL to restore it as the "
+            "SQLite file"
+        )
+    if manifest.postgres is not None and server is None:
+        raise BackupError(
+            f"this backup is of the PostgreSQL store {manifest.postgres.database}: name the database to "
+            "restore it into with CAMSIGHT_DATABASE_URL (or --config with a store.url)"
+        )
+
+
+def _sqlite_counts(tmp: Path) -> dict[str, int]:
     try:
         con = sqlite3.connect(f"file:{tmp / DB_NAME}?mode=ro", uri=True)
         try:
-            counts = table_counts(con)
+            return table_counts(con)
         finally:
             con.close()
     except sqlite3.Error as exc:
         raise BackupError(f"the backup's database cannot be read: {exc}") from None
+
+
+def _check_counts(counts: dict[str, int], manifest: Manifest) -> dict[str, int]:
+    """The restored rows per table (``counts``), which must be the manifest's."""
     for table in sorted(set(counts) | set(manifest.counts)):
         have, want = counts.get(table), manifest.counts.get(table)
         if have != want:
@@ -258,7 +309,7 @@ def _check_counts(tmp: Path, manifest: Manifest) -> dict[str, int]:
 
 
 def _verify_and_record(
-    tmp: Path, src: Path, manifest: Manifest, actor: Actor
+    tmp: Path, src: Path, manifest: Manifest, actor: Actor, server: str | None = None
 ) -> tuple[VerifyResult, list[str]]:
     """Open the copy (upgrading an older schema), verify its audit chain and record the restore in it."""
     from camsight.auth import audit
@@ -266,7 +317,7 @@ def _verify_and_record(
 
     notes: list[str] = []
     try:
-        store = open_store(tmp)
+        store = open_store(tmp, url=server)
     except CamsightError as exc:
         raise BackupError(f"the backup's database cannot be opened ({exc}); nothing was restored") from None
     try:
@@ -338,6 +389,22 @@ def _swap_in_mount(tmp: Path, data_dir: Path, busy: bool, stamp: str) -> Path | 
     tmp.rmdir()
     fsync_dir(data_dir)
     return aside
+
+
+def _database_notes(manifest: Manifest, database: RestoreTarget) -> list[str]:
+    """What to know about the restored PostgreSQL database."""
+    notes: list[str] = []
+    if database.aside is not None:
+        notes.append(
+            f"the database's earlier contents are in its schema {database.aside} (drop it with "
+            f"DROP SCHEMA {database.aside} CASCADE once it is not needed)"
+        )
+    if manifest.postgres is not None and manifest.postgres.database != database.target.shown:
+        notes.append(
+            f"the backup was taken from {manifest.postgres.database} and restored into "
+            f"{database.target.shown}: point store.url (or CAMSIGHT_DATABASE_URL) of the nodes at it"
+        )
+    return notes
 
 
 def _notes(manifest: Manifest, data_dir: Path) -> list[str]:

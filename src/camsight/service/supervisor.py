@@ -209,7 +209,7 @@ class Supervisor:
         self.restart_initial = restart_initial
         self.restart_max = restart_max
         self.node = node
-        names = [n for n, c in config.cameras.items() if c.url and c.enabled and c.node == node]
+        names = [n for n, c in config.cameras.items() if c.url and c.enabled and config.node_of(n) == node]
         self.cameras = [n for n in names if cameras is None or n in cameras]
         #: Cameras of the first config left out by ``cameras`` (enabled or not, with a url or not).
         self._excluded = frozenset(n for n in config.cameras if cameras is not None and n not in cameras)
@@ -258,7 +258,7 @@ class Supervisor:
             wanted = [
                 n
                 for n, c in config.cameras.items()
-                if c.url and c.enabled and n not in self._excluded and c.node == self.node
+                if c.url and c.enabled and n not in self._excluded and config.node_of(n) == self.node
             ]
             shared_changed = _shared(old) != _shared(config)
             started: list[str] = []

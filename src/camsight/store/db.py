@@ -11,7 +11,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +22,8 @@ from camsight.paths import DATA_ENV, default_data_dir
 __all__ = ["DATA_ENV", "Store", "default_data_dir", "migrate", "open_store", "url_for"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: The PostgreSQL advisory lock that serialises migrations (any constant unique to camsight).
+MIGRATE_LOCK_KEY = 0x63616D5F6D696772  # "cam_migr"
 
 
 @dataclass
@@ -70,6 +72,11 @@ def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Nodes started together on an empty database would each create the tables (the second
+            # failing on a duplicate type). Held to the commit: the next one then finds the newest
+            # revision (read committed) and has nothing to do. SQLite serialises its writers itself.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

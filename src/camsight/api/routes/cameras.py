@@ -243,6 +243,35 @@ def _node_health(health: dict[str, Any] | None, node: NodeState | None) -> dict[
     }
 
 
+def _not_assigned(name: str, config: Config, stored: _Stored) -> dict[str, Any] | None:
+    """The health of a camera that no node runs, when this process is a node; else None.
+
+    A node sees the cameras of the shared config; one without ``node:`` (and no ``nodes.default``)
+    is run by none of them, so its health says so rather than nothing (or a stale last state).
+    """
+    cam = config.camera(name)
+    if (
+        stored.store.node is None  # a process without --node runs such cameras itself
+        or cam is None
+        or not cam.url
+        or not cam.enabled
+        or config.node_of(name) is not None
+        or name in stored.node
+    ):
+        return None
+    from camsight.config.nodes import unassigned_warning
+
+    return {
+        "state": "not-assigned",
+        "fps_in": 0.0,
+        "fps_analysed": 0.0,
+        "lag_seconds": 0.0,
+        "last_frame_at": None,
+        "reconnects": None,
+        "error": unassigned_warning([name]),
+    }
+
+
 def _dump(model: Any) -> dict[str, Any]:
     # Every value, defaults included (so a client can show them), but no nulls.
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -265,8 +294,9 @@ def _item(name: str, config: Config, stored: _Stored, principal: Principal) -> d
         "enabled": cam.enabled if cam is not None else True,
         "in_config": cam is not None,
         "url": redact_url(cam.url) if admin and cam is not None and cam.url else None,
-        "health": _node_health(_health(stored.health.get(name)), stored.node_state(name, config)),
-        "node": stored.node.get(name) or (cam.node if cam is not None else None),
+        "health": _not_assigned(name, config, stored)
+        or _node_health(_health(stored.health.get(name)), stored.node_state(name, config)),
+        "node": stored.node.get(name) or config.node_of(name),
         "snapshot_url": f"/api/v1/cameras/{quote(name, safe='')}/snapshot",
         "size": size,
         "zones": _shapes(cam.zones) if cam is not None else {},

@@ -127,7 +127,7 @@ export async function render(view, params, ctx) {
       error.textContent = (camera.health && camera.health.error) || '';
       error.hidden = !error.textContent;
       const img = card.querySelector('img');
-      if (img && camera.health && !['stopped', 'node-down', 'node-stopped'].includes(camera.health.state)) img.src = snapshotUrl(camera);
+      if (img && camera.health && !['stopped', 'node-down', 'node-stopped', 'not-assigned'].includes(camera.health.state)) img.src = snapshotUrl(camera);
     }
   };
   await reload();
