@@ -68,6 +68,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def car_detection_clip() -> Path:
+    """intel/car-detection.mp4: four cars driving under a camera that looks straight down."""
+    return _require(DATA / "intel" / "car-detection.mp4")
+
+
+@pytest.fixture(scope="session")
 def yolox_model() -> Path:
     return _require(YOLOX_MODEL)
 

@@ -19,12 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def cars(shared_data: Path) -> tuple[Path, list[np.ndarray]]:
-    path = shared_data / "intel" / "car-detection.mp4"
-    if not path.exists():
-        pytest.skip(f"{path} is absent")
-    frames, _ = read_frames(path)
-    return path, frames
+def cars(car_detection_clip: Path) -> tuple[Path, list[np.ndarray]]:
+    frames, _ = read_frames(car_detection_clip)
+    return car_detection_clip, frames
 
 
 def close(a: np.ndarray, b: np.ndarray) -> float:

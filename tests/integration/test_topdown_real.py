@@ -40,11 +40,8 @@ def index_events(clip: Path, data: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def clip(shared_data: Path) -> Path:
-    path = shared_data / "intel" / "car-detection.mp4"
-    if not path.exists():
-        pytest.skip(f"{path} is absent")
-    return path
+def clip(car_detection_clip: Path) -> Path:
+    return car_detection_clip
 
 
 def test_each_car_crosses_the_road_line_once_with_its_direction(clip: Path, tmp_path: Path) -> None:

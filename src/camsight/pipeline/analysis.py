@@ -22,7 +22,7 @@ from camsight.sources.frame import Frame
 from camsight.store import repository as repo
 from camsight.store.db import Store
 from camsight.tracking.builder import LinkSettings, TrackBuilder
-from camsight.tracking.tracker import MultiClassTracker, TrackedBox
+from camsight.tracking.tracker import MultiClassTracker, TrackedBox, leaving_picture
 from camsight.vision.detections import Detections
 from camsight.vision.detector import Detector
 from camsight.vision.motion import MotionGate
@@ -131,6 +131,8 @@ class FrameAnalyzer:
         self._pending: list[TrackRecord] = []
         self._rules = RulesOutput()
         self._last_boxes: list[TrackedBox] = []
+        #: Objects that were driving out of the picture in the last detected frame.
+        self._leaving: set[tuple[str, int]] = set()
         self._last_flush = time.perf_counter()
         self._last_ack_check = time.perf_counter()
 
@@ -147,7 +149,7 @@ class FrameAnalyzer:
             moving = self.gate.check(frame.gray, frame.t)
             timing["motion"] += time.perf_counter() - now
         frame_blobs = self.blobs.update(frame.gray, frame.t) if self.blobs is not None else None
-        if frame_blobs is not None and len(frame_blobs):
+        if frame_blobs is not None and (len(frame_blobs) or getattr(frame_blobs, "oversize", ())):
             moving = True
         future = None
         if moving:
@@ -205,11 +207,26 @@ class FrameAnalyzer:
             if blobs is not None:
                 from camsight.vision.moving_objects import merge
 
-                detections = merge(detections, blobs)
+                # Where the tracks are expected splits a blob of touching objects between them.
+                label = self.blobs.settings.label if self.blobs is not None else None
+                expected = self.tracker.expected(label) if label else None
+                detections = merge(detections, blobs, expected=expected)
             t1 = time.perf_counter()
             timing["detect"] += t1 - now
             now = t1
+            before = {b.key: b.xyxy for b in self._last_boxes}
             self._last_boxes = self.tracker.update(detections, frame.image, frame.t)
+            size = (frame.image.shape[1], frame.image.shape[0])
+            self._leaving = {
+                b.key
+                for b in self._last_boxes
+                if b.key in before and leaving_picture(before[b.key], b.xyxy, size)
+            }
+        elif self._leaving:
+            # Nothing moves now: an object that was driving out of the picture has left it
+            # (held at the edge, a car that left would seem to have stopped dead there).
+            self._last_boxes = [b for b in self._last_boxes if b.key not in self._leaving]
+            self._leaving = set()
         # With no motion the scene is as it was: the last boxes still hold,
         # and the tracker is not told about a frame it did not see, so still
         # objects keep their tracks.
