@@ -49,9 +49,13 @@ def zone_events(store: Store) -> list[EventRow]:
 @pytest.fixture(scope="module")
 def acked(tmp_path_factory, vtest: Path, yolox_model: Path):
     """PETS09's first 30 s indexed with the zone rule; its open event acknowledged over the API at ~6 s."""
-    # Check for acknowledgements at every frame: the test waits on footage time, not on the clock.
+    # Store events and check for acknowledgements at every frame: the test waits on footage time,
+    # not on the clock. (With the 2 s wall-clock flush, a fast machine indexed some 20 s of
+    # footage before the open event was stored, so it was acknowledged too late for anyone to
+    # enter the zone after it.)
     patch = pytest.MonkeyPatch()
     patch.setattr(analysis, "ACK_SECONDS", 0.0)
+    patch.setattr(analysis, "FLUSH_SECONDS", 0.0)
     config = parse_config(CONFIG)
     store = open_store(tmp_path_factory.mktemp("episodes") / "data")
     add_api_users(store)
