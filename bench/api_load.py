@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -120,18 +121,9 @@ def _http(url: str, secret: str, connections: int) -> httpx.AsyncClient:
 
 
 async def _client(
-    http: httpx.AsyncClient | tuple[str, str],
-    first: int,
-    until: float,
-    latencies: list[float],
-    errors: list[str],
+    http: httpx.AsyncClient, first: int, until: float, latencies: list[float], errors: list[str]
 ) -> None:
-    """One client, its next query as soon as the last one is answered: on its own connection
-    (``http`` is the server's URL and the API token), or on a pool shared with the others."""
-    if isinstance(http, tuple):
-        async with _http(*http, connections=1) as own:
-            await _client(own, first, until, latencies, errors)
-        return
+    """One client, its next query as soon as the last one is answered."""
     i = first
     while time.perf_counter() < until:
         q = QUERIES[i % len(QUERIES)]
@@ -162,15 +154,15 @@ async def phase(
     """
     latencies: list[float] = []
     errors: list[str] = []
-    started = time.perf_counter()
-    until = started + seconds
-    if one_pool:
-        async with _http(url, secret, clients) as http:
-            await asyncio.gather(*(_client(http, k, until, latencies, errors) for k in range(clients)))
-    else:
-        own = (url, secret)
-        await asyncio.gather(*(_client(own, k, until, latencies, errors) for k in range(clients)))
-    elapsed = time.perf_counter() - started
+    async with contextlib.AsyncExitStack() as stack:
+        if one_pool:
+            https = [await stack.enter_async_context(_http(url, secret, clients))] * clients
+        else:
+            https = [await stack.enter_async_context(_http(url, secret, 1)) for _ in range(clients)]
+        started = time.perf_counter()
+        until = started + seconds
+        await asyncio.gather(*(_client(h, k, until, latencies, errors) for k, h in enumerate(https)))
+        elapsed = time.perf_counter() - started
     return latencies, elapsed, errors
 
 

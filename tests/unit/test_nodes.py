@@ -205,6 +205,11 @@ def test_node_routes_refuse_unsigned_and_badly_signed_requests(api: TestClient) 
     # Signed right: the route answers (404 here: this node has no such file), a user session is not needed.
     r = bare.get(path, headers=sign(SECRET, "b", "GET", path))
     assert r.status_code == 404, r.text
+    # Another node asking for a clip is trusted with every camera; a missing subject is still a 404.
+    for kind in ("event", "track"):
+        path = f"/api/v1/node/clips/{kind}/999"
+        r = bare.get(path, headers=sign(SECRET, "b", "GET", path))
+        assert r.status_code == 404 and r.json()["error"]["message"] == f"no {kind} with id 999", r.text
 
 
 @pytest.mark.both_databases

@@ -54,7 +54,9 @@ def _event_out(row: EventRow, camera: str, source: str | None, track_ids: list[i
     return data
 
 
-def load_event(store: Store, principal: Principal, event_id: int) -> tuple[EventRow, str, str | None]:
+def load_event(store: Store, principal: Principal | None, event_id: int) -> tuple[EventRow, str, str | None]:
+    """The event, its camera's name and its source's URI; 404 if missing or on a camera the caller
+    cannot see. ``principal`` None: another node asks, which checked its caller already."""
     with store.sessions() as session:
         found = session.execute(
             select(EventRow, Camera.name, Source.uri)
@@ -62,7 +64,7 @@ def load_event(store: Store, principal: Principal, event_id: int) -> tuple[Event
             .outerjoin(Source, Source.id == EventRow.source_id)
             .where(EventRow.id == event_id)
         ).one_or_none()
-    if found is None or not can_see(principal, found[1]):
+    if found is None or (principal is not None and not can_see(principal, found[1])):
         raise ApiError(404, f"no event with id {event_id}")
     return found[0], found[1], found[2]
 

@@ -16,17 +16,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as FastPath
 from fastapi.responses import FileResponse
-from sqlalchemy import select
 
 from camsight.api.deps import RowId, StoreDep, current_principal
 from camsight.api.errors import ApiError
 from camsight.api.remote import CLIP_INFO_HEADER, context_of
 from camsight.api.routes.clips import event_subject, local_clip, track_subject_of
+from camsight.api.routes.events import load_event
 from camsight.api.routes.tracks import media_file
 from camsight.auth.node_auth import NodeAuthError, verify
 from camsight.auth.principal import Principal
 from camsight.media.camera_picture import MaskNotApplicable, camera_picture
-from camsight.store.models import Camera, EventRow
 
 router = APIRouter(tags=["nodes"])
 
@@ -73,15 +72,8 @@ def node_clip(
     if kind == "track":
         subject = track_subject_of(store, subject_id)
     else:
-        with store.sessions() as session:
-            found = session.execute(
-                select(EventRow, Camera.name)
-                .join(Camera, Camera.id == EventRow.camera_id)
-                .where(EventRow.id == subject_id)
-            ).one_or_none()
-        if found is None:
-            raise ApiError(404, f"no event with id {subject_id}")
-        subject = event_subject(store, found[0], found[1])
+        row, camera, _uri = load_event(store, None, subject_id)
+        subject = event_subject(store, row, camera)
     clip = local_clip(request, store, subject)
     headers = {CLIP_INFO_HEADER: json.dumps(clip.to_json()), "Cache-Control": "no-store"}
     return FileResponse(clip.path, media_type="video/mp4", headers=headers)
