@@ -77,3 +77,16 @@ def test_colour_descriptor_when_there_is_no_re_id_vector():
     groups = group_tracks(tracks)
     assert groups[2] == 1  # nearby and the same colours
     assert groups[3] == 3  # colours alone never link across the picture
+
+
+def test_a_small_person_lost_for_a_moment_is_picked_up_where_they_were_heading():
+    s = GroupingSettings()
+    sim = _vec(0.8, 0.6, 0)  # cosine 0.80 with A: too vague alone for 40 px people, enough as a continuation
+    walked = _track(1, 0, 4, 0, 80, A)  # 20 px/s to the right
+    # Found again 1 s later 20 px further on (where it was heading) or where it was lost.
+    assert link_score(walked, _track(2, 5, 9, 100, 150, sim), s) is not None
+    assert link_score(walked, _track(2, 5, 9, 80, 150, sim), s) is not None
+    # Not when the gap is long, the new track starts elsewhere, or it looks less alike.
+    assert link_score(walked, _track(2, 7, 9, 120, 150, sim), s) is None
+    assert link_score(walked, _track(2, 5, 9, 20, 50, sim), s) is None
+    assert link_score(walked, _track(2, 5, 9, 100, 150, _vec(0.7, 0.71, 0)), s) is None

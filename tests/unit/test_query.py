@@ -61,8 +61,20 @@ def test_evaluation_queries(text, expected):
     assert facets(q) == expected
     assert q.classes == ("person",)
     assert not any(t.negated for t in q.terms)
-    assert q.unknown == () and q.not_analysed == ()
+    assert q.unknown == ()
+    # Colours are basic terms: a shade that did not change them is named as not analysed.
+    assert q.not_analysed == (("light (shade)",) if "light" in text else ())
     assert q.since is None and q.until is None and q.time_of_day is None
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [("light blue jacket", ("light (shade)",)), ("bright red top", ("bright (shade)",)),
+     ("dark blue jeans", ()), ("navy jacket", ()), ("light grey car", ())],
+)  # fmt: skip
+def test_a_shade_that_changed_nothing_is_said_to_be_not_analysed(text, note):
+    # "dark blue" also searches black and "light grey" white: those shades were used.
+    assert parse(text).not_analysed == note
 
 
 def test_every_facet_produced_is_in_the_vocabulary():

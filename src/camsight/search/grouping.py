@@ -69,6 +69,14 @@ class GroupingSettings:
     small_height: float = 160.0
     reid_near_small: float = 0.92
     reid_far_small: float = 0.95
+    #: A small person's track picked up again within ``continue_gap`` seconds where it was, or where
+    #: it was heading (``continue_reach`` box heights from either), is the tracker losing someone for
+    #: a moment (occlusion, missed detections): linked at a re-id similarity of ``reid_continue``, as a
+    #: continuation at the same spot is rarely someone else. On PETS09 the true such pairs score
+    #: 0.82-0.83 and the closest different pair, two people in black swapping 2.0 s apart, 0.87.
+    continue_gap: float = 1.5
+    continue_reach: float = 1.0
+    reid_continue: float = 0.75
     #: Score lost per second of gap, so that of two candidates the nearer in time wins.
     gap_cost: float = 0.01
     #: Colour-descriptor similarity that links nearby tracks when one has no re-id vector.
@@ -100,6 +108,16 @@ def _centre(box: Box) -> tuple[float, float, float]:
     return (x1 + x2) / 2, (y1 + y2) / 2, max(y2 - y1, 1.0)
 
 
+def _heading_distance(a: TrackInfo, b: TrackInfo, gap: float) -> float:
+    """Pixels between where ``a`` was heading (its mean velocity over ``gap`` seconds) and ``b``'s start."""
+    ax, ay, _ = _centre(a.last_box)
+    fx, fy, _ = _centre(a.first_box)
+    bx, by, _ = _centre(b.first_box)
+    # A track of a few frames has no direction worth extrapolating: 0.5 s keeps its speed sane.
+    duration = max(a.end - a.start, 0.5)
+    return float(np.hypot(ax + (ax - fx) / duration * gap - bx, ay + (ay - fy) / duration * gap - by))
+
+
 def link_score(a: TrackInfo, b: TrackInfo, s: GroupingSettings) -> float | None:
     """How surely ``b`` continues ``a`` (higher: surer), or None when it cannot."""
     gap = b.start - a.end
@@ -107,7 +125,8 @@ def link_score(a: TrackInfo, b: TrackInfo, s: GroupingSettings) -> float | None:
         return None
     ax, ay, ah = _centre(a.last_box)
     bx, by, bh = _centre(b.first_box)
-    distance = float(np.hypot(ax - bx, ay - by)) / ((ah + bh) / 2)
+    height = (ah + bh) / 2
+    distance = float(np.hypot(ax - bx, ay - by)) / height
     near = distance <= min(s.reach + s.speed * max(gap, 0.0), s.max_reach)
     penalty = s.gap_cost * max(gap, 0.0)
     if a.reid is not None and b.reid is not None:
@@ -116,6 +135,10 @@ def link_score(a: TrackInfo, b: TrackInfo, s: GroupingSettings) -> float | None:
         near_t, far_t = (s.reid_near_small, s.reid_far_small) if small else (s.reid_near, s.reid_far)
         if sim >= far_t or (near and sim >= near_t):
             return sim + (0.1 if near else 0.0) - penalty
+        if small and sim >= s.reid_continue and 0.0 <= gap <= s.continue_gap:
+            heading = _heading_distance(a, b, gap) / height
+            if min(distance, heading) <= s.continue_reach:
+                return sim + 0.1 - penalty
         return None
     if near and a.colour is not None and b.colour is not None and len(a.colour) == len(b.colour):
         sim = float(a.colour @ b.colour)

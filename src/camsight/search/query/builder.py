@@ -9,6 +9,8 @@ negation and its carry-over across "or"/"nor"/"and", "backpack or suitcase"
 from __future__ import annotations
 
 from camsight.records.facets import VEHICLE_LABELS
+from camsight.search.colour_words import MODIFIERS as SHADE_WORDS
+from camsight.search.colour_words import basic_colours
 from camsight.search.query.lexer import Item
 from camsight.search.query.words import (
     AND,
@@ -91,6 +93,8 @@ class Builder:
             self._standalone_colours(group, colour_text)
             return j + 1
         self.not_analysed += [m.low for m in mods]
+        # Colours are stored as basic terms: "light blue" searches blue, and says the shade was not used.
+        self.not_analysed += [f"{g.low.split()[0]} (shade)" for g in group if _shaded(g.low)]
         entry = noun.entry
         words = f"{colour_text} {noun.text}"
         if noun.kind == GARMENT:
@@ -359,6 +363,18 @@ def _ridden(items: list[Item], i: int) -> bool:
     while k >= 0 and items[k].kind == STOP and items[k].low != "on":
         k -= 1
     return k >= 0 and (items[k].kind in (WITH, NEG) or items[k].low in RIDE_WORDS)
+
+
+def _shaded(colour: str) -> bool:
+    """Whether a colour phrase starts with a shade word that did not change its basic terms.
+
+    "light blue" and "bright red" search blue and red; "dark blue" also searches black, so its
+    shade was used.
+    """
+    words = colour.split()
+    if len(words) < 2 or words[0] not in SHADE_WORDS:
+        return False
+    return basic_colours(colour) == basic_colours(" ".join(words[1:]))
 
 
 def _colour_group(items: list[Item], i: int) -> tuple[list[Item], str, int]:
