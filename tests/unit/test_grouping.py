@@ -90,3 +90,15 @@ def test_a_small_person_lost_for_a_moment_is_picked_up_where_they_were_heading()
     assert link_score(walked, _track(2, 7, 9, 120, 150, sim), s) is None
     assert link_score(walked, _track(2, 5, 9, 20, 50, sim), s) is None
     assert link_score(walked, _track(2, 5, 9, 100, 150, _vec(0.7, 0.71, 0)), s) is None
+
+
+def test_after_a_long_gap_position_counts_only_at_the_very_spot():
+    s = GroupingSettings()
+    # 300 px people in a 432 px picture: after 30 s, "within 3 heights" is anywhere.
+    big = lambda tid, start, end, x, v: TrackInfo(  # noqa: E731
+        tid, "cam", "person", start, end, (x, 60, x + 120, 360), (x, 60, x + 120, 360), v, None
+    )
+    alike = _vec(0.82, 0.57, 0)  # cosine 0.82 with A: two men in black, say
+    assert link_score(big(1, 0, 10, 100, A), big(2, 40, 50, 500, alike), s) is None  # 1.3 heights away
+    assert link_score(big(1, 0, 10, 100, A), big(2, 40, 50, 150, alike), s) is not None  # back at the spot
+    assert link_score(big(1, 0, 10, 100, A), big(2, 11, 20, 500, alike), s) is not None  # a second later
