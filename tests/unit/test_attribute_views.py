@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from camsight.analytics.attributes import AttributeExtractor, sample_colours
+from camsight.analytics.attributes import AttributeExtractor, sample_appearance, sample_colours, shade_scores
 from camsight.analytics.colour import colour_scores, colour_shares, without_background
+from camsight.records.attributes import TrackAttributes
 from camsight.records.tracks import Crop, Observation, TrackRecord
 from camsight.sources.frame import Frame
 from camsight.tracking.builder import TrackBuilder
@@ -80,6 +81,18 @@ def test_colours_from_many_views_ignore_the_floor_between_the_legs():
     assert colours["upper"]["red"] >= 0.9
     assert colours["lower"]["black"] >= 0.9
     assert colours["lower"].get("brown", 0) < 0.3, colours["lower"]
+
+
+def test_a_light_blue_top_is_light_and_a_navy_one_is_not():
+    grey = (128, 128, 128)
+    light_blue = [person_view(t, (230, 200, 150), (20, 20, 20), grey) for t in np.arange(0, 4, 0.5)]
+    navy = [person_view(t, (110, 40, 20), (20, 20, 20), grey) for t in np.arange(0, 4, 0.5)]
+    (light_colours, light), (navy_colours, dark) = sample_appearance(light_blue), sample_appearance(navy)
+    assert light_colours["upper"]["blue"] >= 0.9 and navy_colours["upper"]["blue"] >= 0.9
+    assert shade_scores(light["upper"])["light"] >= 0.9 > 0.1 >= shade_scores(dark["upper"])["light"]
+    assert shade_scores(light["lower"])["light"] == 0.0  # black trousers
+    facets = TrackAttributes(shade={"upper": shade_scores(light["upper"])}).facet_scores()
+    assert facets["upper:light"] >= 0.9
 
 
 def test_a_spoiled_view_does_not_decide():

@@ -48,12 +48,14 @@ from camsight.vision.light import Illuminant, estimate_illuminant
 __all__ = [
     "ColourMap",
     "Illuminant",
+    "colour_lightness",
     "colour_map",
     "colour_scores",
     "colour_shares",
     "dominant",
     "estimate_illuminant",
     "mean_scores",
+    "pixel_lightness",
     "region_shares",
     "score_share",
     "scores_from_shares",
@@ -120,8 +122,9 @@ def _memberships(bgr: np.ndarray, illuminant: Illuminant | None) -> np.ndarray:
 
 def _terms(
     bgr: np.ndarray, illuminant: Illuminant | None
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Memberships (N, 11), how far each pixel may be a shadow (N,), and its hue families."""
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Memberships (N, 11), how far each pixel may be a shadow (N,), its hue families, and its
+    lightness (CIELAB L, relative to the scene's white when ``illuminant`` knows it)."""
     img = bgr.reshape(-1, 1, 3).astype(np.float32) / 255.0
     if illuminant is not None and illuminant.gains != (1.0, 1.0, 1.0):
         img = np.clip(img * np.asarray(illuminant.gains, np.float32), 0.0, 1.0)
@@ -176,7 +179,7 @@ def _terms(
             m[:, _INDEX[name]] *= chromatic
     # Shade folding (see _fold_shade): dark, yet with a little colour.
     shade = (1.0 - _smoothstep(lab[:, 0], *FOLD_L)) * _smoothstep(chroma, *FOLD_CHROMA)
-    return m, shade, fam
+    return m, shade, fam, lightness
 
 
 def _prepare(pixels_bgr: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -225,7 +228,7 @@ def colour_shares(
     total = float(weights.sum())
     if pixels.size == 0 or total <= 0:
         return dict.fromkeys(COLOURS, 0.0)
-    m, shade, fam = _terms(pixels, illuminant)
+    m, shade, fam, _ = _terms(pixels, illuminant)
     if fold_shade:
         m = _fold_shade(m, shade, fam, weights)
     shares = weights @ m / total
@@ -252,6 +255,8 @@ class ColourMap:
     families: dict[str, np.ndarray]  # hue family -> (H, W)
     #: Map pixels per image pixel.
     scale: float
+    #: CIELAB lightness (H, W), relative to the scene's white as the memberships are.
+    lightness: np.ndarray | None = None
 
 
 def colour_map(image_bgr: np.ndarray, illuminant: Illuminant | None = None) -> ColourMap:
@@ -263,9 +268,13 @@ def colour_map(image_bgr: np.ndarray, illuminant: Illuminant | None = None) -> C
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     mh, mw = image.shape[:2]
-    m, shade, fam = _terms(image.reshape(-1, 3), illuminant)
+    m, shade, fam, lightness = _terms(image.reshape(-1, 3), illuminant)
     return ColourMap(
-        m.reshape(mh, mw, -1), shade.reshape(mh, mw), {k: v.reshape(mh, mw) for k, v in fam.items()}, scale
+        m.reshape(mh, mw, -1),
+        shade.reshape(mh, mw),
+        {k: v.reshape(mh, mw) for k, v in fam.items()},
+        scale,
+        lightness.reshape(mh, mw),
     )
 
 
@@ -276,13 +285,7 @@ def region_shares(
 
     Empty rectangles count for nothing; all empty gives all zeros.
     """
-    mh, mw = cmap.shade.shape
-    parts = []
-    for x1, y1, x2, y2 in rects:
-        c1, c2 = int(max(0, round(x1 * cmap.scale))), int(min(mw, round(x2 * cmap.scale)))
-        r1, r2 = int(max(0, round(y1 * cmap.scale))), int(min(mh, round(y2 * cmap.scale)))
-        if c2 > c1 and r2 > r1:
-            parts.append((slice(r1, r2), slice(c1, c2)))
+    parts = _map_slices(cmap, rects)
     if not parts:
         return dict.fromkeys(COLOURS, 0.0)
     m = np.concatenate([cmap.memberships[p].reshape(-1, len(COLOURS)) for p in parts])
@@ -292,6 +295,64 @@ def region_shares(
         m = _fold_shade(m, shade, fam, np.ones(len(m), np.float32))
     shares = m.mean(axis=0)
     return {name: round(float(shares[i]), 4) for i, name in enumerate(COLOURS)}
+
+
+def _map_slices(
+    cmap: ColourMap, rects: Iterable[tuple[float, float, float, float]]
+) -> list[tuple[slice, slice]]:
+    """The non-empty parts of a map that ``rects`` (image pixels) cover."""
+    mh, mw = cmap.shade.shape
+    parts = []
+    for x1, y1, x2, y2 in rects:
+        c1, c2 = int(max(0, round(x1 * cmap.scale))), int(min(mw, round(x2 * cmap.scale)))
+        r1, r2 = int(max(0, round(y1 * cmap.scale))), int(min(mh, round(y2 * cmap.scale)))
+        if c2 > c1 and r2 > r1:
+            parts.append((slice(r1, r2), slice(c1, c2)))
+    return parts
+
+
+def colour_lightness(
+    cmap: ColourMap, rects: Iterable[tuple[float, float, float, float]], colour: str
+) -> float | None:
+    """The mean lightness (CIELAB L, 0-100) of the pixels of ``colour`` in ``rects`` of a map.
+
+    What "light blue" or "dark grey" means: how light the garment's own colour is, not the
+    region's, which also holds the pavement beside a leg. None when the colour is not there.
+
+    >>> import numpy as np
+    >>> image = np.zeros((40, 20, 3), np.uint8); image[:, :10] = (230, 200, 150)  # light blue
+    >>> image[:, 10:] = (110, 40, 20)  # navy
+    >>> cmap = colour_map(image)
+    >>> light, navy = (colour_lightness(cmap, [(x, 0, x + 10, 40)], "blue") for x in (0, 10))
+    >>> light > 70 > 20 > navy
+    True
+    """
+    parts = _map_slices(cmap, rects)
+    if not parts or cmap.lightness is None:
+        return None
+    i = _INDEX[colour]
+    weights = np.concatenate([cmap.memberships[p][..., i].reshape(-1) for p in parts])
+    total = float(weights.sum())
+    if total < 1e-3:
+        return None
+    lightness = np.concatenate([cmap.lightness[p].reshape(-1) for p in parts])
+    return float(weights @ lightness / total)
+
+
+def pixel_lightness(pixels_bgr: np.ndarray, mask: np.ndarray | None, colour: str) -> float | None:
+    """:func:`colour_lightness` of an image region given as pixels (and an optional mask).
+
+    >>> import numpy as np
+    >>> round(pixel_lightness(np.full((8, 4, 3), 255, np.uint8), None, "white"))
+    100
+    """
+    pixels, weights = _prepare(pixels_bgr, mask)
+    if pixels.size == 0:
+        return None
+    m, _, _, lightness = _terms(pixels, None)
+    weights = weights * m[:, _INDEX[colour]]
+    total = float(weights.sum())
+    return float(weights @ lightness / total) if total >= 1e-3 else None
 
 
 #: Shade folding: a chromatic term must hold this share of the region to claim its shadows;

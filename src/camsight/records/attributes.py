@@ -15,7 +15,8 @@ class TrackAttributes:
     """What a track looked like and did, each property with a score in [0, 1].
 
     ``colours`` maps a region (upper, lower, headwear for people; body for
-    vehicles) to colour -> score. ``evidence`` says, per facet, where a score
+    vehicles) to colour -> score; ``shade`` a clothing region to ``light`` ->
+    score (how light its main colour is). ``evidence`` says, per facet, where a score
     came from, so every search result can be explained.
 
     >>> a = TrackAttributes(colours={"upper": {"red": 0.9}}, motion={"walking": 1.0})
@@ -24,6 +25,7 @@ class TrackAttributes:
     """
 
     colours: dict[str, dict[str, float]] = field(default_factory=dict)
+    shade: dict[str, dict[str, float]] = field(default_factory=dict)
     headwear_worn: float | None = None
     carried: dict[str, float] = field(default_factory=dict)
     posture: dict[str, float] = field(default_factory=dict)
@@ -35,7 +37,7 @@ class TrackAttributes:
     def facet_scores(self) -> dict[str, float]:
         """Flatten to facet keys (see records.facets)."""
         out: dict[str, float] = {}
-        for region, scores in self.colours.items():
+        for region, scores in (*self.colours.items(), *self.shade.items()):
             for colour, s in scores.items():
                 out[f"{region}:{colour}"] = s
         if self.headwear_worn is not None:

@@ -28,6 +28,10 @@ COLOURS: tuple[str, ...] = (
 #: Clothing regions of a person; ``body`` is a vehicle's paintwork.
 PERSON_REGIONS: tuple[str, ...] = ("upper", "lower", "headwear")
 VEHICLE_REGIONS: tuple[str, ...] = ("body",)
+#: How light a garment's colour is ("light blue jacket", "light grey trousers"), per clothing region.
+#: Not "dark": a camera darkens every colour, and "dark blue" already also accepts black.
+SHADES: tuple[str, ...] = ("light",)
+SHADED_REGIONS: tuple[str, ...] = ("upper", "lower")
 POSTURES: tuple[str, ...] = ("standing", "sitting", "lying")
 MOTIONS: tuple[str, ...] = ("stationary", "walking", "running")
 HEADINGS: tuple[str, ...] = ("left", "right", "up", "down")
@@ -63,6 +67,7 @@ def all_facets() -> tuple[str, ...]:
     # Facets added later go last: a vector stored before them is then a prefix of this order,
     # read with the new facets at 0 (see search.index).
     keys += [f"carried:{i}" for i in RIDDEN_ITEMS]
+    keys += [f"{r}:{s}" for r in SHADED_REGIONS for s in SHADES]
     return tuple(keys)
 
 

@@ -8,9 +8,9 @@ negation and its carry-over across "or"/"nor"/"and", "backpack or suitcase"
 
 from __future__ import annotations
 
-from camsight.records.facets import VEHICLE_LABELS
+from camsight.records.facets import SHADED_REGIONS, VEHICLE_LABELS
+from camsight.search.colour_words import LIGHTER, basic_colours
 from camsight.search.colour_words import MODIFIERS as SHADE_WORDS
-from camsight.search.colour_words import basic_colours
 from camsight.search.query.lexer import Item
 from camsight.search.query.words import (
     AND,
@@ -91,14 +91,19 @@ class Builder:
         colour_text = " ".join(it.text for it in items[i : j + 1])
         if noun is None:
             self._standalone_colours(group, colour_text)
+            self.not_analysed += [f"{g.low.split()[0]} (shade)" for g in group if _shaded(g.low) and g.strong]
             return j + 1
         self.not_analysed += [m.low for m in mods]
-        # Colours are stored as basic terms: "light blue" searches blue, and says the shade was not used.
-        self.not_analysed += [f"{g.low.split()[0]} (shade)" for g in group if _shaded(g.low)]
         entry = noun.entry
         words = f"{colour_text} {noun.text}"
+        garment = noun.kind == GARMENT and not self.neg
+        lit = _light_terms(group, conj, entry.regions, noun.text) if garment else []
+        # Colours are stored as basic terms: a shade not read otherwise is said not to be used.
+        read = {w for _, w in lit}
+        unread = [g for g in group if _shaded(g.low) and f"{g.text} {noun.text}" not in read]
+        self.not_analysed += [f"{g.low.split()[0]} (shade)" for g in unread]
         if noun.kind == GARMENT:
-            self._add_terms(_colour_terms(group, conj, entry.regions, noun.text), _APPEARANCE)
+            self._add_terms(_colour_terms(group, conj, entry.regions, noun.text) + lit, _APPEARANCE)
         elif noun.kind == CLASS and entry.human and len(group) == 1 and group[0].low in SKIN_COLOURS:
             self._add_class(entry, noun, na_text=words.lower())
         elif noun.kind == CLASS and self._rides(entry, items, i):  # "a man with a red bike"
@@ -363,6 +368,23 @@ def _ridden(items: list[Item], i: int) -> bool:
     while k >= 0 and items[k].kind == STOP and items[k].low != "on":
         k -= 1
     return k >= 0 and (items[k].kind in (WITH, NEG) or items[k].low in RIDE_WORDS)
+
+
+def _light_terms(
+    group: list[Item], conj: str, regions: tuple[str, ...], noun: str
+) -> list[tuple[tuple[str, ...], str]]:
+    """ "light blue jacket" -> the jacket's ``light`` term, which must hold beside its blue.
+
+    Not for alternatives ("red or light blue jacket": the shade belongs to one of them).
+    """
+    shaded = tuple(r for r in regions if r in SHADED_REGIONS)
+    if not shaded or (conj == "or" and len(group) > 1):
+        return []
+    return [
+        (tuple(f"{r}:light" for r in shaded), f"{g.text} {noun}")
+        for g in group
+        if len(g.low.split()) > 1 and g.low.split()[0] in LIGHTER
+    ]
 
 
 def _shaded(colour: str) -> bool:
