@@ -30,6 +30,7 @@ from trackers import BoTSORTTracker
 from trackers.utils.iou import BIoU
 
 from camsight.tracking.appearance import SIZE, descriptors, normalise
+from camsight.tracking.second_look import RECOVER_ASPECT, RECOVER_IOU, LostPerson, match_lost
 from camsight.vision.detections import CARRIED, PERSON, Detections
 
 #: Class groups, each with its own activation threshold (``tracking.activation``).
@@ -57,13 +58,6 @@ _NO_APPEARANCE = {"carried"}
 #: extends it across the classes a tracker associates, so a van seen as both
 #: car and truck in one frame is one box, not two tracks.
 GROUP_NMS_IOU = 0.45
-#: Overlap with a lost track's predicted box at which a weak box continues it (see
-#: :meth:`AppearanceBoTSORT._recover_lost`): as strict as BoT-SORT's own weak-box stage.
-RECOVER_IOU = 0.5
-#: ... and only a box at least this wide for its height: a person going down (falling, lying,
-#: crouching). Upright walkers (width ~0.4 of height) lost in a crowd are not continued by weak
-#: boxes, which there are as often a neighbour's (PETS09: MOTA 0.836 -> 0.826 without this).
-RECOVER_ASPECT = 0.6
 #: Boxes shorter than this (pixels) are associated by buffered IoU (see ``_get_iou_matrix``).
 SMALL_HEIGHT = 56.0
 _BUFFERED = BIoU(buffer_ratio=0.5)
@@ -172,13 +166,16 @@ class AppearanceBoTSORT(BoTSORTTracker):
         activation: np.ndarray | None = None,
         riders: np.ndarray | None = None,
         frame_size: tuple[int, int] | None = None,
+        faint: Detections | None = None,
     ) -> sv.Detections:
         """Like ``update``, with one appearance vector per detection (or None).
 
         ``activation``: per detection, the confidence it needs to start a track
         (default: the tracker's single threshold); ``riders``: which detections are a
         rider or what they ride (see :func:`corroborate_riders`); ``frame_size``: the
-        picture's (width, height), to which an edge-aware tracker clips predicted boxes.
+        picture's (width, height), to which an edge-aware tracker clips predicted boxes;
+        ``faint``: person boxes below the detector's floor, for the second look at lost people
+        (see :meth:`_second_look`).
         """
         self._frame_size = frame_size if self.edge_aware else None
         use = features is not None and self.appearance_weight > 0 and len(detections) > 0
@@ -195,6 +192,25 @@ class AppearanceBoTSORT(BoTSORTTracker):
         result = super().update(detections, timestamp=timestamp)
         self._frame_activation = None
         self._recover_lost(result)
+        taken = self._second_look(result, faint, timestamp, frame_size)
+        if taken and faint is not None:
+            rows = np.array([j for j, _ in taken])
+            found = sv.Detections(
+                xyxy=faint.xyxy[rows].astype(np.float32),
+                confidence=faint.confidence[rows].astype(np.float32),
+                class_id=np.zeros(len(rows), int),
+                tracker_id=np.array([tid for _, tid in taken], int),
+                data={k: _faint_data(k, v, len(rows)) for k, v in detections.data.items()},
+            )
+            # The faint boxes that continued a track join the frame's boxes and its result.
+            box = found[:]
+            box.tracker_id = None
+            detections = sv.Detections.merge([detections, box])
+            result = sv.Detections.merge([result, found])
+            if features is not None:
+                features = np.concatenate(
+                    [features, np.zeros((len(found), features.shape[1]), features.dtype)]
+                )
         self.confirmed_history = {}
         for track in self.tracks:
             if track.time_since_update != 0:
@@ -205,6 +221,10 @@ class AppearanceBoTSORT(BoTSORTTracker):
             j = int(np.abs(detections.xyxy - state).sum(axis=1).argmin())
             # Where it was last seen: a lost object that stopped (lying down) is still there.
             track.camsight_last_box = detections.xyxy[j]
+            wh = detections.xyxy[j, 2:] - detections.xyxy[j, :2]
+            if wh[0] < RECOVER_ASPECT * wh[1]:
+                # Upright: where a fall would start from (see tracking.second_look).
+                track.camsight_upright = (detections.xyxy[j].copy(), timestamp)
             if detections.xyxy[j].tobytes() in self._frame_riders:
                 track.camsight_rider = True
             if track.tracker_id == -1:
@@ -264,6 +284,64 @@ class AppearanceBoTSORT(BoTSORTTracker):
             lost[i].update(result.xyxy[free[j]])
             taken.add(int(j))
             result.tracker_id[free[j]] = lost[i].tracker_id
+
+    def _second_look(
+        self,
+        result: sv.Detections,
+        faint: Detections | None,
+        timestamp: float,
+        frame_size: tuple[int, int] | None,
+    ) -> list[tuple[int, int]]:
+        """Let a box nobody took, weak or faint, continue a person lost mid-picture who went down.
+
+        See :mod:`camsight.tracking.second_look`. Weak boxes that continue a track get its
+        id in ``result``; for the faint boxes that do, (row in ``faint``, tracker id) pairs
+        are returned, to be added to it. Tracks this frame updated are the people seen; the
+        others, confirmed and not yet dropped, are looked for.
+        """
+        if not self.recover_lost or result.tracker_id is None:
+            return []
+        lost = [
+            t
+            for t in self.tracks
+            if t.tracker_id != -1
+            and t.time_since_update >= 1
+            and getattr(t, "camsight_last_box", None) is not None
+        ]
+        if not lost:
+            return []
+        free = np.flatnonzero(result.tracker_id == -1)
+        faint = faint if faint is not None and len(faint) else None
+        if not len(free) and faint is None:
+            return []
+        # Both always carry confidences: MultiClassTracker builds them.
+        boxes = [result.xyxy[free], *([faint.xyxy] if faint is not None else [])]
+        confidence = [result.confidence[free], *([faint.confidence] if faint is not None else [])]
+        people = []
+        for t in lost:
+            up = getattr(t, "camsight_upright", None)
+            since = float("inf") if up is None else timestamp - up[1]
+            people.append(
+                LostPerson(t.camsight_last_box, t.get_state_bbox(), None if up is None else up[0], since)
+            )
+        seen = [t.get_state_bbox() for t in self.tracks if t.tracker_id != -1 and t.time_since_update == 0]
+        pairs = match_lost(
+            people,
+            np.concatenate(boxes),
+            np.concatenate(confidence),
+            np.array(seen).reshape(-1, 4),
+            frame_size,
+        )
+        taken: list[tuple[int, int]] = []
+        for i, j in pairs:
+            if j < len(free):
+                lost[i].update(result.xyxy[free[j]])
+                result.tracker_id[free[j]] = lost[i].tracker_id
+            else:
+                assert faint is not None
+                lost[i].update(faint.xyxy[j - len(free)])
+                taken.append((j - len(free), int(lost[i].tracker_id)))
+        return taken
 
     def _spawn_new_tracks(
         self,
@@ -474,6 +552,7 @@ class MultiClassTracker:
     def update(self, detections: Detections, image: np.ndarray, t: float) -> list[TrackedBox]:
         """Feed one analysed frame's detections; get the boxes of confirmed tracks."""
         out: list[TrackedBox] = []
+        faint = detections.faint.of(PERSON) if detections.faint is not None else None
         detections, rider = corroborate_riders(detections)
         groups = [self._group_of[lab] for lab in detections.labels]
         assoc = np.array([self._assoc_of[g] for g in groups], dtype=object)
@@ -508,7 +587,13 @@ class MultiClassTracker:
             )
             activation = np.array([self._activation[g] for g in sub_groups], np.float32)
             result = tracker.update_with_features(
-                sv_dets, features, t, activation, sub_riders, frame_size=(image.shape[1], image.shape[0])
+                sv_dets,
+                features,
+                t,
+                activation,
+                sub_riders,
+                frame_size=(image.shape[1], image.shape[0]),
+                faint=faint if tracker.recover_lost else None,
             )
             for i, tid in enumerate(result.tracker_id):
                 if tid < 0:
@@ -520,6 +605,18 @@ class MultiClassTracker:
                     box = replace(box, earlier=earlier)
                 out.append(box)
         return out
+
+
+def _faint_data(key: str, column: np.ndarray, n: int) -> np.ndarray:
+    """The ``data`` column ``key`` of ``n`` faint person boxes, shaped like ``column``'s.
+
+    Labels are person; rows -1 (not among the frame's detections); features zero (undescribed).
+    """
+    if key == "label":
+        return np.array([PERSON] * n, dtype=object)
+    if key == "row":
+        return np.full(n, -1)
+    return np.zeros((n, *column.shape[1:]), column.dtype)
 
 
 def _tracked(key: tuple[str, int], det: sv.Detections) -> TrackedBox:

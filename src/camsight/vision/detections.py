@@ -15,6 +15,11 @@ CLASSES: tuple[str, ...] = (PERSON, *VEHICLES, *CARRIED)
 #: confident ones but uses weak ones to keep a partly hidden object's track
 #: alive (ByteTrack's two-stage association).
 DEFAULT_CONFIDENCE = 0.1
+#: Person boxes from this confidence up to the detector's floor are kept apart, in
+#: :attr:`Detections.faint`: too weak to start or extend a track in the usual way, they serve
+#: only the tracker's second look at where a person was lost (someone falling or lying down is
+#: what a detector sees this weakly; see ``tracking.second_look``).
+FAINT_CONFIDENCE = 0.03
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,8 @@ class Detections:
 
     ``xyxy`` is an (N, 4) float32 array in pixels of the frame the detector
     was given; ``labels`` holds a class name from :data:`CLASSES` per box.
+    ``faint``: person boxes below the detector's floor (down to :data:`FAINT_CONFIDENCE`),
+    when the detector keeps them; selections (:meth:`select`, :meth:`of`) leave them out.
 
     >>> d = Detections.empty()
     >>> len(d)
@@ -32,6 +39,7 @@ class Detections:
     xyxy: np.ndarray
     confidence: np.ndarray
     labels: tuple[str, ...] = field(default_factory=tuple)
+    faint: Detections | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.labels)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from camsight.errors import ModelError
-from camsight.vision.detections import CLASSES, DEFAULT_CONFIDENCE, Detections
+from camsight.vision.detections import CLASSES, DEFAULT_CONFIDENCE, FAINT_CONFIDENCE, PERSON, Detections
 from camsight.vision.models import resolve_model
 
 #: COCO-80 index -> camsight class, for the classes camsight keeps.
@@ -26,6 +27,8 @@ COCO80 = {
     28: "suitcase",
 }
 _KEEP = np.array(sorted(COCO80), dtype=np.int64)
+#: The person's position among the kept classes.
+_PERSON = int(np.flatnonzero(_KEEP == 0)[0])
 assert set(COCO80.values()) == set(CLASSES)
 
 MODEL_FILES = ("yolox_nano.onnx", "yolox_tiny.onnx", "yolox_s.onnx")
@@ -98,7 +101,9 @@ class YoloxDetector:
         scores = raw[:, 4:5] * raw[:, 5 + _KEEP]
         cls_pos = scores.argmax(1)
         conf = scores[np.arange(len(scores)), cls_pos]
-        keep = conf >= self.confidence
+        # Faint person boxes go through the same NMS: one under a confident box of the same
+        # person is suppressed by it, and a faint box never suppresses a stronger one.
+        keep = (conf >= self.confidence) | ((cls_pos == _PERSON) & (conf >= FAINT_CONFIDENCE))
         if not keep.any():
             return Detections.empty()
         xy, wh, conf, cls_pos = xy[keep], wh[keep], conf[keep], cls_pos[keep]
@@ -106,7 +111,12 @@ class YoloxDetector:
         h, w = image.shape[:2]
         np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
         np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
-        return _nms(boxes, conf, [COCO80[int(_KEEP[c])] for c in cls_pos], self.nms_iou)
+        found = _nms(boxes, conf, [COCO80[int(_KEEP[c])] for c in cls_pos], self.nms_iou)
+        strong = found.confidence >= self.confidence
+        if strong.all():
+            return found
+        faint = found.select(~strong)
+        return replace(found.select(strong), faint=faint.of(PERSON))
 
 
 def _letterbox(image: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, float]:
