@@ -1,15 +1,16 @@
-"""How well tracks are grouped into one result per person, on PETS09's labelled frames 1-400.
+"""How well tracks are grouped into one result per person, on PETS09's labelled frames.
 
 Indexes ../shared/data/pets09/vtest.avi with the real CLI (or reads an
 indexed ``--data`` folder), gives each person track the ground-truth id its
-boxes overlap most (IoU >= 0.5 on at least half of its observations in frames
-1-400), and scores the grouping of :mod:`camsight.search.grouping` over pairs
+boxes overlap most (IoU >= 0.5 on at least half of its observations in the
+labelled frames, 1-400 by default), and scores the grouping of :mod:`camsight.search.grouping` over pairs
 of such tracks: precision = pairs grouped together that are one person /
 pairs grouped together; recall = pairs of one person grouped together /
-pairs of one person. Prints the figures for the default thresholds, for
+pairs of one person. ``--labels`` scores another labelled range (e.g.
+bench/labels/pets09-401-795.json) in the same way. Prints the figures for the default thresholds, for
 "no grouping", and (``--sweep``) for a grid of thresholds, to calibrate them.
 
-    python bench/grouping_eval.py [--data DIR] [--sweep]
+    python bench/grouping_eval.py [--data DIR] [--sweep] [--labels PATH]
 
 The re-id model must be installed (``camsight models pull person-reidentification-retail-0288``)
 for the re-id rows; without it the colour-descriptor rule alone is scored.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sqlite3
 import tempfile
 from dataclasses import replace
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from common import GT, VTEST, camsight, require_shared
+from search_eval import gt_path
 
 from camsight.search.grouping import GroupingSettings, group_tracks, load_tracks
 from camsight.store.db import open_store
@@ -33,15 +36,15 @@ from camsight.store.db import open_store
 LAST_FRAME = 400
 
 
-def gt_ids(db: Path) -> dict[int, int]:
-    """Person track id -> ground-truth id, for tracks that follow one labelled person."""
-    gt = np.loadtxt(GT, delimiter=",", ndmin=2)
-    gt = gt[gt[:, 0] <= LAST_FRAME]
+def gt_ids(db: Path, gt_file: Path = GT, frames: tuple[int, int] = (1, LAST_FRAME)) -> dict[int, int]:
+    """Person track id -> ground-truth id, for tracks that follow one labelled person in ``frames``."""
+    gt = np.loadtxt(gt_file, delimiter=",", ndmin=2)
+    gt = gt[(gt[:, 0] >= frames[0]) & (gt[:, 0] <= frames[1])]
     con = sqlite3.connect(db)
     rows = con.execute(
         "select o.track_id, o.frame, o.x1, o.y1, o.x2, o.y2 from observations o join tracks t "
-        "on t.id = o.track_id where t.label = 'person' and o.frame <= ?",
-        (LAST_FRAME,),
+        "on t.id = o.track_id where t.label = 'person' and o.frame between ? and ?",
+        frames,
     ).fetchall()
     con.close()
     votes: dict[int, dict[int, int]] = {}
@@ -87,14 +90,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="an already indexed data folder (vtest.avi in it)")
     parser.add_argument("--sweep", action="store_true", help="also score a grid of thresholds")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        help="a label file like bench/labels/pets09-401-795.json (default: the dev split)",
+    )
     args = parser.parse_args()
     require_shared()
+    gt_file, frames = GT, (1, LAST_FRAME)
+    if args.labels:
+        spec = json.loads(args.labels.read_text())
+        gt_file, frames = gt_path(args.labels, spec["gt"]), (int(spec["frames"][0]), int(spec["frames"][1]))
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:
             data = Path(tmp) / "data"
             camsight("index", str(VTEST), "--data", str(data))
-        truth = gt_ids(data / "camsight.db")
+        truth = gt_ids(data / "camsight.db", gt_file, frames)
         store = open_store(data)
         tracks = [t for t in load_tracks(store) if t.track_id in truth]
         store.close()

@@ -90,6 +90,9 @@ def test_a_small_person_lost_for_a_moment_is_picked_up_where_they_were_heading()
     assert link_score(walked, _track(2, 7, 9, 120, 150, sim), s) is None
     assert link_score(walked, _track(2, 5, 9, 20, 50, sim), s) is None
     assert link_score(walked, _track(2, 5, 9, 100, 150, _vec(0.7, 0.71, 0)), s) is None
+    # Lost for two frames at the very spot, a little less likeness does: not half a height away.
+    assert link_score(walked, _track(2, 4.2, 9, 81, 150, _vec(0.7, 0.71, 0)), s) is not None
+    assert link_score(walked, _track(2, 4.0, 9, 102, 150, _vec(0.7, 0.71, 0)), s) is None
 
 
 def test_after_a_long_gap_position_counts_only_at_the_very_spot():
