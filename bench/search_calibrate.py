@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 from common import GT, SHARED, VTEST, backend_args, camsight, require_shared
-from search_eval import iou
+from search_eval import gt_path, iou
 
 from camsight.records.facets import COLOURS
 
@@ -118,16 +118,24 @@ def main() -> None:
         "--data", type=Path, help="an indexed data folder (else frames 1-400 are indexed now)"
     )
     parser.add_argument("--backend", default="yolox")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        default=EVAL,
+        help="a label file like search_dev.json, e.g. bench/labels/pets09-401-795.json, to check "
+        "the thresholds on people they were not chosen on (with --data: its index)",
+    )
     args = parser.parse_args()
     require_shared()
-    spec = json.loads(EVAL.read_text())
-    gt = np.loadtxt(GT, delimiter=",")
+    spec = json.loads(args.labels.read_text())
+    gt = np.loadtxt(GT if args.labels == EVAL else gt_path(args.labels, spec["gt"]), delimiter=",")
     frames = (int(spec["frames"][0]), int(spec["frames"][1]))
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "data"
         if args.data is None:
             camsight(
-                "index", str(VTEST), "--camera", "pets", "--end", str(frames[1] / 10.0),
+                "index", str(VTEST), "--camera", "pets", "--start", str((frames[0] - 1) / 10.0),
+                "--end", str(frames[1] / 10.0),
                 "--data", str(data), *backend_args(args.backend),
             )  # fmt: skip
         db = data / "camsight.db"
