@@ -113,7 +113,7 @@ def parse_query(
     >>> q.since.isoformat(), q.until.isoformat()
     ('2026-11-19T18:00:00+00:00', '2026-11-20T00:00:00+00:00')
     >>> parse_query("person in a light blue jacket at lobby", cameras=["lobby"]).describe()
-    'person · upper: blue · camera: lobby'
+    'person · upper: blue · upper: light · camera: lobby'
     """
     if not isinstance(text, str):
         raise QueryError(f"a search query must be text, not {type(text).__name__}")
