@@ -85,10 +85,20 @@ def test_a_shade_that_changed_nothing_is_said_to_be_not_analysed(text, note):
      ("pale pink shirt and black trousers", [("upper:pink",), ("upper:light",), ("lower:black",)]),
      ("light grey trousers", [("lower:grey", "lower:white"), ("lower:light",)]),
      ("red or light blue jacket", [("upper:red", "upper:blue")]),
-     ("without a light blue jacket", [("upper:blue",)])],
+     ("without a light blue jacket", [("upper:blue",)]),
+     ("light jeans", [("lower:blue",), ("lower:light",)]),
+     ("person in pale clothes", [("upper:light",), ("lower:light",)]),
+     ("light coloured top and black trousers", [("upper:light",), ("lower:black",)])],
 )  # fmt: skip
 def test_a_light_garment_must_also_be_light(text, expected):
-    assert facets(parse(text)) == expected
+    q = parse(text)
+    assert facets(q) == expected
+    assert q.unknown == ()
+
+
+@pytest.mark.parametrize("text", ["light", "a light car", "without light clothes"])
+def test_a_shade_without_a_garment_is_named_not_analysed(text):
+    assert "light (shade)" in parse(text).not_analysed
 
 
 def test_every_facet_produced_is_in_the_vocabulary():

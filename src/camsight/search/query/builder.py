@@ -191,6 +191,24 @@ class Builder:
             self.neg = False
         return i + 1
 
+    def _on_shade(self, items: list[Item], i: int) -> int:
+        """ "light jeans", "pale clothes": the garment's light term, beside its implied colour."""
+        k = i + 1
+        while k < len(items) and items[k].kind in (MODIFIER, COLOUR_WORD):
+            k += 1
+        noun = items[k] if k < len(items) else None
+        regions = () if noun is None or noun.kind != GARMENT else noun.entry.regions
+        shaded = [r for r in regions if r in SHADED_REGIONS]
+        if not shaded or self.neg:
+            self.not_analysed.append(f"{items[i].low} (shade)")
+            return i + 1
+        assert noun is not None
+        words = f"{items[i].text} {noun.text}"
+        implied = noun.entry.default  # "light jeans" are still blue
+        terms = [(tuple(f"{r}:{c}" for c in implied), words) for r in regions if implied]
+        self._add_terms(terms + [((f"{r}:light",), words) for r in shaded], _APPEARANCE)
+        return k + 1
+
     def _on_modifier(self, items: list[Item], i: int) -> int:
         self.not_analysed.append(items[i].low)
         return i + 1

@@ -35,6 +35,7 @@ BOUNDARY = "boundary"
 STOP = "stop"
 NOT_ANALYSED = "not_analysed"
 MODIFIER = "modifier"
+SHADE = "shade"
 COLOUR_WORD = "colour_word"
 CAMERA = "camera"
 CAMERA_WORD = "camera_word"
@@ -275,6 +276,8 @@ _add(
 _add(Entry(COLOUR_WORD), "coloured, colored, colour, color, toned, tone, shade of, shades of")
 _add(Entry(CAMERA_WORD), "camera, cam, cctv")
 _add(Entry(COLOUR, colours=("black",), strong=False), "dark")
+# A shade with no colour name: "light jeans", "pale clothes" (with a name, "light blue" is a colour).
+_add(Entry(SHADE), "light, pale, pastel, lightish")
 
 # Words understood but deliberately not analysed (DESIGN.md): sex, age, body, ethnicity,
 # religion, face, and judgements about a person.
