@@ -96,6 +96,15 @@ def test_a_light_garment_must_also_be_light(text, expected):
     assert q.unknown == ()
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("dark jeans", [("lower:blue", "lower:black")]), ("dark jacket", [("upper:black",)]),
+     ("black jeans", [("lower:black",)])],
+)  # fmt: skip
+def test_dark_jeans_are_dark_denim_or_black(text, expected):
+    assert facets(parse(text)) == expected
+
+
 @pytest.mark.parametrize("text", ["light", "a light car", "without light clothes"])
 def test_a_shade_without_a_garment_is_named_not_analysed(text):
     assert "light (shade)" in parse(text).not_analysed

@@ -103,7 +103,11 @@ class Builder:
         unread = [g for g in group if _shaded(g.low) and f"{g.text} {noun.text}" not in read]
         self.not_analysed += [f"{g.low.split()[0]} (shade)" for g in unread]
         if noun.kind == GARMENT:
-            self._add_terms(_colour_terms(group, conj, entry.regions, noun.text) + lit, _APPEARANCE)
+            terms = _colour_terms(group, conj, entry.regions, noun.text)
+            if entry.default and not any(g.strong for g in group):  # "dark jeans": dark denim, or black
+                colours = tuple(dict.fromkeys((*entry.default, *(c for g in group for c in g.colours))))
+                terms = [(tuple(f"{r}:{c}" for c in colours), words) for r in entry.regions]
+            self._add_terms(terms + lit, _APPEARANCE)
         elif noun.kind == CLASS and entry.human and len(group) == 1 and group[0].low in SKIN_COLOURS:
             self._add_class(entry, noun, na_text=words.lower())
         elif noun.kind == CLASS and self._rides(entry, items, i):  # "a man with a red bike"
