@@ -80,6 +80,7 @@ _person(
     "pedestrian, pedestrians, passerby, passer by, passers by, visitor, visitors, worker, workers, staff",
     "employee, employees, customer, customers, shopper, shoppers, courier, couriers, guard, guards",
     "security guard, officer, police officer, cleaner, student, students, crowd, group of people",
+    "driver, drivers, delivery driver, delivery drivers, delivery man, postman, postwoman, traveller",
 )
 _person(
     "man, men, woman, women, guy, guys, lady, ladies, gentleman, gentlemen, gent, gents, dude, bloke",
