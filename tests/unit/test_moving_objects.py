@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -231,3 +233,12 @@ def test_merge_with_nothing_on_either_side():
     assert merge(detected, Detections.empty()) is detected
     assert merge(Detections.empty(), blobs) is blobs
     assert len(merge(Detections.empty(), Detections.empty())) == 0
+
+
+@pytest.mark.parametrize("found", [boxes([0, 0, 40, 30]), boxes()], ids=["boxes", "none"])
+def test_merging_blobs_keeps_the_detectors_faint_person_boxes(found: Detections) -> None:
+    # The tracker's second look at someone who fell needs them, whatever the blobs did.
+    faint = boxes([200, 100, 260, 130], label="person", confidence=0.05)
+    merged = merge(replace(found, faint=faint), boxes([100, 100, 140, 130]))
+    assert merged.faint is faint
+    assert "person" not in merged.labels

@@ -332,11 +332,7 @@ def colour_lightness(
         return None
     i = _INDEX[colour]
     weights = np.concatenate([cmap.memberships[p][..., i].reshape(-1) for p in parts])
-    total = float(weights.sum())
-    if total < 1e-3:
-        return None
-    lightness = np.concatenate([cmap.lightness[p].reshape(-1) for p in parts])
-    return float(weights @ lightness / total)
+    return _weighted_lightness(weights, np.concatenate([cmap.lightness[p].reshape(-1) for p in parts]))
 
 
 def pixel_lightness(pixels_bgr: np.ndarray, mask: np.ndarray | None, colour: str) -> float | None:
@@ -350,7 +346,11 @@ def pixel_lightness(pixels_bgr: np.ndarray, mask: np.ndarray | None, colour: str
     if pixels.size == 0:
         return None
     m, _, _, lightness = _terms(pixels, None)
-    weights = weights * m[:, _INDEX[colour]]
+    return _weighted_lightness(weights * m[:, _INDEX[colour]], lightness)
+
+
+def _weighted_lightness(weights: np.ndarray, lightness: np.ndarray) -> float | None:
+    """The mean of ``lightness`` weighted by a colour's memberships; None when the colour is absent."""
     total = float(weights.sum())
     return float(weights @ lightness / total) if total >= 1e-3 else None
 

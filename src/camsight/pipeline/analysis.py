@@ -210,10 +210,7 @@ class FrameAnalyzer:
                 # Where the tracks are expected splits a blob of touching objects between them.
                 label = self.blobs.settings.label if self.blobs is not None else None
                 expected = self.tracker.expected(label) if label else None
-                faint = detections.faint
                 detections = merge(detections, blobs, expected=expected)
-                if faint is not None:  # the tracker's second look at lost people still gets them
-                    detections = replace(detections, faint=faint)
             t1 = time.perf_counter()
             timing["detect"] += t1 - now
             now = t1

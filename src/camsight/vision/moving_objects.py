@@ -41,7 +41,7 @@ it stays one box, or none when it is bigger than ``max_area``.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -296,7 +296,8 @@ def merge(
 
     ``expected`` are the boxes where the tracker expects objects of the blobs'
     class in this frame; with the detector's boxes they split blobs that hold
-    several objects (see :func:`split`).
+    several objects (see :func:`split`). The detector's faint boxes
+    (:attr:`Detections.faint`) are kept as they are, for the tracker's second look.
 
     >>> def boxes(*xyxy, label="car", conf=0.5):
     ...     return Detections(np.array(xyxy, np.float32), np.full(len(xyxy), conf, np.float32),
@@ -308,6 +309,13 @@ def merge(
     >>> found.labels, found.confidence.tolist()
     (('car',), [0.5])
     """
+    merged = _merge_boxes(detections, blobs, iou, expected)
+    return merged if detections.faint is None else replace(merged, faint=detections.faint)
+
+
+def _merge_boxes(
+    detections: Detections, blobs: Detections, iou: float, expected: np.ndarray | None
+) -> Detections:
     # A detector box bigger than any object of this camera (a "car" as big as the picture,
     # which SSD reports on a road seen from above) accounts for no blob.
     largest = float(blobs.area[1]) * blobs.factor**2 if isinstance(blobs, Blobs) else np.inf

@@ -91,17 +91,16 @@ class Builder:
         colour_text = " ".join(it.text for it in items[i : j + 1])
         if noun is None:
             self._standalone_colours(group, colour_text)
-            self.not_analysed += [f"{g.low.split()[0]} (shade)" for g in group if _shaded(g.low) and g.strong]
+            self.not_analysed += [_shade_note(g.low) for g in group if _shaded(g.low) and g.strong]
             return j + 1
         self.not_analysed += [m.low for m in mods]
         entry = noun.entry
         words = f"{colour_text} {noun.text}"
-        garment = noun.kind == GARMENT and not self.neg
-        lit = _light_terms(group, conj, entry.regions, noun.text) if garment else []
+        shaded = _light_regions(group, conj, entry.regions) if noun.kind == GARMENT and not self.neg else ()
+        light = [g for g in group if _lighter(g.low)] if shaded else []
+        lit = [(tuple(f"{r}:light" for r in shaded), f"{g.text} {noun.text}") for g in light]
         # Colours are stored as basic terms: a shade not read otherwise is said not to be used.
-        read = {w for _, w in lit}
-        unread = [g for g in group if _shaded(g.low) and f"{g.text} {noun.text}" not in read]
-        self.not_analysed += [f"{g.low.split()[0]} (shade)" for g in unread]
+        self.not_analysed += [_shade_note(g.low) for g in group if _shaded(g.low) and g not in light]
         if noun.kind == GARMENT:
             terms = _colour_terms(group, conj, entry.regions, noun.text)
             if entry.default and not any(g.strong for g in group):  # "dark jeans": dark denim, or black
@@ -204,7 +203,7 @@ class Builder:
         regions = () if noun is None or noun.kind != GARMENT else noun.entry.regions
         shaded = [r for r in regions if r in SHADED_REGIONS]
         if not shaded or self.neg:
-            self.not_analysed.append(f"{items[i].low} (shade)")
+            self.not_analysed.append(_shade_note(items[i].low))
             return i + 1
         assert noun is not None
         words = f"{items[i].text} {noun.text}"
@@ -392,21 +391,23 @@ def _ridden(items: list[Item], i: int) -> bool:
     return k >= 0 and (items[k].kind in (WITH, NEG) or items[k].low in RIDE_WORDS)
 
 
-def _light_terms(
-    group: list[Item], conj: str, regions: tuple[str, ...], noun: str
-) -> list[tuple[tuple[str, ...], str]]:
-    """ "light blue jacket" -> the jacket's ``light`` term, which must hold beside its blue.
+def _light_regions(group: list[Item], conj: str, regions: tuple[str, ...]) -> tuple[str, ...]:
+    """The garment regions whose ``light`` term a "light blue jacket" adds beside its blue.
 
-    Not for alternatives ("red or light blue jacket": the shade belongs to one of them).
+    None for alternatives ("red or light blue jacket": the shade belongs to one of them).
     """
-    shaded = tuple(r for r in regions if r in SHADED_REGIONS)
-    if not shaded or (conj == "or" and len(group) > 1):
-        return []
-    return [
-        (tuple(f"{r}:light" for r in shaded), f"{g.text} {noun}")
-        for g in group
-        if len(g.low.split()) > 1 and g.low.split()[0] in LIGHTER
-    ]
+    return () if conj == "or" and len(group) > 1 else tuple(r for r in regions if r in SHADED_REGIONS)
+
+
+def _lighter(colour: str) -> bool:
+    """Whether a colour phrase is a lighter shade of a colour: "light blue", "pale pink"."""
+    words = colour.split()
+    return len(words) > 1 and words[0] in LIGHTER
+
+
+def _shade_note(phrase: str) -> str:
+    """ "light blue" -> "light (shade)", as listed among the words not analysed."""
+    return f"{phrase.split()[0]} (shade)"
 
 
 def _shaded(colour: str) -> bool:
