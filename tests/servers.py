@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -246,6 +247,15 @@ class HttpReceiver:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def health(base: str) -> dict[str, Any] | None:
+    """The ``/api/v1/health`` answer of a camsight service at ``base`` (``http://host:port``), or None."""
+    try:
+        r = httpx.get(f"{base}/api/v1/health", timeout=5)
+    except httpx.HTTPError:
+        return None
+    return r.json() if r.status_code == 200 else None
 
 
 def wait_for(check, timeout: float, step: float = 0.5):

@@ -21,11 +21,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from conftest import CAMSIGHT, run_cli
-from servers import free_port, wait_for
+from servers import free_port, health, wait_for
 from sqlalchemy.engine import make_url
 
 pytestmark = pytest.mark.slow
@@ -87,14 +86,6 @@ def test_two_processes_opening_an_empty_database_at_once_both_succeed(
     assert _query(postgres_url, "SELECT count(*) FROM audit_log WHERE action = 'user.create'") == [(1,)]
 
 
-def _health(port: int) -> dict[str, Any] | None:
-    try:
-        r = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5)
-    except httpx.HTTPError:
-        return None
-    return r.json() if r.status_code == 200 else None
-
-
 def test_two_nodes_started_together_on_an_empty_database_and_the_default_node(
     tmp_path: Path, postgres_url: str
 ) -> None:
@@ -129,7 +120,8 @@ cameras:
             for name, (proc, _port, log) in nodes.items():
                 assert proc.poll() is None, f"node {name} exited:\n{log.read_text()[-4000:]}"
             return all(
-                (_health(port) or {}).get("nodes") == {"a": "up", "b": "up"} for _, port, _ in nodes.values()
+                (health(f"http://127.0.0.1:{port}") or {}).get("nodes") == {"a": "up", "b": "up"}
+                for _, port, _ in nodes.values()
             )
 
         wait_for(both_up, 120)

@@ -32,7 +32,7 @@ import httpx
 import pytest
 from conftest import CAMSIGHT, assert_clean_failure, cli_env, run_cli
 from rtsp import RtspServer, prepare_clip, require_rtsp
-from servers import HttpReceiver, free_port, wait_for
+from servers import HttpReceiver, free_port, health, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -154,7 +154,7 @@ def cluster(
                 )
             node = Node(name, proc, port, data, log)
             nodes[name] = node
-            wait_for(lambda node=node: node.alive() and _health(node) is not None, 90)
+            wait_for(lambda node=node: node.alive() and health(node.base) is not None, 90)
         yield nodes, token, receiver
     finally:
         for node in nodes.values():
@@ -181,14 +181,6 @@ def _group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
-
-
-def _health(node: Node) -> dict[str, Any] | None:
-    try:
-        r = httpx.get(f"{node.base}/api/v1/health", timeout=5)
-    except httpx.HTTPError:
-        return None
-    return r.json() if r.status_code == 200 else None
 
 
 def _people_by_camera(node: Node, token: str) -> dict[str, list[int]]:
@@ -219,8 +211,8 @@ def test_two_nodes_one_search_footage_through_either_alerts_once_and_a_killed_no
 
     # Both nodes up, as each one sees it.
     for node in (a, b):
-        wait_for(lambda node=node: (_health(node) or {}).get("nodes") == {"a": "up", "b": "up"}, 30)
-        assert _health(node)["node"] == node.name  # type: ignore[index]
+        wait_for(lambda node=node: (health(node.base) or {}).get("nodes") == {"a": "up", "b": "up"}, 30)
+        assert health(node.base)["node"] == node.name  # type: ignore[index]
     # A second process under a running node's name is refused in one line (it would record twice).
     second = run_cli(
         "run", "--node", "a", "--config", tmp_path / "a.yaml", "--data", tmp_path / "a2",
@@ -277,7 +269,7 @@ def test_two_nodes_one_search_footage_through_either_alerts_once_and_a_killed_no
     b.proc.send_signal(signal.SIGKILL)
     b.proc.wait()
     killed = time.monotonic()
-    wait_for(lambda: (_health(a) or {}).get("nodes", {}).get("b") == "down", 30, step=0.1)
+    wait_for(lambda: (health(a.base) or {}).get("nodes", {}).get("b") == "down", 30, step=0.1)
     seconds = time.monotonic() - killed
     (tmp_path / "node_down_seconds.json").write_text(json.dumps({"seconds": round(seconds, 2)}))
     print(f"\nnode b shown down on node a {seconds:.2f} s after kill -9")
