@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import supervision as sv
 
 #: Overlap with a lost person's last or predicted box at which a box continues the track: as
 #: strict as BoT-SORT's own weak-box stage.
@@ -66,18 +67,6 @@ class LostPerson:
     predicted: np.ndarray
     upright: np.ndarray | None = None
     since_upright: float = float("inf")
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every (N, 4) box in ``a`` with every (M, 4) box in ``b``.
-
-    >>> iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10], [20, 20, 30, 30]])).round(3).tolist()
-    [[0.333, 0.0]]
-    """
-    inter = _intersection(a, b)
-    area_a = _area(a)[:, None]
-    area_b = _area(b)[None, :]
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
 def covered(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -188,7 +177,8 @@ def match_lost(
             # Down already (fallen, lying): they stay where they lay. Overlap wins over the fall
             # zone. Not for someone last seen upright: boxes there are walkers' more often.
             overlap = np.maximum(
-                iou(last, boxes)[0], iou(np.asarray(person.predicted, np.float64).reshape(1, 4), boxes)[0]
+                sv.box_iou_batch(last, boxes)[0],
+                sv.box_iou_batch(np.asarray(person.predicted, np.float64).reshape(1, 4), boxes)[0],
             )
             score[i] = np.where(candidate & (overlap >= RECOVER_IOU), 1.0 + confidence, 0.0)
         up = person.upright

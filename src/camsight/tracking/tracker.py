@@ -30,7 +30,7 @@ from trackers import BoTSORTTracker
 from trackers.utils.iou import BIoU
 
 from camsight.tracking.appearance import SIZE, descriptors, normalise
-from camsight.tracking.second_look import RECOVER_ASPECT, RECOVER_IOU, LostPerson, match_lost
+from camsight.tracking.second_look import RECOVER_IOU, LostPerson, match_lost, wide
 from camsight.vision.detections import CARRIED, PERSON, Detections
 
 #: Class groups, each with its own activation threshold (``tracking.activation``).
@@ -221,8 +221,7 @@ class AppearanceBoTSORT(BoTSORTTracker):
             j = int(np.abs(detections.xyxy - state).sum(axis=1).argmin())
             # Where it was last seen: a lost object that stopped (lying down) is still there.
             track.camsight_last_box = detections.xyxy[j]
-            wh = detections.xyxy[j, 2:] - detections.xyxy[j, :2]
-            if wh[0] < RECOVER_ASPECT * wh[1]:
+            if not wide(detections.xyxy[j])[0]:
                 # Upright: where a fall would start from (see tracking.second_look).
                 track.camsight_upright = (detections.xyxy[j].copy(), timestamp)
             if detections.xyxy[j].tobytes() in self._frame_riders:
@@ -261,9 +260,7 @@ class AppearanceBoTSORT(BoTSORTTracker):
             return
         if not self.recover_lost:
             return
-        wh = result.xyxy[:, 2:] - result.xyxy[:, :2]
-        down = wh[:, 0] >= RECOVER_ASPECT * np.maximum(wh[:, 1], 1e-6)
-        free = np.flatnonzero((result.tracker_id == -1) & down)
+        free = np.flatnonzero((result.tracker_id == -1) & wide(result.xyxy))
         lost = [t for t in self.tracks if t.tracker_id != -1 and t.time_since_update >= 2]
         if not len(free) or not lost:
             return
