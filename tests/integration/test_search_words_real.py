@@ -148,6 +148,20 @@ def test_light_blue_is_a_light_garment_not_a_navy_one(pets: Path, shared_data: P
         assert not light["matched"] and "below the" in light["detail"]
 
 
+def test_jeans_below_a_long_coat_are_not_black_trousers(pets: Path, shared_data: Path) -> None:
+    # search_dev.json: 12 wears a knee-length black coat over blue jeans. The lower body's box
+    # share holds the coat's hem; only the shins show the jeans.
+    gt = np.loadtxt(shared_data / "pets09" / "gt_dev.txt", delimiter=",")
+    jeans, _ = search(pets, "blue jeans")
+    assert 12 in {person_of(h, gt) for h in jeans if h["match"] == "full"}
+    black, _ = search(pets, "person in black trousers")
+    assert not [h for h in black if person_of(h, gt) == 12 and h["match"] == "full"]
+    both, _ = search(pets, "black coat and blue jeans")
+    assert 12 in {person_of(h, gt) for h in both if h["match"] == "full"}
+    # People dressed in one colour read it on the shins too: still full matches.
+    assert {1, 14, 15, 19} <= {person_of(h, gt) for h in black if h["match"] == "full"}
+
+
 @pytest.fixture
 def server(pets: Path) -> Iterator[str]:
     """``camsight run`` on the indexed store, as a user starts it."""

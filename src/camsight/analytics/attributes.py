@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from camsight.analytics.colour import (
+    ColourMap,
     Illuminant,
     colour_lightness,
     colour_map,
@@ -47,6 +48,7 @@ from camsight.vision.pose import (
     LYING_SECONDS,
     Pose,
     PoseEstimator,
+    Rect,
     body_regions,
     lying_spell,
     posture,
@@ -75,6 +77,14 @@ MODEL_VIEWS = 8
 #: Share of a box region taken to be background, per region, when removing what is beside
 #: the person: the gap between the legs, the wall beside the head.
 BACKGROUND_SHARE = {"headwear": 0.45, "upper": 0.1, "lower": 0.3}
+#: Where the lower region (55-95% of a standing person's box) is split into thighs and shins,
+#: as a share of its height. A knee-length coat covers the thighs: then only the shins show
+#: the trousers (PETS09's long black coats over jeans read black trousers from the whole region).
+SHIN_FROM = 0.42
+#: Share of the shin band taken to be background: between walking legs it is mostly floor.
+SHIN_BACKGROUND_SHARE = 0.5
+#: Share the shins' main colour needs, in one view, to be read as the trousers below a coat.
+SHIN_MAIN_SHARE = 0.5
 #: The lightness (CIELAB L of a garment's main colour) from which it starts to be, and is fully,
 #: "light". On PETS09 a light blue jacket reads 80, jeans 40-49, navy 17, black 0-10.
 LIGHT_L = (50.0, 62.0)
@@ -423,14 +433,17 @@ def sample_appearance(
         ux1, uy1, ux2, uy2 = regions["upper"]
         drop = LONG_HAIR_DROP * float(np.clip((long_hair - 0.2) / 0.4, 0.0, 1.0))
         regions["upper"] = (ux1, uy1 + drop * (box[3] - box[1]), ux2, uy2)
+        read: dict[str, dict[str, float]] = {}
         for region, rect in regions.items():
             if rect[2] - rect[0] < 2 or rect[3] - rect[1] < 2:
                 continue
-            shares = region_shares(cmap, [rect], fold_shade=region != "headwear")
-            beside = [(0.0, rect[1], box[0] - 1, rect[3]), (box[2] + 1, rect[1], float(width), rect[3])]
-            background = region_shares(cmap, beside)
-            if sum(background.values()) > 0:
-                shares = without_background(shares, background, BACKGROUND_SHARE[region])
+            read[region] = _person_shares(cmap, rect, box, width, region, BACKGROUND_SHARE[region])
+        if "upper" in read and "lower" in read:
+            below = _below_coat(cmap, regions["lower"], box, width, read["upper"])
+            if below is not None:
+                regions["lower"], read["lower"] = below
+        for region, shares in read.items():
+            rect = regions[region]
             seen[region].append(scores_from_shares(shares))
             if region in SHADED_REGIONS:
                 main = max(shares, key=lambda c: shares[c])
@@ -439,6 +452,42 @@ def sample_appearance(
                     lightness[region].append(value)
     colours = {region: _trimmed_mean(views) for region, views in seen.items()}
     return colours, {r: _trimmed_mean([{"L": v} for v in values])["L"] for r, values in lightness.items()}
+
+
+def _person_shares(
+    cmap: ColourMap, rect: Rect, box: Rect, width: int, region: str, background_share: float
+) -> dict[str, float]:
+    """The colour shares of one region of a view, less what the floor or wall beside the person explains."""
+    shares = region_shares(cmap, [rect], fold_shade=region != "headwear")
+    beside = [(0.0, rect[1], box[0] - 1, rect[3]), (box[2] + 1, rect[1], float(width), rect[3])]
+    background = region_shares(cmap, beside)
+    if sum(background.values()) > 0:
+        shares = without_background(shares, background, background_share)
+    return shares
+
+
+def _below_coat(
+    cmap: ColourMap, lower: Rect, box: Rect, width: int, upper: Mapping[str, float]
+) -> tuple[Rect, dict[str, float]] | None:
+    """The shins' rectangle and shares when, in this view, a coat covers the thighs; else None.
+
+    A coat is seen when the thighs read the upper body's main colour and the shins another one,
+    clearly (``SHIN_MAIN_SHARE``). Someone dressed in one colour reads it on the shins too, so
+    their lower body is read from the whole region as before.
+    """
+    x1, y1, x2, y2 = lower
+    split = y1 + SHIN_FROM * (y2 - y1)
+    if split - y1 < 2 or y2 - split < 2 or not upper:
+        return None
+    thighs = _person_shares(cmap, (x1, y1, x2, split), box, width, "lower", BACKGROUND_SHARE["lower"])
+    shin_rect = (x1, split, x2, y2)
+    shins = _person_shares(cmap, shin_rect, box, width, "lower", SHIN_BACKGROUND_SHARE)
+    if not thighs or not shins:
+        return None
+    coat, thigh_main, shin_main = (max(d, key=lambda c: d[c]) for d in (upper, thighs, shins))
+    if thigh_main != coat or shin_main == coat or shins[shin_main] < SHIN_MAIN_SHARE:
+        return None
+    return shin_rect, shins
 
 
 def shade_scores(lightness: float) -> dict[str, float]:
