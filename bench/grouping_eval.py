@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from common import GT, VTEST, camsight, require_shared
-from search_eval import gt_path
+from search_eval import load_gt
 
 from camsight.search.grouping import GroupingSettings, group_tracks, load_tracks
 from camsight.store.db import open_store
@@ -36,9 +36,11 @@ from camsight.store.db import open_store
 LAST_FRAME = 400
 
 
-def gt_ids(db: Path, gt_file: Path = GT, frames: tuple[int, int] = (1, LAST_FRAME)) -> dict[int, int]:
+def gt_ids(
+    db: Path, gt_file: Path | np.ndarray = GT, frames: tuple[int, int] = (1, LAST_FRAME)
+) -> dict[int, int]:
     """Person track id -> ground-truth id, for tracks that follow one labelled person in ``frames``."""
-    gt = np.loadtxt(gt_file, delimiter=",", ndmin=2)
+    gt = gt_file if isinstance(gt_file, np.ndarray) else np.loadtxt(gt_file, delimiter=",", ndmin=2)
     gt = gt[(gt[:, 0] >= frames[0]) & (gt[:, 0] <= frames[1])]
     con = sqlite3.connect(db)
     rows = con.execute(
@@ -100,7 +102,7 @@ def main() -> None:
     gt_file, frames = GT, (1, LAST_FRAME)
     if args.labels:
         spec = json.loads(args.labels.read_text())
-        gt_file, frames = gt_path(args.labels, spec["gt"]), (int(spec["frames"][0]), int(spec["frames"][1]))
+        gt_file, frames = load_gt(args.labels, spec["gt"]), (int(spec["frames"][0]), int(spec["frames"][1]))
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if data is None:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 from common import GT, SHARED, VTEST, backend_args, camsight, require_shared
-from search_eval import gt_path, iou
+from search_eval import iou, load_gt
 
 from camsight.records.facets import COLOURS
 
@@ -128,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     require_shared()
     spec = json.loads(args.labels.read_text())
-    gt = np.loadtxt(GT if args.labels == EVAL else gt_path(args.labels, spec["gt"]), delimiter=",")
+    gt = np.loadtxt(GT, delimiter=",") if args.labels == EVAL else load_gt(args.labels, spec["gt"])
     frames = (int(spec["frames"][0]), int(spec["frames"][1]))
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "data"

@@ -13,9 +13,10 @@ of the hits marked `full`, how many are on a person in `relevant` or `ignore`
 query and pooled over all queries.
 
 `--labels` takes another file in the same format, e.g.
-bench/labels/pets09-401-795.json (frames 401-795, labelled for this bench);
-its `gt` path is resolved against the label file's folder, then
-../shared/data. See bench/labels/README.md.
+bench/labels/pets09-401-795.json (frames 401-795, labelled for this bench) or
+bench/labels/pets09-whole.json (the whole video indexed in one run, both label
+sets together); its `gt` path (or list of paths) is resolved against the label
+file's folder, then ../shared/data. See bench/labels/README.md.
 
     python bench/search_eval.py [--backends yolox ssd] [--limit 50] [--labels PATH] [--data DIR]
 """
@@ -91,6 +92,12 @@ def gt_path(labels: Path, name: str) -> Path:
     raise SystemExit(f"ground truth {name} named by {labels} not found next to it or under {DATA}")
 
 
+def load_gt(labels: Path, names: str | list[str]) -> np.ndarray:
+    """The MOT rows of a label file's ``gt``: one file, or a list of files (e.g. one per half) read as one."""
+    files = [names] if isinstance(names, str) else names
+    return np.vstack([np.loadtxt(gt_path(labels, name), delimiter=",", ndmin=2) for name in files])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=["yolox", "ssd"])
@@ -111,7 +118,7 @@ def main() -> None:
         raise SystemExit(f"{args.labels} lacks {', '.join(missing)}: not a label file like search_dev.json")
     if spec.get("video", "pets09/vtest.avi") != "pets09/vtest.avi":
         raise SystemExit(f"{args.labels} labels {spec['video']}; this bench indexes pets09/vtest.avi only")
-    gt = np.loadtxt(gt_path(args.labels, spec["gt"]), delimiter=",")
+    gt = load_gt(args.labels, spec["gt"])
     frames = tuple(spec["frames"])
     fps = float(spec.get("fps", 10.0))  # vtest.avi is 10 fps: frames 1-400 are the first 40 s
     # Frame n (1-based) is shown at (n - 1) / fps; index only the labelled frames, so no
