@@ -185,19 +185,29 @@ def match_lost(
         if up is not None and person.since_upright <= FALL_SECONDS and not cut_by_edge(up, frame_size):
             fallen = candidate & in_fall_zone(np.asarray(up, np.float64), boxes)
             score[i] = np.where((score[i] == 0) & fallen, confidence, score[i])
+    return greedy_pairs(score, np.nextafter(0.0, 1.0))
+
+
+def greedy_pairs(score: np.ndarray, minimum: float) -> list[tuple[int, int]]:
+    """(row, column) pairs, best score first, each row and column once, scores at least ``minimum``.
+
+    Greedy rather than optimal: it pairs a handful of lost tracks with a handful of boxes.
+
+    >>> greedy_pairs(np.array([[0.9, 0.8], [0.7, 0.6]]), 0.5)
+    [(0, 0), (1, 1)]
+    """
     pairs: list[tuple[int, int]] = []
-    used_people: set[int] = set()
-    used_boxes: set[int] = set()
-    # Greedy, best first: a handful of lost people at most.
+    used_rows: set[int] = set()
+    used_columns: set[int] = set()
     for flat in np.argsort(-score, axis=None, kind="stable"):
         i, j = (int(v) for v in np.unravel_index(flat, score.shape))
-        if score[i, j] <= 0:
+        if score[i, j] < minimum:
             break
-        if i in used_people or j in used_boxes:
+        if i in used_rows or j in used_columns:
             continue
         pairs.append((i, j))
-        used_people.add(i)
-        used_boxes.add(j)
+        used_rows.add(i)
+        used_columns.add(j)
     return pairs
 
 

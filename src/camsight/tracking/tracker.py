@@ -30,7 +30,13 @@ from trackers import BoTSORTTracker
 from trackers.utils.iou import BIoU
 
 from camsight.tracking.appearance import SIZE, descriptors, normalise
-from camsight.tracking.second_look import RECOVER_IOU, LostPerson, match_lost, wide
+from camsight.tracking.second_look import (
+    RECOVER_IOU,
+    LostPerson,
+    greedy_pairs,
+    match_lost,
+    wide,
+)
 from camsight.vision.detections import CARRIED, PERSON, Detections
 
 #: Class groups, each with its own activation threshold (``tracking.activation``).
@@ -270,16 +276,8 @@ class AppearanceBoTSORT(BoTSORTTracker):
         if all(b is not None for b in last):
             # The prediction drifts on with the last velocity; someone who fell stays put.
             iou = np.maximum(iou, sv.box_iou_batch(np.stack(last), boxes))
-        taken: set[int] = set()
-        # Greedy, best overlap first: a handful of lost tracks at most.
-        for flat in np.argsort(-iou, axis=None):
-            i, j = np.unravel_index(flat, iou.shape)
-            if iou[i, j] < RECOVER_IOU:
-                break
-            if lost[i].time_since_update == 0 or j in taken:
-                continue
+        for i, j in greedy_pairs(iou, RECOVER_IOU):
             lost[i].update(result.xyxy[free[j]])
-            taken.add(int(j))
             result.tracker_id[free[j]] = lost[i].tracker_id
 
     def _second_look(
@@ -351,24 +349,13 @@ class AppearanceBoTSORT(BoTSORTTracker):
         is_first_frame: bool = False,
     ) -> None:
         activation = self._frame_activation
-        if activation is None:
-            super()._spawn_new_tracks(
-                detection_boxes,
-                confidences,
-                unmatched_high_local,
-                high_indices,
-                out_det_indices,
-                out_tracker_ids,
-                is_first_frame,
-            )
-            return
-        # One tracker serves classes with different activation thresholds: a
-        # box too weak for its own class is reported untracked, as the base
-        # class does for a box under its single threshold.
         spawn = []
         for local in unmatched_high_local:
             g = int(high_indices[local])
-            if confidences[g] >= activation[g]:
+            # One tracker serves classes with different activation thresholds: a
+            # box too weak for its own class is reported untracked, as the base
+            # class does for a box under its single threshold.
+            if activation is None or confidences[g] >= activation[g]:
                 spawn.append(local)
             else:
                 out_det_indices.append(g)
