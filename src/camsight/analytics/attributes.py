@@ -85,6 +85,9 @@ SHIN_FROM = 0.42
 SHIN_BACKGROUND_SHARE = 0.5
 #: Share the shins' main colour needs, in one view, to be read as the trousers below a coat.
 SHIN_MAIN_SHARE = 0.5
+#: Black, grey and white differ by lightness alone, which shadow changes as much as a hem: a grey
+#: cardigan over dark grey leggings (Intel's one-by-one clip) reads grey thighs and black shins.
+_ACHROMATIC = frozenset({"black", "grey", "white"})
 #: The lightness (CIELAB L of a garment's main colour) from which it starts to be, and is fully,
 #: "light". On PETS09 a light blue jacket reads 80, jeans 40-49, navy 17, black 0-10.
 LIGHT_L = (50.0, 62.0)
@@ -472,8 +475,8 @@ def _below_coat(
     """The shins' rectangle and shares when, in this view, a coat covers the thighs; else None.
 
     A coat is seen when the thighs read the upper body's main colour and the shins another one,
-    clearly (``SHIN_MAIN_SHARE``). Someone dressed in one colour reads it on the shins too, so
-    their lower body is read from the whole region as before.
+    clearly (``SHIN_MAIN_SHARE``), and not only a lighter or darker grey. Someone dressed in one
+    colour reads it on the shins too, so their lower body is read from the whole region as before.
     """
     x1, y1, x2, y2 = lower
     split = y1 + SHIN_FROM * (y2 - y1)
@@ -486,6 +489,8 @@ def _below_coat(
         return None
     coat, thigh_main, shin_main = (max(d, key=lambda c: d[c]) for d in (upper, thighs, shins))
     if thigh_main != coat or shin_main == coat or shins[shin_main] < SHIN_MAIN_SHARE:
+        return None
+    if coat in _ACHROMATIC and shin_main in _ACHROMATIC:
         return None
     return shin_rect, shins
 
