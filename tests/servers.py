@@ -1,7 +1,7 @@
 """Real servers for the alert tests: a mosquitto broker and an HTTP receiver, on 127.0.0.1 only.
 
 Both can be stopped and started again on the same port, to play a receiver
-that goes down and comes back. Ports are chosen free by the OS.
+that goes down and comes back. Ports are chosen free (see :func:`free_port`).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -30,11 +31,58 @@ from paho.mqtt.enums import CallbackAPIVersion
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+# Under pytest-xdist each worker picks its ports from a slice of its own, between Ray's worker ports
+# (10002-19999, used by the cluster tests) and the kernel's ephemeral range: a port one worker
+# chose and let go (a receiver stopped to be started again) is never handed to the other, as the
+# kernel's free port could be.
+_WORKER_PORTS_START = 20000
+_handed_out: set[int] = set()
+_pick = random.Random()  # its own: tests that seed the global generator must not change our ports
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _worker_ports() -> range | None:
+    """This xdist worker's own slice of ports; None in a serial run (or with too few ports to split)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    if not worker.startswith("gw"):
+        return None
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    size = (_ephemeral_start() - _WORKER_PORTS_START) // count
+    if size < 500:
+        return None
+    start = _WORKER_PORTS_START + int(worker[2:]) * size
+    return range(start, start + size)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (this xdist worker's own, in parallel)."""
+    ports = _worker_ports()
+    if ports is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    if len(_handed_out) > len(ports) // 2:
+        _handed_out.clear()  # a long session: the oldest tests' servers are long gone
+    while True:
+        port = _pick.choice(ports)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
 
 
 def port_open(port: int, timeout: float = 0.2) -> bool:

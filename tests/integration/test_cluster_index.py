@@ -27,6 +27,8 @@ from conftest import CAMSIGHT, YOLOX_ARGS, cli_env, db_query, run_cli
 from ray_cluster import RayCluster
 from servers import wait_until
 
+# Every test that starts a Ray cluster belongs in this file: a Ray node binds fixed ports (its client
+# server, its workers' range), and pytest-xdist's --dist loadfile runs one file's tests on one worker.
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CUTS = (10.0, 20.0)
