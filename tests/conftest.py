@@ -343,13 +343,20 @@ def store(tmp_path: Path, database_url: str | None) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def postgres_server() -> Iterator[Any]:
     """A real PostgreSQL 18 with pgvector on 127.0.0.1 (tests/postgres.py), one per session."""
     from postgres import Postgres
 
-    server = Postgres(tmp_path_factory.mktemp("postgres") / "server").start()
-    yield server
-    server.stop()
+    # Not under pytest's basetemp: any other pytest session on the machine (a test that runs
+    # pytest, a second run) makes /tmp/pytest-of-<user> private again, and the server, running as
+    # its own user, would lose its files mid-run and stop.
+    root = Path(tempfile.mkdtemp(prefix="camsight-tests-postgres-"))
+    try:
+        server = Postgres(root / "server").start()
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -76,8 +76,13 @@ def test_tests_sharing_a_node_id_all_run_in_parallel(tmp_path: Path) -> None:
     (tmp_path / "test_same_id.py").write_text(SAME_ID_TESTS)
     (tmp_path / "ran").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    # Its own basetemp: a pytest session with the default one makes /tmp/pytest-of-<user> private
+    # (0700), and the suite's PostgreSQL server, running as another user with its data under the
+    # suite's basetemp there, then loses its files and stops (CI failed so).
+    basetemp = tmp_path / "basetemp"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile"]
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile", "-q"],
+        [*command, "-q", f"--basetemp={basetemp}"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
