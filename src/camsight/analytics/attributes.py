@@ -482,13 +482,17 @@ def _below_coat(
     split = y1 + SHIN_FROM * (y2 - y1)
     if split - y1 < 2 or y2 - split < 2 or not upper:
         return None
+    coat = max(upper, key=lambda c: upper[c])
     thighs = _person_shares(cmap, (x1, y1, x2, split), box, width, "lower", BACKGROUND_SHARE["lower"])
+    # Most people's thighs are not the colour of their top: then the shins need no reading.
+    if not thighs or max(thighs, key=lambda c: thighs[c]) != coat:
+        return None
     shin_rect = (x1, split, x2, y2)
     shins = _person_shares(cmap, shin_rect, box, width, "lower", SHIN_BACKGROUND_SHARE)
-    if not thighs or not shins:
+    if not shins:
         return None
-    coat, thigh_main, shin_main = (max(d, key=lambda c: d[c]) for d in (upper, thighs, shins))
-    if thigh_main != coat or shin_main == coat or shins[shin_main] < SHIN_MAIN_SHARE:
+    shin_main = max(shins, key=lambda c: shins[c])
+    if shin_main == coat or shins[shin_main] < SHIN_MAIN_SHARE:
         return None
     if coat in _ACHROMATIC and shin_main in _ACHROMATIC:
         return None
