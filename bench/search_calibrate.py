@@ -38,7 +38,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from common import GT, SHARED, VTEST, backend_args, camsight, require_shared
+from common import SHARED, VTEST, backend_args, camsight, require_shared
 from search_eval import iou, load_gt
 
 from camsight.records.facets import COLOURS
@@ -128,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     require_shared()
     spec = json.loads(args.labels.read_text())
-    gt = np.loadtxt(GT, delimiter=",") if args.labels == EVAL else load_gt(args.labels, spec["gt"])
+    gt = load_gt(args.labels, spec["gt"])  # the dev split's names pets09/gt_dev.txt under ../shared/data
     frames = (int(spec["frames"][0]), int(spec["frames"][1]))
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "data"
