@@ -333,7 +333,9 @@ def test_folder_camera_plays_files_in_order_and_picks_up_new_ones(tmp_path: Path
         os.utime(folder / name, (old, old))
 
     def add_later(h: Collector) -> bool:
-        if len(h.connects) == 2 and not (folder / "c.mp4").exists():
+        # Only once the camera has waited for a new file (idle): added sooner, on a loaded machine
+        # (tests in parallel) it can arrive before b.mp4 ends, and the camera never waits.
+        if len(h.connects) == 2 and h.idles and not (folder / "c.mp4").exists():
             make_clip(tmp_path / "c.mp4", frames=5, fps=10, size=(128, 72))
             (tmp_path / "c.mp4").rename(folder / "c.mp4")
         return len(h.connects) >= 3 and len({f.size for _, f in h.frames}) == 3
