@@ -266,12 +266,34 @@ def test_a_facet_below_its_calibrated_threshold_is_not_a_full_match(tmp_path):
         _record(2, "person", _colours({"red": 0.4})),
         _record(3, "person", _colours({}, {"black": 0.45})),  # under the lower body's 0.50
         _record(4, "person", _colours({}, {"black": 0.6})),
+        _record(5, "person", _colours({}, {"black": 0.25})),  # at most the 0.30 "absent": not seen
     ]
     store = _store(tmp_path, records=records)
     engine = SearchEngine(store)
     assert [h.track_id for h in engine.search("red top").hits if h.match == "full"] == [2]
     trousers = engine.search("black trousers")
-    assert [h.track_id for h in trousers.hits] == [4]  # 3 holds no term at all: not listed
+    # 3 is unsure (between absent and present): listed after the match, as partial, with a
+    # note; 5 is clearly not in black trousers and not listed at all.
+    assert [(h.track_id, h.match) for h in trousers.hits] == [(4, "full"), (3, "partial")]
+    assert any("unsure" in n for n in trousers.notes)
+    assert not any("unsure" in n for n in engine.search("black trousers", limit=1).notes)
+    store.close()
+
+
+def test_unsure_evidence_alone_still_ranks_people(tmp_path):
+    """A weak model's scores (a bag on a small person) rank people even when none reaches the
+    calibrated threshold: the search lists them as partial, closest first, instead of nothing."""
+    records = [
+        _record(1, "person", TrackAttributes(carried={"handbag": 0.39})),
+        _record(2, "person", TrackAttributes(carried={"handbag": 0.45})),
+        _record(3, "person", TrackAttributes(carried={"handbag": 0.1})),
+        _record(4, "person", TrackAttributes()),
+    ]
+    store = _store(tmp_path, records=records)
+    result = SearchEngine(store).search("person with a bag")
+    assert [(h.track_id, h.match) for h in result.hits] == [(2, "partial"), (1, "partial")]
+    assert result.full_matches == 0
+    assert not result.hits[0].explanation[0]["matched"]
     store.close()
 
 

@@ -267,12 +267,16 @@ class SearchEngine:
         notes: list[str] = []
         if len(terms):
             scored = [self._term_scores(index, t, candidates) for t in terms]
-            scores = np.stack([s for s, _, _ in scored])
-            matched = np.stack([m for _, m, _ in scored])
-            ranking = np.stack([r for _, _, r in scored])
+            scores = np.stack([s for s, _, _, _ in scored])
+            matched = np.stack([m for _, m, _, _ in scored])
+            ranking = np.stack([r for _, _, r, _ in scored])
+            unsure = np.stack([u for _, _, _, u in scored])
             n_matched = matched.sum(axis=0)
             combined = ranking.mean(axis=0)
-            keep = n_matched > 0
+            # A track where no term holds but one is unsure is still a candidate, listed after
+            # every track where a term holds: a weak model (a bag on a 70 px person) ranks
+            # people, even where it cannot decide; an empty list would hide them all.
+            keep = (n_matched > 0) | unsure.any(axis=0)
             candidates, scores, matched, n_matched, combined = (
                 candidates[keep],
                 scores[:, keep],
@@ -365,6 +369,11 @@ class SearchEngine:
             picked = index.track_ids[candidates[order]]
             hits = self._hits(picked, [scored(i) for i in order], query, lineage=index.lineage)
             hits = self.groups.collapse(hits, index)[:limit]
+        if len(terms) and any(not any(e.get("matched") for e in h.explanation) for h in hits):
+            notes.append(
+                "listed last, closest first: tracks where no term reaches its 'present' score but "
+                "the evidence is unsure, not absent"
+            )
         if query.not_analysed:
             notes.append(
                 "not analysed (camsight does not compute these, so they did not change the results): "
@@ -470,27 +479,31 @@ class SearchEngine:
     @staticmethod
     def _term_scores(
         index: FacetIndex, term: Any, rows: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(support, holds, rank)`` per row: the term's score, whether it holds, and its rank key.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(support, holds, rank, unsure)`` per row: the term's score, whether it holds, its
+        rank key, and whether the evidence is unsure (neither holds nor clearly fails).
 
         A term holds when one of its facets reaches its calibrated "present" threshold; a
         negated term only when every facet is at or under its "absent" threshold
-        (:mod:`camsight.search.explain`): unsure evidence makes neither a match.
-        ``rank`` orders hits: a colour that is the only one of its region ranks above the
-        same score shared with another colour (black trousers before black-and-blue jeans).
+        (:mod:`camsight.search.explain`): unsure evidence, between the two, makes neither a
+        match nor a clear miss. ``rank`` orders hits: a colour that is the only one of its
+        region ranks above the same score shared with another colour (black trousers before
+        black-and-blue jeans).
         """
         keys = [f for f in term.facets if f in FACET_INDEX]
         if not keys:  # a facet this store does not have cannot be evidenced, either way
             zeros = np.zeros(len(rows), np.float32)
-            return zeros, np.zeros(len(rows), bool), zeros
+            return zeros, np.zeros(len(rows), bool), zeros, np.zeros(len(rows), bool)
         raw = index.facets[[FACET_INDEX[f] for f in keys]][:, rows].astype(np.float32) / 255.0
         present, absent = thresholds(keys)
         if term.negated:
             support = 1.0 - raw.max(axis=0)
-            return support, (raw <= absent[:, None] + 1e-6).all(axis=0), support
+            holds = (raw <= absent[:, None] + 1e-6).all(axis=0)
+            return support, holds, support, ~holds & (raw < present[:, None] - 1e-6).all(axis=0)
         purity = np.stack([_colour_share(index, f, rows) for f in keys])
         rank = (raw * (0.5 + 0.5 * purity)).max(axis=0)
-        return raw.max(axis=0), (raw >= present[:, None] - 1e-6).any(axis=0), rank
+        holds = (raw >= present[:, None] - 1e-6).any(axis=0)
+        return raw.max(axis=0), holds, rank, ~holds & (raw > absent[:, None] + 1e-6).any(axis=0)
 
     def _hits(
         self,
