@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import CAMSIGHT, assert_clean_failure, db_query, run_cli
 from tests.rtsp import RtspServer, prepare_clip, require_rtsp
-from tests.servers import free_port, wait_for
+from tests.servers import free_port, health, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -251,7 +251,8 @@ def test_the_same_process_serves_the_api_with_camera_health(service):
     import httpx
 
     base = f"http://127.0.0.1:{service['port']}/api/v1"
-    assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+    # The service may still be starting when this test runs on its own (-k): wait for it.
+    assert wait_for(lambda: health(f"http://127.0.0.1:{service['port']}"), 120)
     assert httpx.get(f"{base}/cameras", timeout=10).status_code == 401
     with httpx.Client(base_url=base, timeout=10) as client:
         login = client.post("/auth/login", json={"name": "admin", "password": ADMIN_PASSWORD})
