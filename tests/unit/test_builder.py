@@ -278,3 +278,84 @@ class TestRelinkAtTheEdge:
     def test_a_track_that_left_through_the_edge_is_not_continued(self):
         """Whoever walks in where someone walked out is a new visit, not the same track."""
         assert self.run_gap((600, 100, W, 200), (600, 100, W, 200)) == 2
+
+
+class TestStillScenery:
+    """A fixed object the detector calls a person now and then (PETS09's blue sign, median
+    confidence 0.55, the box still to a pixel for 20 s) is not kept; people are."""
+
+    @staticmethod
+    def _still(conf: float, xyxy=(30, 110, 48, 143), seconds: float = 12.0, jitter: float = 0.5):
+        frames = []
+        for i in range(int(seconds / 0.2)):
+            dx = jitter * (i % 2)
+            x1, y1, x2, y2 = xyxy
+            frames.append((i * 0.2, [box(1, "person", (x1 + dx, y1, x2 + dx, y2), conf)]))
+        return frames
+
+    def _kept(self, frames) -> list[TrackRecord]:
+        builder = TrackBuilder((W, H), end_after=1.0, scenery_confidence=0.6)
+        return run(builder, frames) + builder.finish()
+
+    def test_a_still_faint_upright_person_is_scenery(self):
+        assert self._kept(self._still(0.55)) == []
+
+    def test_a_confident_person_standing_still_is_kept(self):
+        assert len(self._kept(self._still(0.8))) == 1
+
+    def test_a_person_lying_still_is_kept(self):
+        assert len(self._kept(self._still(0.45, xyxy=(30, 130, 90, 150)))) == 1
+
+    def test_a_faint_person_who_shifts_is_kept(self):
+        assert len(self._kept(self._still(0.55, jitter=6.0))) == 1
+
+    def test_a_short_still_spell_is_not_judged(self):
+        assert len(self._kept(self._still(0.55, seconds=6.0))) == 1
+
+    def test_without_a_confidence_nothing_is_dropped(self):
+        builder = TrackBuilder((W, H), end_after=1.0)
+        assert len(run(builder, self._still(0.55)) + builder.finish()) == 1
+
+
+def test_a_persons_views_keep_room_at_the_sides_for_bags():
+    builder = TrackBuilder((W, H), end_after=1.0)
+    frames = [(i * 0.5, [box(1, "person", (200 + 4 * i, 100, 240 + 4 * i, 200))]) for i in range(6)]
+    (record,) = run(builder, frames) + builder.finish()
+    assert record.samples
+    for view in record.samples:
+        # 40 px wide with a quarter of that at each side; the box's own height, no margin.
+        assert view.wide is not None and view.wide.shape == (100, 60, 3)
+
+
+class TestRepeatOfAHiddenTrack:
+    """A person behind a sign: their track is lost for two frames, a second track boxes what
+    shows of them meanwhile, and the first picks them up again. The second is not kept."""
+
+    @staticmethod
+    def _walk(i: int) -> tuple[float, float, float, float]:
+        return (100 + 5 * i, 100, 140 + 5 * i, 200)
+
+    def _frames(self, a_seen_while_b: bool) -> list[tuple[float, list[TrackedBox]]]:
+        frames = []
+        for i in range(30):
+            boxes = []
+            hidden = 10 <= i < 13
+            if not hidden or a_seen_while_b:
+                boxes.append(box(1, "person", self._walk(i)))
+            if hidden:
+                x1, y1, x2, y2 = self._walk(i)
+                boxes.append(box(2, "person", (x1 + 3, y1 + 20, x2 + 2, y2), conf=0.7))
+            frames.append((i * 0.2, boxes))
+        return frames
+
+    def test_the_repeat_is_dropped_and_the_first_track_bridges_the_gap(self):
+        builder = TrackBuilder((W, H), end_after=1.0)
+        records = run(builder, self._frames(a_seen_while_b=False)) + builder.finish()
+        assert [r.local_id for r in records] == [1]
+        hidden = [o for o in records[0].observations if 10 <= o.frame - 1 < 13]
+        assert len(hidden) == 3 and not any(o.detected for o in hidden)
+
+    def test_two_people_seen_together_are_both_kept(self):
+        builder = TrackBuilder((W, H), end_after=1.0)
+        records = run(builder, self._frames(a_seen_while_b=True)) + builder.finish()
+        assert sorted(r.local_id for r in records) == [1, 2]

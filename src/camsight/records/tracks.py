@@ -41,6 +41,10 @@ class Crop:
     #: The frame's light, when it was measured: (white level, B, G, R gains) as in
     #: :class:`camsight.vision.light.Illuminant`, to name colours as they are, not as lit.
     light: tuple[float, float, float, float] | None = None
+    #: The person with room at both sides and no margin above or below, at most
+    #: :data:`camsight.tracking.crops.WIDE_MAX_HEIGHT` pixels tall: what the attributes model
+    #: reads bags from (a bag hanging at the hip is often outside the detector's box).
+    wide: np.ndarray | None = None
 
     def local_box(self) -> Box:
         """``box`` in the crop's own pixel coordinates."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
@@ -11,16 +12,31 @@ from camsight.records.facets import RIDDEN_ITEMS
 from camsight.records.tracks import Crop, Observation, TrackRecord
 from camsight.sources.frame import Frame
 from camsight.tracking.appearance import normalise
-from camsight.tracking.crops import CropKeeper, SampleKeeper, crop_region, occlusion, quality, quality_bound
-from camsight.tracking.kinematics import kinematics
+from camsight.tracking.crops import (
+    CropKeeper,
+    SampleKeeper,
+    box_iou,
+    crop_region,
+    occlusion,
+    quality,
+    quality_bound,
+    wide_view,
+)
+from camsight.tracking.kinematics import kinematics, still_scenery
 from camsight.tracking.tracker import RIDER_OVERLAP, TrackedBox
 from camsight.vision.detections import CARRIED, PERSON
 from camsight.vision.light import estimate_illuminant
+
+log = logging.getLogger(__name__)
 
 #: A person's view is sampled for attributes only when others cover less of its box than this.
 SAMPLE_MAX_OCCLUSION = 0.15
 #: Seconds a measurement of the frame's light is reused for.
 LIGHT_SECONDS = 2.0
+#: Longest a track's detections may last and still be a repeat of another's hidden stretch.
+DUPLICATE_SECONDS = 1.0
+#: Overlap with the other track's interpolated box, in each of those frames, that makes it one.
+DUPLICATE_IOU = 0.4
 
 
 @dataclass
@@ -145,8 +161,12 @@ class TrackBuilder:
         crops_per_track: int = 3,
         link: LinkSettings | None = None,
         samples_per_track: int = 12,
+        scenery_confidence: float | None = None,
     ) -> None:
         self.frame_size = frame_size
+        #: Given, a "person" track that stayed put and was detected under this median confidence
+        #: is a part of the scene and is not kept (:func:`~camsight.tracking.kinematics.still_scenery`).
+        self.scenery_confidence = scenery_confidence
         self.end_after = end_after
         self.crops_per_track = crops_per_track
         #: Views of each person kept over the whole track for attributes (0: none).
@@ -303,7 +323,10 @@ class TrackBuilder:
             ill = estimate_illuminant(frame.image)
             self._light = (frame.t, (ill.white_level, *ill.gains))
         light = self._light[1]
-        st.samples.add(Crop(frame.index, frame.t, b.xyxy, b.confidence, image, origin=(x1, y1), light=light))
+        wide = wide_view(frame.image, b.xyxy)
+        st.samples.add(
+            Crop(frame.index, frame.t, b.xyxy, b.confidence, image, origin=(x1, y1), light=light, wide=wide)
+        )
 
     def _associate_carried(self, boxes: list[TrackedBox], states: list[_Open]) -> None:
         people = [i for i, b in enumerate(boxes) if b.label == PERSON]
@@ -329,6 +352,31 @@ class TrackBuilder:
             person.carried_track.setdefault(label, Counter())[item.local_id] += 1
             item.carriers[person.local_id] += 1
 
+    def _duplicated_by(self, key: tuple[str, int], st: _Open) -> int | None:
+        """The local id of a longer open track that ``st`` only repeats, else None.
+
+        A person behind a sign loses their track for a moment; the detector may box what shows
+        of them meanwhile and the tracker starts a second track there, which ends when the first
+        picks them up again. That second track (at most :data:`DUPLICATE_SECONDS` of detections,
+        each where the first track's interpolated box was: IoU >= :data:`DUPLICATE_IOU`) is the
+        same person twice: a second search result that reads the sign's colours as theirs.
+        """
+        seen = [o for o in st.observations if o.detected]
+        if not seen or seen[-1].t - seen[0].t > DUPLICATE_SECONDS:
+            return None
+        mine = np.array([o.box for o in seen], np.float64)
+        for other_key, other in self._open.items():
+            if other is st or other_key[0] != key[0] or len(other.observations) <= len(st.observations):
+                continue
+            at = {o.frame: o for o in other.observations[-len(st.observations) - 64 :]}
+            theirs = [at.get(o.frame) for o in seen]
+            if any(o is None or o.detected for o in theirs):
+                continue
+            boxes = np.array([o.box for o in theirs if o is not None], np.float64)
+            if bool((np.diag(box_iou(mine, boxes)) >= DUPLICATE_IOU).all()):
+                return other.local_id
+        return None
+
     def _close(self, done) -> list[TrackRecord]:  # noqa: ANN001 - a small predicate
         finished = [key for key, st in self._open.items() if done(st)]
         records = []
@@ -337,6 +385,15 @@ class TrackBuilder:
             if st.detected_frames == 0:
                 continue
             label = st.label
+            if self.scenery_confidence is not None and still_scenery(
+                st.observations, label, self.scenery_confidence
+            ):
+                log.debug("track %d dropped: a still part of the scene, not a person", st.local_id)
+                continue
+            twin = self._duplicated_by(key, st)
+            if twin is not None:
+                log.debug("track %d dropped: it repeats track %d while that was hidden", st.local_id, twin)
+                continue
             # Trailing boxes held by the motion gate after the last detection
             # are kept: a still object stays where it was last seen.
             records.append(

@@ -35,6 +35,37 @@ def occlusion(boxes: np.ndarray) -> np.ndarray:
     return np.clip(inter.max(axis=1) / area, 0, 1)
 
 
+#: Room at each side of a person's box, a share of its width, in the view the attributes model
+#: reads bags from. On PETS09 the two people carrying bags ranked 7th and 12th of 33 tracks on the
+#: model's has_bag with tight boxes, 2nd-5th with 0.15-0.4 of room (everyone else's fell); on the
+#: Intel clip, where nobody carries one, no one rose above 0.25.
+WIDE_MARGIN = 0.25
+#: Wide views are kept at most this tall (the attributes model reads 160 x 80).
+WIDE_MAX_HEIGHT = 160
+
+
+def wide_view(image: np.ndarray, box: Box) -> np.ndarray | None:
+    """The person in ``box`` with :data:`WIDE_MARGIN` of room at each side, no taller than
+    :data:`WIDE_MAX_HEIGHT` (a copy; None for an empty box).
+
+    >>> wide_view(np.zeros((100, 100, 3), np.uint8), (40, 10, 60, 60)).shape
+    (50, 30, 3)
+    """
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    mx = (x2 - x1) * WIDE_MARGIN
+    left, right = max(0, int(x1 - mx)), min(w, int(np.ceil(x2 + mx)))
+    top, bottom = max(0, int(y1)), min(h, int(np.ceil(y2)))
+    if right - left < 2 or bottom - top < 2:
+        return None
+    view = image[top:bottom, left:right]
+    if view.shape[0] > WIDE_MAX_HEIGHT:
+        scale = WIDE_MAX_HEIGHT / view.shape[0]
+        size = (max(1, round(view.shape[1] * scale)), WIDE_MAX_HEIGHT)
+        return cv2.resize(view, size, interpolation=cv2.INTER_AREA)
+    return view.copy()
+
+
 def crop_region(box: Box, size: tuple[int, int], margin: float = 0.1) -> tuple[int, int, int, int]:
     """Integer crop rectangle around ``box`` with a margin, clipped to the frame."""
     w, h = size

@@ -84,3 +84,47 @@ def _smooth(ts: np.ndarray, pts: np.ndarray, window: float) -> np.ndarray:
             hi += 1
         out[i] = (csum[hi] - csum[lo]) / (hi - lo)
     return out
+
+
+#: Seconds of detections over which a "person" that never moved is judged.
+STILL_SECONDS = 10.0
+#: How far (share of its height, 5th to 95th percentile) the box may wander and still be still:
+#: a detector's jitter on a fixed object is a pixel or two; a person standing or sitting shifts
+#: their weight, turns, gestures.
+STILL_SPREAD = 0.1
+#: Boxes narrower than this (height / width) are not an upright figure: a person lying still
+#: after a fall, or sitting, is never taken for part of the scene.
+UPRIGHT = 1.5
+
+
+def still_scenery(observations: list[Observation], label: str, confident: float) -> bool:
+    """Whether a "person" track is a fixed part of the scene (a sign, a post, a statue) the
+    detector takes for a person now and then: an upright box that stayed put to the pixel for
+    :data:`STILL_SECONDS` or more, with a median confidence under ``confident`` (the confidence
+    that starts a person track), so only its best moments ever looked like a person.
+
+    People who stand still are kept: their boxes wander more, and they are detected with
+    confidence; so are people lying or sitting (wide boxes) and every other class.
+
+    >>> sign = [Observation(i, i * 0.2, (30.0 + i % 2, 110, 48, 143), 0.55) for i in range(60)]
+    >>> still_scenery(sign, "person", 0.6), still_scenery(sign, "person", 0.5)
+    (True, False)
+    >>> walker = [Observation(i, i * 0.2, (30.0 + i, 110, 48 + i, 143), 0.55) for i in range(60)]
+    >>> still_scenery(walker, "person", 0.6)
+    False
+    """
+    seen = [o for o in observations if o.detected]
+    if label != "person" or len(seen) < 3 or seen[-1].t - seen[0].t < STILL_SECONDS:
+        return False
+    if float(np.median([o.confidence for o in seen])) >= confident:
+        return False
+    boxes = np.array([o.box for o in seen], np.float64)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    height = float(np.median(h))
+    if height <= 0 or height < UPRIGHT * float(np.median(w)):
+        return False
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    spread = np.percentile(np.column_stack([centre, h]), 95, axis=0) - np.percentile(
+        np.column_stack([centre, h]), 5, axis=0
+    )
+    return bool((spread <= STILL_SPREAD * height).all())
