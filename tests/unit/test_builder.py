@@ -294,7 +294,7 @@ class TestStillScenery:
         return frames
 
     def _kept(self, frames) -> list[TrackRecord]:
-        builder = TrackBuilder((W, H), end_after=1.0, scenery_confidence=0.6)
+        builder = TrackBuilder((W, H), end_after=1.0, confident=0.6)
         return run(builder, frames) + builder.finish()
 
     def test_a_still_faint_upright_person_is_scenery(self):
@@ -354,6 +354,21 @@ class TestRepeatOfAHiddenTrack:
         assert [r.local_id for r in records] == [1]
         hidden = [o for o in records[0].observations if 10 <= o.frame - 1 < 13]
         assert len(hidden) == 3 and not any(o.detected for o in hidden)
+
+    def test_a_repeat_at_the_end_of_the_file_is_dropped_too(self):
+        # Both tracks end at once with the file: the first closed must still tell the second.
+        builder = TrackBuilder((W, H), end_after=1.0)
+        records = run(builder, self._frames(a_seen_while_b=False)[:15]) + builder.finish()
+        assert [r.local_id for r in records] == [1]
+
+    def test_a_track_held_only_by_weak_boxes_is_not_seen_confidently(self):
+        frames = self._frames(a_seen_while_b=True)
+        for _, boxes in frames:
+            if len(boxes) == 2:  # the first track clings to a weak box of the person's legs
+                x1, _, x2, y2 = boxes[0].xyxy
+                boxes[0] = box(1, "person", (x1, y2 - 40, x2, y2), conf=0.2)
+        builder = TrackBuilder((W, H), end_after=1.0, confident=0.6)
+        assert [r.local_id for r in run(builder, frames) + builder.finish()] == [1]
 
     def test_two_people_seen_together_are_both_kept(self):
         builder = TrackBuilder((W, H), end_after=1.0)

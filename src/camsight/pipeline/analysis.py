@@ -117,7 +117,7 @@ class FrameAnalyzer:
             crops_per_track=s.thumbnails_per_track,
             link=LinkSettings(seconds=s.link_seconds) if s.link_seconds > 0 else None,
             samples_per_track=s.samples_per_track if s.attributes else 0,
-            scenery_confidence=s.tracker.activation.get("person"),
+            confident=s.tracker.activation.get("person"),
         )
         self.gate = None
         if s.motion is not None:

@@ -15,7 +15,6 @@ from camsight.tracking.appearance import normalise
 from camsight.tracking.crops import (
     CropKeeper,
     SampleKeeper,
-    box_iou,
     crop_region,
     occlusion,
     quality,
@@ -61,6 +60,23 @@ class _Open:
     @property
     def label(self) -> str:
         return self.label_scores.most_common(1)[0][0]
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise overlap of two (N, 4) box arrays: their IoU, or 1 where one box lies (80 %+)
+    inside the other (a weak box of a person's legs inside their whole box).
+
+    >>> _overlap(np.array([[0, 0, 10, 20], [0, 0, 10, 20]]), np.array([[0, 10, 9, 20], [30, 0, 40, 20]]))
+    array([1., 0.])
+    """
+    x1, y1 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
+    x2, y2 = np.minimum(a[:, 2], b[:, 2]), np.minimum(a[:, 3], b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    iou = inter / np.maximum(area_a + area_b - inter, 1e-9)
+    inside = inter / np.maximum(np.minimum(area_a, area_b), 1e-9) >= 0.8
+    return np.where(inside, 1.0, iou)
 
 
 def carried_by(items: np.ndarray, people: np.ndarray, min_share: float = 0.5) -> np.ndarray:
@@ -161,12 +177,14 @@ class TrackBuilder:
         crops_per_track: int = 3,
         link: LinkSettings | None = None,
         samples_per_track: int = 12,
-        scenery_confidence: float | None = None,
+        confident: float | None = None,
     ) -> None:
         self.frame_size = frame_size
-        #: Given, a "person" track that stayed put and was detected under this median confidence
-        #: is a part of the scene and is not kept (:func:`~camsight.tracking.kinematics.still_scenery`).
-        self.scenery_confidence = scenery_confidence
+        #: The confidence that starts a person track. Given, a "person" track that stayed put and
+        #: was detected under it (median) is a part of the scene and is not kept
+        #: (:func:`~camsight.tracking.kinematics.still_scenery`), and a track held only by weaker
+        #: boxes is not seen confidently (:meth:`_duplicated_by`).
+        self.confident = confident
         self.end_after = end_after
         self.crops_per_track = crops_per_track
         #: Views of each person kept over the whole track for attributes (0: none).
@@ -352,45 +370,53 @@ class TrackBuilder:
             person.carried_track.setdefault(label, Counter())[item.local_id] += 1
             item.carriers[person.local_id] += 1
 
-    def _duplicated_by(self, key: tuple[str, int], st: _Open) -> int | None:
+    def _duplicated_by(
+        self, key: tuple[str, int], st: _Open, tracks: dict[tuple[str, int], _Open]
+    ) -> int | None:
         """The local id of a longer open track that ``st`` only repeats, else None.
 
-        A person behind a sign loses their track for a moment; the detector may box what shows
-        of them meanwhile and the tracker starts a second track there, which ends when the first
-        picks them up again. That second track (at most :data:`DUPLICATE_SECONDS` of detections,
-        each where the first track's interpolated box was: IoU >= :data:`DUPLICATE_IOU`) is the
-        same person twice: a second search result that reads the sign's colours as theirs.
+        A person behind a sign loses their track for a moment, or the track clings to a weak
+        box of part of them; the detector may box the person meanwhile and the tracker starts a
+        second track there, which ends when the first picks them up again. That second track (at
+        most :data:`DUPLICATE_SECONDS` of detections, each on the first track's box of that
+        frame: IoU >= :data:`DUPLICATE_IOU`, or one box nearly inside the other) is the same
+        person twice, while the first was not seen confidently (interpolated, or a box weaker
+        than :attr:`confident`): a second search result that reads a sign's colours as theirs.
         """
         seen = [o for o in st.observations if o.detected]
         if not seen or seen[-1].t - seen[0].t > DUPLICATE_SECONDS:
             return None
         mine = np.array([o.box for o in seen], np.float64)
-        for other_key, other in self._open.items():
+        for other_key, other in tracks.items():
             if other is st or other_key[0] != key[0] or len(other.observations) <= len(st.observations):
                 continue
             at = {o.frame: o for o in other.observations[-len(st.observations) - 64 :]}
             theirs = [at.get(o.frame) for o in seen]
-            if any(o is None or o.detected for o in theirs):
+            if any(
+                o is None or (o.detected and (self.confident is None or o.confidence >= self.confident))
+                for o in theirs
+            ):
                 continue
             boxes = np.array([o.box for o in theirs if o is not None], np.float64)
-            if bool((np.diag(box_iou(mine, boxes)) >= DUPLICATE_IOU).all()):
+            if bool((_overlap(mine, boxes) >= DUPLICATE_IOU).all()):
                 return other.local_id
         return None
 
     def _close(self, done) -> list[TrackRecord]:  # noqa: ANN001 - a small predicate
         finished = [key for key, st in self._open.items() if done(st)]
+        # Every track open until now, those ending with this one too (at the end of a file all
+        # end at once): a repeat is told by the track it repeats, whichever closes first.
+        tracks = dict(self._open)
         records = []
         for key in finished:
             st = self._open.pop(key)
             if st.detected_frames == 0:
                 continue
             label = st.label
-            if self.scenery_confidence is not None and still_scenery(
-                st.observations, label, self.scenery_confidence
-            ):
+            if self.confident is not None and still_scenery(st.observations, label, self.confident):
                 log.debug("track %d dropped: a still part of the scene, not a person", st.local_id)
                 continue
-            twin = self._duplicated_by(key, st)
+            twin = self._duplicated_by(key, st, tracks)
             if twin is not None:
                 log.debug("track %d dropped: it repeats track %d while that was hidden", st.local_id, twin)
                 continue
