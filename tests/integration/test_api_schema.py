@@ -7,7 +7,10 @@ headers are the declared ones, and a 405's ``Allow`` names the methods the path 
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,7 +29,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _app():
-    root = Path(__import__("tempfile").mkdtemp(prefix="camsight-schema-"))
+    root = Path(tempfile.mkdtemp(prefix="camsight-schema-"))
+    # Built when the module is imported (schemathesis reads the app while collecting): every
+    # worker that collects it makes one, so each removes its own when it exits.
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     store = open_store(root / "data")
     with store.session() as session:
         get_or_create_camera(session, "lobby")
