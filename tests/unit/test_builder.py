@@ -335,9 +335,11 @@ class TestRepeatOfAHiddenTrack:
     def _walk(i: int) -> tuple[float, float, float, float]:
         return (100 + 5 * i, 100, 140 + 5 * i, 200)
 
-    def _frames(self, a_seen_while_b: bool) -> list[tuple[float, list[TrackedBox]]]:
+    def _frames(
+        self, a_seen_while_b: bool, n: int = 30, dt: float = 0.2
+    ) -> list[tuple[float, list[TrackedBox]]]:
         frames = []
-        for i in range(30):
+        for i in range(n):
             boxes = []
             hidden = 10 <= i < 13
             if not hidden or a_seen_while_b:
@@ -345,7 +347,7 @@ class TestRepeatOfAHiddenTrack:
             if hidden:
                 x1, y1, x2, y2 = self._walk(i)
                 boxes.append(box(2, "person", (x1 + 3, y1 + 20, x2 + 2, y2), conf=0.7))
-            frames.append((i * 0.2, boxes))
+            frames.append((i * dt, boxes))
         return frames
 
     def test_the_repeat_is_dropped_and_the_first_track_bridges_the_gap(self):
@@ -354,6 +356,12 @@ class TestRepeatOfAHiddenTrack:
         assert [r.local_id for r in records] == [1]
         hidden = [o for o in records[0].observations if 10 <= o.frame - 1 < 13]
         assert len(hidden) == 3 and not any(o.detected for o in hidden)
+
+    def test_a_repeat_is_found_however_long_the_first_track_went_on(self):
+        # 25 frames a second and a 5 s patience: the first track has 125 boxes more by then.
+        builder = TrackBuilder((W, H), end_after=5.0)
+        frames = self._frames(a_seen_while_b=False, n=200, dt=0.04)
+        assert [r.local_id for r in run(builder, frames) + builder.finish()] == [1]
 
     def test_a_repeat_at_the_end_of_the_file_is_dropped_too(self):
         # Both tracks end at once with the file: the first closed must still tell the second.

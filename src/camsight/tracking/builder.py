@@ -34,7 +34,8 @@ SAMPLE_MAX_OCCLUSION = 0.15
 LIGHT_SECONDS = 2.0
 #: Longest a track's detections may last and still be a repeat of another's hidden stretch.
 DUPLICATE_SECONDS = 1.0
-#: Overlap with the other track's interpolated box, in each of those frames, that makes it one.
+#: Overlap with the other track's box, in each of those frames, that makes it a repeat (see
+#: ``TrackBuilder._duplicated_by``: or one box 80 %+ inside the other).
 DUPLICATE_IOU = 0.4
 
 
@@ -390,7 +391,11 @@ class TrackBuilder:
         for other_key, other in tracks.items():
             if other is st or other_key[0] != key[0] or len(other.observations) <= len(st.observations):
                 continue
-            at = {o.frame: o for o in other.observations[-len(st.observations) - 64 :]}
+            at: dict[int, Observation] = {}
+            for o in reversed(other.observations):  # back to this track's first frame only
+                if o.frame < seen[0].frame:
+                    break
+                at[o.frame] = o
             theirs = [at.get(o.frame) for o in seen]
             if any(
                 o is None or (o.detected and (self.confident is None or o.confidence >= self.confident))
