@@ -100,6 +100,9 @@ MODEL_TRUSTED_VIEWS = 4
 MODEL_MIN_WEIGHT = 0.25
 #: Long hair falls over the upper back: the upper body is then read this share of the box lower.
 LONG_HAIR_DROP = 0.14
+#: A region whose main colour is at least this light (CIELAB L) and mostly grey is a grey garment:
+#: its shadows are not black (:func:`sample_appearance`).
+GREY_SHADOW_L = 45.0
 #: Weak evidence alone (the model on a small person) stays below a full match.
 WEAK_CAP = 0.45
 #: Weak evidence up to here is kept as it is; above, squeezed into the room left under the cap.
@@ -479,7 +482,15 @@ def sample_appearance(
                 if value is not None:
                     lightness[region].append(value)
     colours = {region: _trimmed_mean(views) for region, views in seen.items()}
-    return colours, {r: _trimmed_mean([{"L": v} for v in values])["L"] for r, values in lightness.items()}
+    light = {r: _trimmed_mean([{"L": v} for v in values])["L"] for r, values in lightness.items()}
+    for region, value in light.items():
+        scores = colours.get(region, {})
+        # A mid or light grey garment's shadows are grey too, as dark denim is blue: the black
+        # they read is not a black garment (PETS09's grey trousers at L 54 read black 0.87 beside
+        # grey 1.0; black garments read L 1-12 on PETS09 and the Intel clip).
+        if value >= GREY_SHADOW_L and 0.0 < scores.get("black", 0.0) <= scores.get("grey", 0.0):
+            scores["grey"] = max(scores["grey"], scores.pop("black"))
+    return colours, light
 
 
 def _person_shares(
