@@ -19,20 +19,13 @@ import numpy as np
 import pytest
 from conftest import db_query, run_cli
 
+from camsight.tracking.stitch import iou
 from tests.groundtruth import person_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: Where the sign stands in vtest.avi (x1, y1, x2, y2; seen at frames 599-795).
 SIGN = np.array([30.5, 109.8, 47.9, 142.5])
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +58,7 @@ def test_the_sign_is_not_stored_as_a_person_and_the_walkers_are(observations: di
     def median_box(obs: list) -> np.ndarray:
         return np.median(np.array([box for _, _, box, seen in obs if seen]), axis=0)
 
-    at_sign = [t for t, obs in observations.items() if _iou(median_box(obs), SIGN) >= 0.5]
+    at_sign = [t for t, obs in observations.items() if iou(median_box(obs), SIGN) >= 0.5]
     assert at_sign == []
     # The people crossing the square meanwhile are still there, most over many frames.
     assert sum(len(obs) >= 20 for obs in observations.values()) >= 6
@@ -84,7 +77,7 @@ def test_nobody_is_stored_twice_while_their_track_is_hidden(observations: dict) 
             continue
         for other in {o for frame, _, _ in seen for o, _ in hidden[frame] if o != track}:
             boxes = {f: b for f, b in ((f, b) for f in hidden for o, b in hidden[f] if o == other)}
-            if all(f in boxes and _iou(box, boxes[f]) >= 0.4 for f, _, box in seen):
+            if all(f in boxes and iou(box, boxes[f]) >= 0.4 for f, _, box in seen):
                 repeats.append((track, other))
     assert repeats == []
 

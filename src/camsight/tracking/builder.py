@@ -7,6 +7,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
+import supervision as sv
 
 from camsight.records.facets import RIDDEN_ITEMS
 from camsight.records.tracks import Crop, Observation, TrackRecord
@@ -34,9 +35,11 @@ SAMPLE_MAX_OCCLUSION = 0.15
 LIGHT_SECONDS = 2.0
 #: Longest a track's detections may last and still be a repeat of another's hidden stretch.
 DUPLICATE_SECONDS = 1.0
-#: Overlap with the other track's box, in each of those frames, that makes it a repeat (see
-#: ``TrackBuilder._duplicated_by``: or one box 80 %+ inside the other).
+#: Overlap with the other track's box, in each of those frames, that makes it a repeat: an IoU
+#: of ``DUPLICATE_IOU``, or the smaller box ``DUPLICATE_INSIDE`` inside the larger (a weak box of
+#: a person's legs inside their whole box).
 DUPLICATE_IOU = 0.4
+DUPLICATE_INSIDE = 0.8
 
 
 @dataclass
@@ -61,23 +64,6 @@ class _Open:
     @property
     def label(self) -> str:
         return self.label_scores.most_common(1)[0][0]
-
-
-def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise overlap of two (N, 4) box arrays: their IoU, or 1 where one box lies (80 %+)
-    inside the other (a weak box of a person's legs inside their whole box).
-
-    >>> _overlap(np.array([[0, 0, 10, 20], [0, 0, 10, 20]]), np.array([[0, 10, 9, 20], [30, 0, 40, 20]]))
-    array([1., 0.])
-    """
-    x1, y1 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
-    x2, y2 = np.minimum(a[:, 2], b[:, 2]), np.minimum(a[:, 3], b[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    iou = inter / np.maximum(area_a + area_b - inter, 1e-9)
-    inside = inter / np.maximum(np.minimum(area_a, area_b), 1e-9) >= 0.8
-    return np.where(inside, 1.0, iou)
 
 
 def carried_by(items: np.ndarray, people: np.ndarray, min_share: float = 0.5) -> np.ndarray:
@@ -403,7 +389,9 @@ class TrackBuilder:
             ):
                 continue
             boxes = np.array([o.box for o in theirs if o is not None], np.float64)
-            if bool((_overlap(mine, boxes) >= DUPLICATE_IOU).all()):
+            iou = np.diag(sv.box_iou_batch(mine, boxes))
+            inside = np.diag(sv.box_iou_batch(mine, boxes, overlap_metric=sv.OverlapMetric.IOS))
+            if bool(((iou >= DUPLICATE_IOU) | (inside >= DUPLICATE_INSIDE)).all()):
                 return other.local_id
         return None
 

@@ -52,10 +52,7 @@ def wide_view(image: np.ndarray, box: Box) -> np.ndarray | None:
     (50, 30, 3)
     """
     h, w = image.shape[:2]
-    x1, y1, x2, y2 = box
-    mx = (x2 - x1) * WIDE_MARGIN
-    left, right = max(0, int(x1 - mx)), min(w, int(np.ceil(x2 + mx)))
-    top, bottom = max(0, int(y1)), min(h, int(np.ceil(y2)))
+    left, top, right, bottom = crop_region(box, (w, h), WIDE_MARGIN, margin_y=0.0)
     if right - left < 2 or bottom - top < 2:
         return None
     view = image[top:bottom, left:right]
@@ -66,11 +63,14 @@ def wide_view(image: np.ndarray, box: Box) -> np.ndarray | None:
     return view.copy()
 
 
-def crop_region(box: Box, size: tuple[int, int], margin: float = 0.1) -> tuple[int, int, int, int]:
-    """Integer crop rectangle around ``box`` with a margin, clipped to the frame."""
+def crop_region(
+    box: Box, size: tuple[int, int], margin: float = 0.1, margin_y: float | None = None
+) -> tuple[int, int, int, int]:
+    """Integer crop rectangle around ``box`` with a margin (a share of its width at each side, and
+    of its height above and below: ``margin_y`` when given, else ``margin``), clipped to the frame."""
     w, h = size
     x1, y1, x2, y2 = box
-    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    mx, my = (x2 - x1) * margin, (y2 - y1) * (margin if margin_y is None else margin_y)
     return (
         max(0, int(x1 - mx)),
         max(0, int(y1 - my)),

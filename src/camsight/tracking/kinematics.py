@@ -124,7 +124,5 @@ def still_scenery(observations: list[Observation], label: str, confident: float)
     if height <= 0 or height < UPRIGHT * float(np.median(w)):
         return False
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    spread = np.percentile(np.column_stack([centre, h]), 95, axis=0) - np.percentile(
-        np.column_stack([centre, h]), 5, axis=0
-    )
-    return bool((spread <= STILL_SPREAD * height).all())
+    low, high = np.percentile(np.column_stack([centre, h]), [5, 95], axis=0)
+    return bool((high - low <= STILL_SPREAD * height).all())
