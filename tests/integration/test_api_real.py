@@ -53,6 +53,11 @@ def test_search_tracks_thumbnails(store):
     assert one["camera"] == CAMERA and one["thumbnails"]
     similar = client.get(f"/api/v1/tracks/{hit['track_id']}/similar")
     assert similar.status_code in (200, 400), similar.text  # 400 when the track has no descriptor
+    black = client.get("/api/v1/search", params={"q": "dressed all in black"}).json()["chips"]
+    assert [(c["text"], c["facets"], c.get("only")) for c in black if c["kind"] == "attribute"] == [
+        ("black", ["upper:black"], True),
+        ("black", ["lower:black"], True),
+    ]
     sql = client.get("/api/v1/search", params={"q": "' OR 1=1 --"})
     assert sql.status_code < 500, sql.text
     entries = [e for e in audit.list_entries(store, limit=200, action="search").entries if e.actor == "olga"]

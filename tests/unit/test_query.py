@@ -366,6 +366,37 @@ def test_in_black_is_upper_and_lower(text):
     assert facets(parse(text)) == [("upper:black",), ("lower:black",)]
 
 
+@pytest.mark.parametrize(
+    ("text", "only"),
+    [("in black", False), ("dressed in black", False), ("dressed all in black", True),
+     ("all in black", True), ("all black", True), ("man wearing all black", True),
+     ("black from head to toe", True), ("in black from head to toe", True),
+     ("entirely in black", True), ("completely black", True)],
+)  # fmt: skip
+def test_all_in_a_colour_means_no_other_colour(text, only):
+    q = parse(text)
+    assert facets(q) == [("upper:black",), ("lower:black",)]
+    assert [t.only for t in q.terms] == [only, only]
+    assert q.describe().startswith("person · upper: black only" if only else "person · upper: black ·")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # "all" before people counts them, not their colours.
+        ("all people in red", "person · upper: red · lower: red"),
+        # A negation stays a plain one; a vehicle's paint is not clothing.
+        ("not all in black", "person · not upper: black · not lower: black"),
+        ("all white van", "van/truck · body: white"),
+        # It reaches the colours that follow it, not a later hat.
+        ("all in black with a red hat", "person · upper: black only · lower: black only · headwear: red"),
+        ("all black jacket", "person · upper: black only"),
+    ],
+)
+def test_only_applies_to_clothing_colours_it_names(text, expected):
+    assert parse(text).describe() == expected
+
+
 def test_in_black_and_white_allows_either_per_region():
     assert facets(parse("dressed in black and white")) == [
         ("upper:black", "upper:white"),

@@ -297,6 +297,36 @@ def test_unsure_evidence_alone_still_ranks_people(tmp_path):
     store.close()
 
 
+def test_all_in_black_needs_no_other_colour(tmp_path):
+    """ "Dressed all in black": a red-and-navy jacket whose navy reads partly black (PETS09) is
+    not a full match, but is still listed, as unsure; grey (black in the light) and, on the upper
+    body, hair colours (long blonde hair over a black top) do not spoil it."""
+    records = [
+        _record(1, "person", _colours({"black": 0.9}, {"black": 1.0, "grey": 0.49})),
+        _record(2, "person", _colours({"black": 0.6, "red": 0.85}, {"black": 0.7})),
+        _record(3, "person", _colours({"black": 1.0, "brown": 0.9}, {"black": 1.0})),
+        _record(4, "person", _colours({"black": 1.0}, {"black": 1.0, "blue": 0.73})),
+        _record(5, "person", _colours({"red": 1.0}, {"blue": 1.0})),
+    ]
+    store = _store(tmp_path, records=records)
+    engine = SearchEngine(store)
+    result = engine.search("dressed all in black")
+    assert result.interpretation.startswith("person · upper: black only · lower: black only")
+    match = {h.track_id: h.match for h in result.hits}
+    assert match == {1: "full", 3: "full", 2: "partial", 4: "partial"}
+    spoilt = {h.track_id: [e for e in h.explanation if not e["matched"]] for h in result.hits}
+    assert [(e["facet"], e["detail"]) for e in spoilt[2]] == [
+        (
+            "upper:red",
+            "upper body: black 60%, but also red 85% (only black asked: another colour must stay below 35%)",
+        )
+    ]
+    assert spoilt[4][0]["region"] == "lower body"
+    # Without "all", a black top over a second colour is still in black.
+    assert {h.track_id for h in engine.search("in black").hits if h.match == "full"} == {1, 2, 3, 4}
+    store.close()
+
+
 def test_every_facet_must_hold_and_the_failed_ones_name_their_region(store):
     result = SearchEngine(store).search("red top and blue jeans")
     by_id = {h.track_id: h for h in result.hits}

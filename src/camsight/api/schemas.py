@@ -231,6 +231,8 @@ class ChipOut(_Out):
     text: str
     facets: list[str] | None = None
     negated: bool | None = None
+    #: The region must show no other colour ("dressed all in black").
+    only: bool | None = None
 
 
 class SegmentOut(_Out):

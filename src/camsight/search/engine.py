@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from camsight.errors import CamsightError, NotFoundError
 from camsight.records.facets import COLOURS, FACET_INDEX, VEHICLE_LABELS
-from camsight.search.explain import explain_term, short_evidence, thresholds
+from camsight.search.explain import explain_term, short_evidence, spoilers, thresholds
 from camsight.search.grouping import GROUP_SLACK, TrackGroups, segment_time, similar_tracks
 from camsight.search.hit_rows import HitRowReader
 from camsight.search.index import EmbeddingIndex, FacetIndex, IndexCache
@@ -92,7 +92,10 @@ class SearchResult:
         q = self.query
         return {
             "classes": list(q.classes),
-            "terms": [{"facets": list(t.facets), "negated": t.negated, "words": t.words} for t in q.terms],
+            "terms": [
+                {"facets": list(t.facets), "negated": t.negated, "words": t.words, "only": t.only}
+                for t in q.terms
+            ],
             "cameras": list(q.cameras),
             "since": q.since.isoformat() if q.since else None,
             "until": q.until.isoformat() if q.until else None,
@@ -371,8 +374,8 @@ class SearchEngine:
             hits = self.groups.collapse(hits, index)[:limit]
         if len(terms) and any(not any(e.get("matched") for e in h.explanation) for h in hits):
             notes.append(
-                "listed last, closest first: tracks where no term reaches its 'present' score but "
-                "the evidence is unsure, not absent"
+                "listed last, closest first: tracks where no term holds but the evidence is "
+                "unsure, not absent"
             )
         if query.not_analysed:
             notes.append(
@@ -503,7 +506,16 @@ class SearchEngine:
         purity = np.stack([_colour_share(index, f, rows) for f in keys])
         rank = (raw * (0.5 + 0.5 * purity)).max(axis=0)
         holds = (raw >= present[:, None] - 1e-6).any(axis=0)
-        return raw.max(axis=0), holds, rank, ~holds & (raw > absent[:, None] + 1e-6).any(axis=0)
+        unsure = ~holds & (raw > absent[:, None] + 1e-6).any(axis=0)
+        others = [f for f in spoilers(term) if f in FACET_INDEX]
+        if others:
+            # "All in black" with another colour clearly seen too is not a match, but unsure, not
+            # a clear miss: a navy jacket reads partly black, and black partly navy.
+            other = index.facets[[FACET_INDEX[f] for f in others]][:, rows].astype(np.float32) / 255.0
+            spoilt = holds & (other >= thresholds(others)[0][:, None] - 1e-6).any(axis=0)
+            holds &= ~spoilt
+            unsure |= spoilt
+        return raw.max(axis=0), holds, rank, unsure
 
     def _hits(
         self,
@@ -645,8 +657,10 @@ def _colour_share(index: FacetIndex, facet: str, rows: np.ndarray) -> np.ndarray
 
 
 def _facet_scores(index: FacetIndex, term: Any, row: int) -> dict[str, float]:
-    """One track's scores of a term's facets (those the index has)."""
-    return {f: float(index.facets[FACET_INDEX[f], row]) / 255.0 for f in term.facets if f in FACET_INDEX}
+    """One track's scores of a term's facets (those the index has), and of the colours that
+    would spoil an *only* term (:func:`~camsight.search.explain.spoilers`)."""
+    keys = (*term.facets, *spoilers(term))
+    return {f: float(index.facets[FACET_INDEX[f], row]) / 255.0 for f in keys if f in FACET_INDEX}
 
 
 def _nothing_to_search(query: ParsedQuery) -> str:

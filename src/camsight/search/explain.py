@@ -7,7 +7,10 @@ A hit is a *full* match only when every term of the query is supported:
 * a negated term holds only when every one of its facets scores at most
   the ``absent`` threshold ("without jeans": ``lower:blue`` <= 0.30). Between
   the two the evidence is unsure, and an unsure "without" is not a match:
-  a person in jeans whose trousers read 0.49 blue is not "without jeans".
+  a person in jeans whose trousers read 0.49 blue is not "without jeans";
+* an *only* term ("dressed all in black") also needs every other colour of
+  its region under that region's ``present`` threshold (:func:`spoilers`):
+  a red-and-navy jacket whose navy reads partly black is not all black.
 
 Thresholds are per facet family (the part of the key before ``:``, or a
 whole key such as ``headwear:worn``); a family nobody has calibrated yet
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from camsight.records.facets import COLOURS
 from camsight.search.query_model import Term
 
 
@@ -101,6 +105,47 @@ def thresholds(facets: tuple[str, ...] | list[str]) -> tuple[np.ndarray, np.ndar
     return np.array([t.present for t in ts], np.float32), np.array([t.absent for t in ts], np.float32)
 
 
+#: Colours that do not make a region "another colour" than the one asked for: black, grey and
+#: white differ by lightness alone, which light changes (black trousers read grey where lit).
+_KIN: dict[str, frozenset[str]] = {
+    "black": frozenset({"grey"}),
+    "white": frozenset({"grey"}),
+    "grey": frozenset({"black", "white"}),
+}
+#: Hair and skin are read in the upper body too (long hair over the shoulders, bare arms):
+#: their colours there are not a second garment. PETS09 and the Intel clip's long blonde hair
+#: read upper brown 0.9 over black tops.
+_HAIR_AND_SKIN_IN = {"upper": frozenset({"brown", "yellow", "orange", "pink"})}
+#: Regions an *only* term applies to: clothing (a van's windows and tyres are not its paint).
+ONLY_REGIONS = ("upper", "lower", "headwear")
+
+
+def spoilers(term: Term) -> tuple[str, ...]:
+    """The facets that, at or above their ``present`` threshold, make an *only* term fail.
+
+    Every other colour of the term's regions, less the asked colours' kin (black's grey) and,
+    on the upper body, hair and skin colours. Empty for a term that is not *only*.
+
+    >>> [f.partition(":")[2] for f in spoilers(Term(("lower:black",), only=True))]
+    ['white', 'red', 'orange', 'yellow', 'green', 'blue', 'purple', 'pink', 'brown']
+    >>> "upper:brown" in spoilers(Term(("upper:black",), only=True))
+    False
+    """
+    if not term.only or term.negated:
+        return ()
+    asked: dict[str, set[str]] = {}
+    for facet in term.facets:
+        region, _, colour = facet.partition(":")
+        if region in ONLY_REGIONS and colour in COLOURS:
+            asked.setdefault(region, set()).add(colour)
+    out: list[str] = []
+    for region, colours in asked.items():
+        allowed = set(colours).union(*(_KIN.get(c, frozenset()) for c in colours))
+        allowed |= _HAIR_AND_SKIN_IN.get(region, frozenset())
+        out += [f"{region}:{c}" for c in COLOURS if c not in allowed]
+    return tuple(out)
+
+
 def region_name(facet: str) -> str:
     """``"lower:blue"`` -> ``"lower body"``; an unknown family is named as it is."""
     family = facet.partition(":")[0]
@@ -128,6 +173,20 @@ def explain_term(term: Term, facet_scores: Mapping[str, float], matched: bool) -
     key = max(known, key=lambda f: scores[f])
     score = scores[key]
     t = threshold(key)
+    others = {f: float(facet_scores.get(f, 0.0)) for f in spoilers(term)}
+    other = max(others, key=lambda f: others[f], default=None)
+    spoilt = other is not None and others[other] >= threshold(other).present - 1e-6
+    if spoilt and not matched and score >= t.present - 1e-6:
+        assert other is not None
+        # The asked colour is there, and so is another one: not *only* that colour.
+        where = region_name(other)
+        also = "also" if where == region_name(key) else f"{where} also"
+        detail = (
+            f"{region_name(key)}: {_value(key)} {score:.0%}, but {also} {_value(other)} "
+            f"{others[other]:.0%} (only {_value(key)} asked: another colour must stay below "
+            f"{threshold(other).present:.0%})"
+        )
+        return {"facet": other, "region": where, "detail": detail}
     if term.negated and matched:
         regions = _regions(known)
         values = " or ".join(sorted({_value(f) for f in known}))

@@ -19,19 +19,24 @@ class Term:
     usually one ("upper:red"), several for "red or blue jacket".
     ``negated`` terms must *not* hold ("without a backpack").
     ``words`` are the query words it came from, for the explanation.
+    ``only``: the region must show no other colour either ("dressed *all* in
+    black": a red-and-navy jacket that reads partly black is not that).
     """
 
     facets: tuple[str, ...]
     negated: bool = False
     words: str = ""
+    only: bool = False
 
     def label(self) -> str:
-        """Human form, e.g. ``headwear: red``, ``not carried: backpack``."""
+        """Human form, e.g. ``headwear: red``, ``not carried: backpack``, ``upper: black only``."""
         parts = []
         for f in self.facets:
             region, _, value = f.partition(":")
             parts.append(f"{region}: {value}")
         text = " or ".join(parts)
+        if self.only:
+            text = f"{text} only"
         return f"not {text}" if self.negated else text
 
 

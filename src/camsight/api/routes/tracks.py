@@ -95,7 +95,13 @@ def _chips(result: SearchResult) -> list[dict[str, Any]]:
     for term in parsed["terms"]:
         words = term["words"] if isinstance(term["words"], str) else " ".join(term["words"])
         chips.append(
-            {"kind": "attribute", "text": words, "facets": term["facets"], "negated": term["negated"]}
+            {
+                "kind": "attribute",
+                "text": words,
+                "facets": term["facets"],
+                "negated": term["negated"],
+                "only": term["only"],
+            }
         )
     chips += [{"kind": "camera", "text": c} for c in parsed["cameras"]]
     if parsed["since"]:

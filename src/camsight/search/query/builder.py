@@ -8,7 +8,7 @@ negation and its carry-over across "or"/"nor"/"and", "backpack or suitcase"
 
 from __future__ import annotations
 
-from camsight.records.facets import SHADED_REGIONS, VEHICLE_LABELS
+from camsight.records.facets import COLOURS, SHADED_REGIONS, VEHICLE_LABELS
 from camsight.search.colour_words import LIGHTER, basic_colours
 from camsight.search.colour_words import MODIFIERS as SHADE_WORDS
 from camsight.search.query.lexer import Item
@@ -29,6 +29,7 @@ from camsight.search.query.words import (
     NEG,
     NEG_WEAR,
     NOUN_KINDS,
+    ONLY,
     OR,
     RIDDEN_CLASSES,
     RIDE_WORDS,
@@ -40,10 +41,11 @@ from camsight.search.query.words import (
 from camsight.search.query_model import Term
 
 #: Item kinds that only join or scope other words ("the", "with", "and", "not").
-_GRAMMAR = frozenset({STOP, WITH, CLOTHING, AND, OR, NEG, NEG_WEAR, BOUNDARY, COLOUR_WORD, MOVE})
+_GRAMMAR = frozenset({STOP, WITH, CLOTHING, ONLY, AND, OR, NEG, NEG_WEAR, BOUNDARY, COLOUR_WORD, MOVE})
 _APPEARANCE = "appearance"
 _ACTIVITY = "activity"
 _PERSON_REGIONS = ("upper", "lower", "headwear")
+_CLOTHES = ("upper", "lower")  # "in black": what someone wears, head aside
 _PERSON_FACET_PREFIXES = ("upper:", "lower:", "headwear:", "carried:", "posture:")
 
 
@@ -66,6 +68,7 @@ class Builder:
         self.last_count = 0
         self.last_group = ""
         self.clothing = False  # after "in", "wearing", "dressed"
+        self.only = False  # after "all in", "entirely": the next colours are all the region shows
 
     # -- main loop
     def run(self, items: list[Item]) -> None:
@@ -250,10 +253,30 @@ class Builder:
 
     def _on_clothing(self, items: list[Item], i: int) -> int:
         self.clothing = True
+        self.only = self.only or items[i].entry.only
+        return i + 1
+
+    def _on_only(self, items: list[Item], i: int) -> int:
+        """ "in black from head to toe" marks the colours just read; "entirely in black" the next."""
+        prev = items[i - 1] if i > 0 else None
+        if prev is not None and prev.kind in (COLOUR, GARMENT) and self.last_group == _APPEARANCE:
+            start = len(self.terms) - self.last_count
+            marked: list[Term] = []
+            for t in self.terms[start:]:
+                if any(f.startswith("?:") for f in t.facets):  # "black from head to toe": clothing
+                    colours = [f.partition(":")[2] for f in t.facets]
+                    marked += [Term(tuple(f"{r}:{c}" for c in colours), t.negated, t.words) for r in _CLOTHES]
+                else:
+                    marked.append(t)
+            self.terms[start:] = [_only(t) for t in marked]
+            self.last_count = len(marked)
+        else:
+            self.only = True
         return i + 1
 
     def _on_with(self, items: list[Item], i: int) -> int:
         self.clothing = False
+        self.only = False
         self.sticky = None
         return i + 1
 
@@ -261,6 +284,7 @@ class Builder:
         self.neg = False
         self._reset_scope()
         self.clothing = False
+        self.only = False
         return i + 1
 
     def _on_camera(self, items: list[Item], i: int) -> int:
@@ -305,6 +329,7 @@ class Builder:
                 self.classes.append(label)
         if set(entry.labels) <= set(VEHICLE_LABELS):
             self.clothing = False
+        self.only = False  # "all people in red": every person, not all in red
         if na_text is not None:
             self.not_analysed.append(na_text)
         elif entry.na:
@@ -329,7 +354,10 @@ class Builder:
             facets = tuple(dict.fromkeys((*prev.facets, *terms[0][0])))
             self.terms[-1] = Term(facets, False, f"{prev.words} or {terms[0][1]}")
         else:
-            self.terms += [Term(facets, negated, words) for facets, words in terms]
+            added = [Term(facets, negated, words) for facets, words in terms]
+            self.terms += [_only(t) for t in added] if self.only and group == _APPEARANCE else added
+        if group == _APPEARANCE:
+            self.only = False
         self.last_count = len(terms)
         self.last_group = group
         self.neg = False
@@ -348,8 +376,8 @@ class Builder:
         vehicles_only = bool(self.classes) and set(self.classes) <= set(VEHICLE_LABELS)
         if self.clothing and vehicles_only:
             self._add_terms([(tuple(f"body:{c}" for c in alternatives), words)], _APPEARANCE)
-        elif self.clothing:
-            regions = ("upper", "lower")
+        elif self.clothing or self.only:
+            regions = _CLOTHES
             self._add_terms([(tuple(f"{r}:{c}" for c in alternatives), words) for r in regions], _APPEARANCE)
         else:  # where the colour is depends on the classes: decided in finish()
             self._add_terms([(tuple(f"?:{c}" for c in alternatives), words)], _APPEARANCE)
@@ -375,12 +403,24 @@ class Builder:
             for f in term.facets:
                 region, _, colour = f.partition(":")
                 facets += [f"{r}:{colour}" for r in regions] if region == "?" else [f]
-            terms.append(Term(tuple(dict.fromkeys(facets)), term.negated, term.words))
+            terms.append(Term(tuple(dict.fromkeys(facets)), term.negated, term.words, term.only))
         unique: list[Term] = []
         for term in terms:
             if term not in unique:
                 unique.append(term)
         return tuple(classes), tuple(unique)
+
+
+def _only(term: Term) -> Term:
+    """``term`` as an *only* term when it is a clothing colour ("all in black"), else as it is.
+
+    A negated colour ("not all in black") stays a plain negation.
+    """
+    colours = all(f.partition(":")[0] in _PERSON_REGIONS for f in term.facets)
+    colours = colours and all(f.partition(":")[2] in COLOURS for f in term.facets)
+    if term.negated or not colours:
+        return term
+    return Term(term.facets, term.negated, term.words, only=True)
 
 
 def _ridden(items: list[Item], i: int) -> bool:

@@ -30,6 +30,7 @@ AND = "and"
 OR = "or"
 COMMA = "comma"
 CLOTHING = "clothing"
+ONLY = "only"  # "from head to toe", "entirely": the colour is all the region shows
 WITH = "with"
 BOUNDARY = "boundary"
 STOP = "stop"
@@ -56,6 +57,7 @@ class Entry:
     colours: tuple[str, ...] = ()  # COLOUR entries of the vocabulary ("dark")
     strong: bool = True
     value: str = ""  # DIRECTION: heading value
+    only: bool = False  # CLOTHING: "all in", "wearing all": the colours that follow are all worn
 
 
 LEXICON: dict[str, Entry] = {}
@@ -249,10 +251,12 @@ _add(
 _add(Entry(NEG_WEAR), "not wearing, isn't wearing, is not wearing, not dressed in, not in")
 _add(Entry(AND), "and, plus, as well as, also")
 _add(Entry(OR), "or, either, and or, nor")
+_add(Entry(CLOTHING), "in, wearing, wears, wore, dressed, clad, dressed in, clad in, who is wearing")
+_add(Entry(CLOTHING, only=True), "all, dressed all in, all in, in all, wearing all, dressed all in all")
 _add(
-    Entry(CLOTHING),
-    "in, wearing, wears, wore, dressed, clad, all, dressed in, dressed all in, all in, clad in, in all",
-    "wearing all, who is wearing",
+    Entry(ONLY),
+    "head to toe, from head to toe, top to bottom, from top to bottom, entirely",
+    "completely, totally, wholly, all over",
 )
 _add(
     Entry(WITH),
@@ -271,7 +275,7 @@ _add(
     "about, from, to, at, on, into, onto, out, over, through, across, along, past, can, could",
     "would, should, will, do, does, did, want, need, like, see, saw, go, cameras, shade, kind, type",
     "sort, wear, worn, head, toe, front, behind, inside, outside, after, before, since, until, till",
-    "between, same, every, each, other, another, whose, whom, what, head to toe, from head to toe",
+    "between, same, every, each, other, another, whose, whom, what",
     "in front of, next to, there is, there are, has been",
 )
 _add(Entry(COLOUR_WORD), "coloured, colored, colour, color, toned, tone, shade of, shades of")

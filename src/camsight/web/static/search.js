@@ -96,7 +96,7 @@ function chipList(result, query, rerun) {
       const removable = !['not_analysed', 'unknown', 'corrected'].includes(chip.kind);
       return h('li', { class: `chip ${chip.kind}${chip.negated ? ' negated' : ''}` },
         h('span', { class: 'chip-kind' }, chipKind(chip)),
-        ` ${chip.negated ? 'not ' : ''}${chip.text}`,
+        ` ${chip.negated ? 'not ' : ''}${chip.text}${chip.only ? ' only' : ''}`,
         removable ? h('button', {
           type: 'button', class: 'chip-remove', 'aria-label': `Remove ${chip.text}`,
           onclick: () => {
