@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -125,6 +126,41 @@ def test_long_hair_is_not_headwear(intel_tracks, labelled, with_model) -> None:
         assert "attributes model" in attrs.evidence["headwear:worn"]
         # No bag is carried either.
         assert max(attrs.carried.values(), default=0) < 0.5, (pid, attrs.carried)
+
+
+class _FailsOnWideViews(PersonAttributeModel):
+    """The real model, failing on every second batch: the wide views' pass (a crash mid-index)."""
+
+    calls = 0
+
+    def predict(self, images):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls % 2 == 0:
+            raise RuntimeError("inference failed on the wide views")
+        return super().predict(images)
+
+
+def test_a_model_failing_on_the_wide_views_leaves_bags_from_the_tight_ones(
+    models_dir: Path, intel_tracks, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bags are read from views with room at the sides; if that pass fails, the tight views'
+    answers stand (with a warning), and nothing else is lost."""
+    path = models_dir / REGISTRY_NAME / f"{REGISTRY_NAME}.xml"
+    records = [
+        replace(rec, samples=[replace(v, wide=v.image) for v in rec.samples]) for rec in intel_tracks.values()
+    ]
+    plain = AttributeExtractor(use_pose=False, person_model_path=path)
+    tight = plain.extract_all(list(intel_tracks.values()))
+    failing = AttributeExtractor(use_pose=False)
+    failing._person_model, failing._person_model_tried = _FailsOnWideViews(path), True
+    with caplog.at_level("WARNING", logger="camsight.analytics.attributes"):
+        got = failing.extract_all(records)
+    assert "failed on the wide views" in caplog.text
+    assert failing.person_model is not None and failing.person_model.calls == 2
+    for before, after in zip(tight, got, strict=True):
+        assert after.carried == before.carried
+        assert after.colours == before.colours
+        assert "attributes model" in after.evidence["headwear:worn"]
 
 
 def test_model_output_keeps_no_sex_answer(models_dir: Path, intel_tracks) -> None:

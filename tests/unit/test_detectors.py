@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import supervision as sv
 
 from camsight.sources.video_file import VideoFile
-from camsight.tracking.crops import box_iou
 from camsight.vision.detections import CLASSES, PERSON
 from camsight.vision.detector import create_detector
 from camsight.vision.ssd import SsdMobileNetDetector
@@ -59,7 +59,7 @@ def test_finds_the_people_in_a_real_frame(request, vtest_frame, name):
     people = people.select(people.confidence >= 0.3)
     assert len(people) >= 5
     # Most ground-truth people are matched by a confident box (IoU >= 0.5).
-    matched = (box_iou(truth, people.xyxy.astype(np.float64)).max(axis=1) >= 0.5).sum()
+    matched = (sv.box_iou_batch(truth, people.xyxy.astype(np.float64)).max(axis=1) >= 0.5).sum()
     assert matched >= len(truth) - 2, f"{matched} of {len(truth)} people found by {name}"
 
 
@@ -79,7 +79,7 @@ def test_boxes_follow_the_image_size(yolox, vtest_frame):
     full = full.select(full.confidence >= 0.5)
     half = half.select(half.confidence >= 0.5)
     assert len(full) >= 3
-    iou = box_iou(full.xyxy.astype(np.float64) / 2, half.xyxy.astype(np.float64))
+    iou = sv.box_iou_batch(full.xyxy.astype(np.float64) / 2, half.xyxy.astype(np.float64))
     assert (iou.max(axis=1) >= 0.6).mean() >= 0.75
 
 
