@@ -214,6 +214,11 @@ def test_operator_session_end_to_end(server: dict, shared_data: Path) -> None:
         page.keyboard.press("Escape")
         expect(player).to_have_count(0)
 
+        # "All" means only that colour: the chip says so.
+        page.fill("input[name=q]", "dressed all in black")
+        page.keyboard.press("Enter")
+        expect(page.locator(".chip.attribute")).to_have_text(re.compile(r"black only"))
+
         # Draw a zone over the camera's picture and save it.
         page.click("nav a[data-page=cameras]")
         card = page.locator(".camera-card[data-camera=falls]")
