@@ -158,8 +158,9 @@ def test_describe_default_now_example():
 @pytest.mark.parametrize(
     "word",
     [
-        "person", "people", "persons", "someone", "somebody", "anyone", "pedestrian", "pedestrians",
-        "passer-by", "individual", "human", "visitor", "worker", "customer", "crowd",
+        "person", "people", "persons", "someone", "somebody", "anyone", "everyone", "everybody",
+        "pedestrian", "pedestrians", "passer-by", "individual", "human", "visitor", "worker",
+        "customer", "crowd",
     ],
 )  # fmt: skip
 def test_person_words(word):

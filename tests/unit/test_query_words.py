@@ -53,6 +53,25 @@ def test_words_that_are_no_misspelling_stay_unread(word):
     assert correct(word) is None
 
 
+@pytest.mark.parametrize(
+    ("word", "not_this"),
+    [
+        ("drinking", "driving"), ("couple", "coupe"), ("building", "balding"), ("stroller", "stroll"),
+        ("carts", "cars"), ("boat", "boot"), ("park", "parka"), ("office", "officer"),
+        ("tracks", "trucks"), ("buggy", "baggy"),
+    ],
+)  # fmt: skip
+def test_an_english_word_is_not_read_as_a_vocabulary_word_it_resembles(word, not_this):
+    assert correct(word) is None
+    q = parse(f"man {word} near the door")
+    assert q.corrections == () and word in q.unknown
+
+
+def test_a_couple_walking_is_people_not_a_car():
+    q = parse("a couple walking together")
+    assert "car" not in q.classes and q.corrections == ()
+
+
 def test_stop_words_and_camera_words_are_never_targets():
     stop = {k for k, e in LEXICON.items() if e.kind == STOP}
     assert not stop & set(vocabulary())

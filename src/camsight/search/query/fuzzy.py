@@ -18,7 +18,9 @@ changes the results while an unknown word is merely listed as not understood:
 * words of 6-7 letters take any one edit ("hoddie" -> hoodie), longer words
   two ("trowsars" -> trousers);
 * targets shorter than 4 letters are left out ("hate" is not "hat");
-* when two different readings are equally close the word is not corrected.
+* when two different readings are equally close the word is not corrected;
+* an English word in its own right is not a typo (:func:`english_word`): "drinking"
+  is not "driving", "couple" not "coupe", "building" not "balding".
 
 The distance is the optimal string alignment distance (Levenshtein plus
 adjacent transpositions) from ``rapidfuzz.distance.OSA``.
@@ -30,6 +32,7 @@ import functools
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
+from spellchecker import SpellChecker
 
 from camsight.search.colour_words import COMMON_COLOUR_WORDS
 from camsight.search.query.words import AND, BOUNDARY, CAMERA_WORD, COLOUR_WORD, LEXICON, OR, STOP
@@ -39,6 +42,10 @@ MIN_LETTERS = 4
 #: Item kinds that are never the reading of a misspelt word: they carry no facet,
 #: and reading a typo as "the" or "camera" would only hide it.
 _NOT_TARGETS = frozenset({STOP, AND, OR, BOUNDARY, CAMERA_WORD, COLOUR_WORD})
+#: How often a word must occur in pyspellchecker's English word counts (from film subtitles) to
+#: be a word of its own: "stroller" 793, "carts" 1,870, "drinking" 86,378; typos of vocabulary
+#: words are absent or at its floor of 50 ("truk", "redd"), and "blu" has 173.
+ENGLISH_COUNT = 500
 
 
 @functools.cache
@@ -47,6 +54,23 @@ def vocabulary() -> tuple[str, ...]:
     words = {k for k, e in LEXICON.items() if " " not in k and e.kind not in _NOT_TARGETS}
     words |= {w for w in COMMON_COLOUR_WORDS if " " not in w}
     return tuple(sorted(w for w in words if len(w) >= MIN_LETTERS and w.isalpha()))
+
+
+@functools.cache
+def _english_words() -> frozenset[str]:
+    # Read once, when a first word needs it (0.2 s): most queries have no unknown word. Only the
+    # common words are kept (about 3 MB, against 36 MB for the whole list).
+    counts = SpellChecker(language="en", distance=1).word_frequency.dictionary
+    return frozenset(w for w, n in counts.items() if n >= ENGLISH_COUNT)
+
+
+def english_word(word: str) -> bool:
+    """Whether ``word`` is a common English word (not a misspelling of another).
+
+    >>> english_word("drinking"), english_word("persn")
+    (True, False)
+    """
+    return word.lower() in _english_words()
 
 
 def max_edits(word: str) -> int:
@@ -75,12 +99,12 @@ def _allowed(word: str, target: str) -> bool:
 def correct(word: str) -> str | None:
     """The vocabulary word ``word`` most likely misspells, or ``None``.
 
-    >>> correct("persn"), correct("jakcet"), correct("wall"), correct("xqzv")
-    ('person', 'jacket', None, None)
+    >>> correct("persn"), correct("jakcet"), correct("wall"), correct("xqzv"), correct("drinking")
+    ('person', 'jacket', None, None, None)
     """
     word = word.lower()
     limit = max_edits(word)
-    if not limit or not word.isalpha() or word in LEXICON:
+    if not limit or not word.isalpha() or word in LEXICON or english_word(word):
         return None
     found = process.extract(word, vocabulary(), scorer=OSA.distance, score_cutoff=limit, limit=None)
     candidates = [(target, dist) for target, dist, _ in found if _allowed(word, target)]

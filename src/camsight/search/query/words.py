@@ -78,7 +78,8 @@ def _person(*phrases: str, na: bool = False, terms: tuple[tuple[str, ...], ...] 
 
 # People. Words that carry sex or age are also listed as not analysed.
 _person(
-    "person, persons, people, someone, somebody, anyone, anybody, individual, individuals, human, humans",
+    "person, persons, people, someone, somebody, anyone, anybody, everyone, everybody, individual",
+    "individuals, human, humans",
     "pedestrian, pedestrians, passerby, passer by, passers by, visitor, visitors, worker, workers, staff",
     "employee, employees, customer, customers, shopper, shoppers, courier, couriers, guard, guards",
     "security guard, officer, police officer, cleaner, student, students, crowd, group of people",
