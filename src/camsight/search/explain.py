@@ -113,8 +113,8 @@ _KIN: dict[str, frozenset[str]] = {
     "grey": frozenset({"black", "white"}),
 }
 #: Hair and skin are read in the upper body too (long hair over the shoulders, bare arms):
-#: their colours there are not a second garment. PETS09 and the Intel clip's long blonde hair
-#: read upper brown 0.9 over black tops.
+#: their colours there are not a second garment. On the Intel clip a woman's long blonde hair
+#: reads upper brown 0.88 over her black top.
 _HAIR_AND_SKIN_IN = {"upper": frozenset({"brown", "yellow", "orange", "pink"})}
 #: Regions an *only* term applies to: clothing (a van's windows and tyres are not its paint).
 ONLY_REGIONS = ("upper", "lower", "headwear")
