@@ -20,13 +20,14 @@ facets are matched without code here.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from camsight.records.facets import COLOURS
+from camsight.records.facets import COLOURS, PERSON_REGIONS
 from camsight.search.query_model import Term
 
 
@@ -116,15 +117,15 @@ _KIN: dict[str, frozenset[str]] = {
 #: their colours there are not a second garment. On the Intel clip a woman's long blonde hair
 #: reads upper brown 0.88 over her black top.
 _HAIR_AND_SKIN_IN = {"upper": frozenset({"brown", "yellow", "orange", "pink"})}
-#: Regions an *only* term applies to: clothing (a van's windows and tyres are not its paint).
-ONLY_REGIONS = ("upper", "lower", "headwear")
 
 
+@functools.cache  # asked for every hit's explanation of a term, not only once per search
 def spoilers(term: Term) -> tuple[str, ...]:
     """The facets that, at or above their ``present`` threshold, make an *only* term fail.
 
     Every other colour of the term's regions, less the asked colours' kin (black's grey) and,
-    on the upper body, hair and skin colours. Empty for a term that is not *only*.
+    on the upper body, hair and skin colours. Only a person's regions count: a van's windows
+    and tyres are not its paint. Empty for a term that is not *only*.
 
     >>> [f.partition(":")[2] for f in spoilers(Term(("lower:black",), only=True))]
     ['white', 'red', 'orange', 'yellow', 'green', 'blue', 'purple', 'pink', 'brown']
@@ -136,7 +137,7 @@ def spoilers(term: Term) -> tuple[str, ...]:
     asked: dict[str, set[str]] = {}
     for facet in term.facets:
         region, _, colour = facet.partition(":")
-        if region in ONLY_REGIONS and colour in COLOURS:
+        if region in PERSON_REGIONS and colour in COLOURS:
             asked.setdefault(region, set()).add(colour)
     out: list[str] = []
     for region, colours in asked.items():
@@ -178,15 +179,13 @@ def explain_term(term: Term, facet_scores: Mapping[str, float], matched: bool) -
     spoilt = other is not None and others[other] >= threshold(other).present - 1e-6
     if spoilt and not matched and score >= t.present - 1e-6:
         assert other is not None
-        # The asked colour is there, and so is another one: not *only* that colour.
-        where = region_name(other)
-        also = "also" if where == region_name(key) else f"{where} also"
+        # The asked colour is there, and so is another one of its region: not *only* that colour.
         detail = (
-            f"{region_name(key)}: {_value(key)} {score:.0%}, but {also} {_value(other)} "
+            f"{region_name(key)}: {_value(key)} {score:.0%}, but also {_value(other)} "
             f"{others[other]:.0%} (only {_value(key)} asked: another colour must stay below "
             f"{threshold(other).present:.0%})"
         )
-        return {"facet": other, "region": where, "detail": detail}
+        return {"facet": other, "region": region_name(other), "detail": detail}
     if term.negated and matched:
         regions = _regions(known)
         values = " or ".join(sorted({_value(f) for f in known}))

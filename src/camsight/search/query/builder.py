@@ -8,7 +8,7 @@ negation and its carry-over across "or"/"nor"/"and", "backpack or suitcase"
 
 from __future__ import annotations
 
-from camsight.records.facets import COLOURS, SHADED_REGIONS, VEHICLE_LABELS
+from camsight.records.facets import COLOURS, PERSON_REGIONS, SHADED_REGIONS, VEHICLE_LABELS
 from camsight.search.colour_words import LIGHTER, basic_colours
 from camsight.search.colour_words import MODIFIERS as SHADE_WORDS
 from camsight.search.query.lexer import Item
@@ -44,7 +44,6 @@ from camsight.search.query_model import Term
 _GRAMMAR = frozenset({STOP, WITH, CLOTHING, ONLY, AND, OR, NEG, NEG_WEAR, BOUNDARY, COLOUR_WORD, MOVE})
 _APPEARANCE = "appearance"
 _ACTIVITY = "activity"
-_PERSON_REGIONS = ("upper", "lower", "headwear")
 _CLOTHES = ("upper", "lower")  # "in black": what someone wears, head aside
 _PERSON_FACET_PREFIXES = ("upper:", "lower:", "headwear:", "carried:", "posture:")
 
@@ -394,7 +393,7 @@ class Builder:
         elif set(classes) <= set(VEHICLE_LABELS):
             regions = ("body",)
         elif "person" in classes and len(classes) == 1:
-            regions = _PERSON_REGIONS
+            regions = PERSON_REGIONS
         else:
             regions = ("upper", "lower", "body")
         terms = []
@@ -416,7 +415,7 @@ def _only(term: Term) -> Term:
 
     A negated colour ("not all in black") stays a plain negation.
     """
-    colours = all(f.partition(":")[0] in _PERSON_REGIONS for f in term.facets)
+    colours = all(f.partition(":")[0] in PERSON_REGIONS for f in term.facets)
     colours = colours and all(f.partition(":")[2] in COLOURS for f in term.facets)
     if term.negated or not colours:
         return term
